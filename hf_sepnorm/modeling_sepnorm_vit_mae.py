@@ -1,0 +1,104 @@
+"""SepNorm ViT-MAE: transformers' ViT-MAE classes with separate [CLS] normalization, plus an image classifier.
+
+Each class inherits the transformers class and only says where the SepNorms go; see `sepnorm.py`.
+"""
+
+import copy
+
+import torch
+from torch import nn
+from transformers import ViTMAEForPreTraining, ViTMAEModel, ViTMAEPreTrainedModel
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .configuration_sepnorm_vit_mae import SepNormViTMAEConfig
+from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
+
+
+def _block_norms(prefix: str, num_layers: int) -> list[str]:
+    return [f"{prefix}.{i}.{norm}" for i in range(num_layers) for norm in ("layernorm_before", "layernorm_after")]
+
+
+class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel):
+    config_class = SepNormViTMAEConfig
+    config: SepNormViTMAEConfig
+
+
+class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
+    def sepnorm_locations(self) -> dict[str, list[str]]:
+        norms = _block_norms("layers", self.config.num_hidden_layers) + ["layernorm"]
+        return {"cls_norm": select_sepnorm_paths(self.config, "cls_norm", norms, "layernorm", norms[0])}
+
+
+SepNormViTMAEPreTrainedModel.sepnorm_backbone_class = SepNormViTMAEModel
+
+
+class SepNormViTMAEForPreTraining(SepNormViTMAEPreTrainedModel, ViTMAEForPreTraining):
+    def sepnorm_locations(self) -> dict[str, list[str]]:
+        norms = _block_norms("decoder.decoder_layers", self.config.decoder_num_hidden_layers) + ["decoder.decoder_norm"]
+        return {"decoder_cls_norm": select_sepnorm_paths(self.config, "decoder_cls_norm", norms, norms[-1])}
+
+
+class SepNormViTMAEForImageClassification(SepNormViTMAEPreTrainedModel):
+    """A linear classifier on the SepNorm ViT-MAE encoder, pooling [CLS] (`classifier_pooling="cls"`, default) or
+    the mean of the patch tokens ("mean"). Classification sees every patch in its place: no random masking, no
+    shuffling, whatever `mask_ratio` the pretraining config had."""
+
+    def __init__(self, config: SepNormViTMAEConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.vit = SepNormViTMAEModel(config)
+        unmasked_config = copy.deepcopy(config)
+        unmasked_config.mask_ratio = 0.0
+        self.vit.embeddings.config = unmasked_config
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput:
+        if pixel_values is None:
+            raise ValueError("SepNormViTMAEForImageClassification needs `pixel_values`.")
+        patch_height, patch_width = self.vit.embeddings.patch_embeddings.patch_size
+        num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
+        in_order = torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
+        outputs = self.vit(
+            pixel_values, noise=in_order, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
+        )
+        sequence = outputs.last_hidden_state
+        pooled = sequence[:, 0] if self.config.classifier_pooling == "cls" else sequence[:, 1:].mean(dim=1)
+        logits = self.classifier(pooled)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+# Stock ViT-MAE checkpoints use legacy key names that transformers renames by class name: give ours the same.
+for _sepnorm_class, _stock_class in (
+    (SepNormViTMAEModel, ViTMAEModel),
+    (SepNormViTMAEForPreTraining, ViTMAEForPreTraining),
+):
+    register_checkpoint_conversion_mapping(
+        _sepnorm_class.__name__, get_checkpoint_conversion_mapping(_stock_class.__name__), overwrite=True
+    )
+
+register_family(
+    SepNormViTMAEConfig,
+    {
+        "AutoModel": SepNormViTMAEModel,
+        "AutoModelForPreTraining": SepNormViTMAEForPreTraining,
+        "AutoModelForImageClassification": SepNormViTMAEForImageClassification,
+    },
+)
+
+__all__ = [
+    "SepNormViTMAEPreTrainedModel",
+    "SepNormViTMAEModel",
+    "SepNormViTMAEForPreTraining",
+    "SepNormViTMAEForImageClassification",
+]

@@ -1,0 +1,273 @@
+"""SepNorm: separate normalization of the [CLS] token (Chen et al., NeurIPS 2023, arXiv 2309.12931).
+
+A transformer's shared LayerNorm is replaced by a `SepNorm`: positions 1..L-1 keep the LayerNorm (same
+parameter names, so stock checkpoints load unchanged) and position 0, the [CLS] token, gets a norm of its
+own, the child module `cls_norm`.
+
+This file travels with every checkpoint (remote code): it may import only the standard library, torch and
+transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")
+SEPNORM_SCOPES = ("all", "final")
+
+
+def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"Unknown {field}={value!r}: choose one of {', '.join(repr(a) for a in allowed)}.")
+
+
+@dataclass
+class SepNormConfigMixin:
+    """The SepNorm fields shared by every SepNorm config class.
+
+    cls_norm: how [CLS] is normalized. "batch" (the paper's default: BatchNorm over the batch), "layer" (a LayerNorm
+        of its own), "rms" (an RMSNorm of its own) or "shared" (the ShareNorm baseline: exactly the stock model).
+    sepnorm_scope: "all" (every norm of the token sequence) or "final" (only the encoder's last norm).
+    cls_norm_momentum: momentum of the [CLS] BatchNorm's running statistics (torch's convention).
+    """
+
+    cls_norm: str = "batch"
+    sepnorm_scope: str = "all"
+    cls_norm_momentum: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        self.validate_sepnorm_fields()
+        super().__post_init__(**kwargs)
+
+    def validate_sepnorm_fields(self):
+        check_choice("cls_norm", self.cls_norm, CLS_NORM_KINDS)
+        check_choice("sepnorm_scope", self.sepnorm_scope, SEPNORM_SCOPES)
+        if not 0.0 <= self.cls_norm_momentum <= 1.0:
+            raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")
+
+
+_recomputing_activations = False
+
+
+@contextlib.contextmanager
+def _batch_statistics_frozen():
+    global _recomputing_activations
+    previous, _recomputing_activations = _recomputing_activations, True
+    try:
+        yield
+    finally:
+        _recomputing_activations = previous
+
+
+def checkpoint_updating_statistics_once(checkpoint_fn):
+    """Wrap an activation-checkpointing function so that [CLS] BatchNorm running statistics are updated by the
+    forward pass only, not a second time when the backward pass recomputes the layer (reentrant or not)."""
+
+    def checkpoint(function, *args, **kwargs):
+        calls = 0
+
+        def forward_then_recompute(*inner_args, **inner_kwargs):
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return function(*inner_args, **inner_kwargs)
+            with _batch_statistics_frozen():
+                return function(*inner_args, **inner_kwargs)
+
+        return checkpoint_fn(forward_then_recompute, *args, **kwargs)
+
+    return checkpoint
+
+
+class ClsBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the batch for the [CLS] rows, safe in every situation a Trainer creates.
+
+    - It computes in fp32 and keeps its parameters and running statistics in fp32 whatever the model is cast to:
+      running statistics accumulate small updates that bf16 would round away.
+    - A training batch of one sample has no batch variance: that batch is normalized with the running statistics,
+      which it does not update, and a warning is given once.
+    - During the recomputation of activation checkpointing it normalizes with batch statistics but does not update
+      the running statistics again (see `checkpoint_updating_statistics_once`).
+    """
+
+    _warned_single_sample = False
+
+    def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        states = cls_states.float()
+        if not self.training:
+            normalized = super().forward(states)
+        elif states.shape[0] == 1:
+            if not ClsBatchNorm._warned_single_sample and not torch.compiler.is_compiling():
+                ClsBatchNorm._warned_single_sample = True
+                warnings.warn(
+                    "SepNorm: a training batch of 1 sample has no batch statistics; the [CLS] BatchNorm uses its "
+                    "running statistics for such batches and does not update them. Use batches of 2 or more "
+                    "(e.g. `dataloader_drop_last=True`) to train the [CLS] norm.",
+                    stacklevel=2,
+                )
+            normalized = nn.functional.batch_norm(
+                states, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        elif _recomputing_activations:
+            normalized = nn.functional.batch_norm(states, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        else:
+            normalized = super().forward(states)
+        return normalized.to(cls_states.dtype)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for tensor in (*self.parameters(recurse=False), *self.buffers(recurse=False)):
+            if tensor.is_floating_point() and tensor.dtype != torch.float32:
+                tensor.data = tensor.data.float()
+        return self
+
+
+def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
+    check_choice("cls_norm", kind, CLS_NORM_KINDS[:-1])
+    if kind == "batch":
+        return ClsBatchNorm(hidden_size, eps=eps, momentum=momentum)
+    if kind == "layer":
+        return nn.LayerNorm(hidden_size, eps=eps)
+    return nn.RMSNorm(hidden_size, eps=eps)
+
+
+class SepNormLayerNorm(nn.LayerNorm):
+    """A LayerNorm over tokens 1..L-1 whose position 0 ([CLS]) is normalized by `self.cls_norm` instead.
+
+    Its own `weight`/`bias` are the replaced LayerNorm's, under the same names. The forward normalizes the whole
+    sequence once and overwrites row 0 in place: no copy of the hidden states, and the LayerNorm backward does not
+    need its output, so the in-place write is autograd-safe.
+    """
+
+    def __init__(self, normalized_shape, cls_norm: nn.Module, eps: float = 1e-5, **kwargs):
+        super().__init__(normalized_shape, eps=eps, **kwargs)
+        self.cls_norm = cls_norm
+
+    @classmethod
+    def replacing(cls, layer_norm: nn.LayerNorm, kind: str, momentum: float = 0.1) -> SepNormLayerNorm:
+        """A SepNorm of the same shape, eps, device and dtype as `layer_norm`, sharing its parameters."""
+        (hidden_size,) = layer_norm.normalized_shape
+        sepnorm = cls(hidden_size, build_cls_norm(kind, hidden_size, layer_norm.eps, momentum), eps=layer_norm.eps)
+        sepnorm.weight, sepnorm.bias = layer_norm.weight, layer_norm.bias
+        if layer_norm.weight is not None:
+            sepnorm.cls_norm.to(device=layer_norm.weight.device)
+        return sepnorm
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        normalized = super().forward(hidden_states)
+        normalized[:, 0] = self.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
+        return normalized
+
+    @torch.no_grad()
+    def copy_token_norm_to_cls_norm(self) -> None:
+        """Start the [CLS] norm from this LayerNorm's affine parameters (e.g. after converting a stock checkpoint)."""
+        self.cls_norm.weight.copy_(self.weight)
+        if getattr(self.cls_norm, "bias", None) is not None:
+            self.cls_norm.bias.copy_(self.bias)
+
+
+def init_cls_norms_from_token_norms(model: nn.Module) -> int:
+    """Copy each SepNorm's LayerNorm weight/bias into its [CLS] norm; returns how many were set.
+
+    With `cls_norm="layer"` this makes a converted stock checkpoint compute exactly what the stock model does.
+    """
+    sepnorms = [module for module in model.modules() if isinstance(module, SepNormLayerNorm)]
+    for sepnorm in sepnorms:
+        sepnorm.copy_token_norm_to_cls_norm()
+    return len(sepnorms)
+
+
+def select_sepnorm_paths(
+    config, kind_field: str, norms: list[str], final_norm: str, constant_cls_norm: str | None = None
+) -> list[str]:
+    """The paths, among a stack's sequence norms `norms`, that `config.sepnorm_scope` turns into SepNorms.
+
+    `constant_cls_norm` names the norm whose [CLS] input is the same learned vector for every sample (BERT's
+    embedding LayerNorm, ViT-MAE's first `layernorm_before`). Its batch variance is 0: a BatchNorm there outputs its
+    bias in training, which blocks the gradient to the [CLS] embedding, and in eval divides the lag of its running
+    mean by sqrt(eps). A LayerNorm of a constant is just as expressive a constant, so with `cls_norm="batch"` that
+    norm stays shared.
+    """
+    if config.sepnorm_scope == "final":
+        return [final_norm]
+    if getattr(config, kind_field) == "batch":
+        return [path for path in norms if path != constant_cls_norm]
+    return norms
+
+
+def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: float) -> None:
+    """Replace the LayerNorms at `paths` (relative to `module`) with SepNorms whose [CLS] norm is `kind`."""
+    if kind == "shared":
+        return
+    for path in paths:
+        layer_norm = module.get_submodule(path)
+        if isinstance(layer_norm, SepNormLayerNorm):
+            continue
+        if not isinstance(layer_norm, nn.LayerNorm):
+            raise TypeError(f"SepNorm expected a LayerNorm at {path!r}, found {type(layer_norm).__name__}.")
+        module.set_submodule(path, SepNormLayerNorm.replacing(layer_norm, kind, momentum))
+
+
+class SepNormPreTrainedMixin:
+    """Mixed into a family's `PreTrainedModel` subclass: installs the SepNorms before transformers' `post_init`.
+
+    A family says where the norms go by overriding `sepnorm_locations`; a task head whose `__init__` (inherited from
+    transformers) builds the stock backbone gets it promoted, in place, to the family's SepNorm backbone class
+    `sepnorm_backbone_class`, which adds no state of its own beyond the norms it installs.
+    """
+
+    sepnorm_backbone_class: ClassVar[type | None] = None
+    sepnorm_auto_classes: ClassVar[dict[str, type]] = {}
+
+    def sepnorm_locations(self) -> dict[str, list[str]]:
+        """Map each config field naming a [CLS] norm kind to the LayerNorm paths (relative to `self`) it applies to."""
+        return {}
+
+    def install_sepnorms(self) -> None:
+        for kind_field, paths in self.sepnorm_locations().items():
+            install_sepnorm(self, paths, getattr(self.config, kind_field), self.config.cls_norm_momentum)
+
+    def post_init(self):
+        if not isinstance(self.config, SepNormConfigMixin):
+            raise TypeError(
+                f"{type(self).__name__} needs a SepNorm config, got {type(self.config).__name__}. Build one with "
+                f"`{self.config_class.__name__}(**config.to_dict())` or `{self.config_class.__name__}.from_pretrained(...)`."
+            )
+        backbone = getattr(self, self.base_model_prefix, None)
+        if backbone is not None and not isinstance(backbone, SepNormPreTrainedMixin):
+            backbone.__class__ = self.sepnorm_backbone_class
+            backbone.install_sepnorms()
+        self.install_sepnorms()
+        if any(isinstance(module, ClsBatchNorm) for module in self.modules()):
+            self._keep_in_fp32_modules_strict = {*(self._keep_in_fp32_modules_strict or ()), "cls_norm"}
+        self.config.auto_map = {
+            "AutoConfig": _qualified_name(self.config_class),
+            **{auto: _qualified_name(model_class) for auto, model_class in self.sepnorm_auto_classes.items()},
+        }
+        super().post_init()
+
+    def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):
+        if gradient_checkpointing_func is None:
+            from torch.utils.checkpoint import checkpoint as gradient_checkpointing_func
+        super()._set_gradient_checkpointing(
+            enable, checkpoint_updating_statistics_once(gradient_checkpointing_func), **kwargs
+        )
+
+
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def register_family(config_class, auto_classes: dict[str, type]) -> None:
+    """Mark a family's config and model classes as custom code, so that `save_pretrained` writes the code files next
+    to the weights and the config's `auto_map` lists every head of the family."""
+    config_class.register_for_auto_class()
+    for auto_class, model_class in auto_classes.items():
+        model_class.register_for_auto_class(auto_class)
+        model_class.sepnorm_auto_classes = auto_classes
