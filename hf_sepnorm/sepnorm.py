@@ -11,8 +11,8 @@ transformers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -27,7 +27,7 @@ def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"Unknown {field}={value!r}: choose one of {', '.join(repr(a) for a in allowed)}.")
 
 
-@dataclass
+@dataclasses.dataclass
 class SepNormConfigMixin:
     """The SepNorm fields shared by every SepNorm config class.
 
@@ -42,6 +42,8 @@ class SepNormConfigMixin:
     cls_norm_momentum: float = 0.1
 
     def __post_init__(self, **kwargs):
+        # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
+        kwargs.pop("model_type", None)
         self.validate_sepnorm_fields()
         super().__post_init__(**kwargs)
 
@@ -92,40 +94,49 @@ class ClsBatchNorm(nn.BatchNorm1d):
       running statistics accumulate small updates that bf16 would round away.
     - A training batch of one sample has no batch variance: that batch is normalized with the running statistics,
       which it does not update, and a warning is given once.
-    - During the recomputation of activation checkpointing it normalizes with batch statistics but does not update
-      the running statistics again (see `checkpoint_updating_statistics_once`).
+    - During the recomputation of activation checkpointing it normalizes with the same batch statistics but does not
+      update the running statistics again (see `checkpoint_updating_statistics_once`).
     """
 
     _warned_single_sample = False
+    # what `from_pretrained(dtype=...)` keeps in fp32 (a pattern "cls_norm" would turn num_batches_tracked to float)
+    fp32_keys = tuple(f"cls_norm.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
 
     def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
         states = cls_states.float()
-        if not self.training:
-            normalized = super().forward(states)
-        elif states.shape[0] == 1:
-            if not ClsBatchNorm._warned_single_sample and not torch.compiler.is_compiling():
-                ClsBatchNorm._warned_single_sample = True
-                warnings.warn(
-                    "SepNorm: a training batch of 1 sample has no batch statistics; the [CLS] BatchNorm uses its "
-                    "running statistics for such batches and does not update them. Use batches of 2 or more "
-                    "(e.g. `dataloader_drop_last=True`) to train the [CLS] norm.",
-                    stacklevel=2,
-                )
-            normalized = nn.functional.batch_norm(
-                states, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-            )
-        elif _recomputing_activations:
-            normalized = nn.functional.batch_norm(states, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        else:
-            normalized = super().forward(states)
+        use_batch_statistics = self.training and states.shape[0] > 1
+        if self.training and not use_batch_statistics:
+            self._warn_single_sample()
+        momentum = 0.0
+        if use_batch_statistics and not _recomputing_activations:
+            self.num_batches_tracked.add_(1)
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        # One call for every case, momentum 0 where the running statistics must not move: activation
+        # checkpointing requires the recomputation to save exactly the tensors the forward saved.
+        normalized = nn.functional.batch_norm(
+            states, self.running_mean, self.running_var, self.weight, self.bias, use_batch_statistics, momentum, self.eps
+        )
         return normalized.to(cls_states.dtype)
 
+    def _warn_single_sample(self) -> None:
+        if ClsBatchNorm._warned_single_sample or torch.compiler.is_compiling():
+            return
+        ClsBatchNorm._warned_single_sample = True
+        warnings.warn(
+            "SepNorm: a training batch of 1 sample has no batch statistics; the [CLS] BatchNorm uses its running "
+            "statistics for such batches and does not update them. Use batches of 2 or more (e.g. "
+            "`dataloader_drop_last=True`) to train the [CLS] norm.",
+            stacklevel=3,
+        )
+
     def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for tensor in (*self.parameters(recurse=False), *self.buffers(recurse=False)):
-            if tensor.is_floating_point() and tensor.dtype != torch.float32:
-                tensor.data = tensor.data.float()
-        return self
+        def move_keeping_fp32(tensor):
+            converted = fn(tensor)
+            if tensor.dtype == torch.float32 and converted.dtype != torch.float32:
+                return tensor.to(device=converted.device)
+            return converted
+
+        return super()._apply(move_keeping_fp32, recurse)
 
 
 def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
@@ -234,7 +245,8 @@ class SepNormPreTrainedMixin:
             install_sepnorm(self, paths, getattr(self.config, kind_field), self.config.cls_norm_momentum)
 
     def post_init(self):
-        if not isinstance(self.config, SepNormConfigMixin):
+        # duck-typed: remote code may load the config class from another copy of this file
+        if not all(hasattr(self.config, field.name) for field in dataclasses.fields(SepNormConfigMixin)):
             raise TypeError(
                 f"{type(self).__name__} needs a SepNorm config, got {type(self.config).__name__}. Build one with "
                 f"`{self.config_class.__name__}(**config.to_dict())` or `{self.config_class.__name__}.from_pretrained(...)`."
@@ -245,7 +257,7 @@ class SepNormPreTrainedMixin:
             backbone.install_sepnorms()
         self.install_sepnorms()
         if any(isinstance(module, ClsBatchNorm) for module in self.modules()):
-            self._keep_in_fp32_modules_strict = {*(self._keep_in_fp32_modules_strict or ()), "cls_norm"}
+            self._keep_in_fp32_modules_strict = {*(self._keep_in_fp32_modules_strict or ()), *ClsBatchNorm.fp32_keys}
         self.config.auto_map = {
             "AutoConfig": _qualified_name(self.config_class),
             **{auto: _qualified_name(model_class) for auto, model_class in self.sepnorm_auto_classes.items()},

@@ -1,0 +1,97 @@
+"""Saved SepNorm folders load with trust_remote_code in a fresh process where hf_sepnorm cannot be imported."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_config
+from safetensors.torch import save_file
+
+from hf_sepnorm import (
+    SepNormBertForMaskedLM,
+    SepNormBertForSequenceClassification,
+    SepNormViTMAEForImageClassification,
+    SepNormViTMAEForPreTraining,
+)
+
+LOAD_WITHOUT_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class BlockHfSepnorm(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_sepnorm" or name.startswith("hf_sepnorm."):
+                raise ImportError("hf_sepnorm is blocked in this process")
+
+    sys.meta_path.insert(0, BlockHfSepnorm())
+    try:
+        import hf_sepnorm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("hf_sepnorm was importable")
+
+    import torch, transformers
+    from safetensors.torch import load_file, save_file
+
+    folder, auto_class_name, out_file = sys.argv[1:4]
+    auto_class = getattr(transformers, auto_class_name)
+    model, info = auto_class.from_pretrained(folder, trust_remote_code=True, output_loading_info=True)
+    assert not any(info[key] for key in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    inputs = load_file(folder + "/inputs.safetensors")
+    with torch.no_grad():
+        output = model.eval()(**inputs)
+    save_file({"output": output[0].contiguous()}, out_file)
+    print(json.dumps({"class": type(model).__name__, "module": type(model).__module__,
+                      "backbone": type(model.base_model).__name__}))
+    """
+)
+
+
+def load_in_fresh_process(folder, auto_class_name, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_PACKAGE, str(folder), auto_class_name, str(tmp_path / "out.safetensors")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    return json.loads(result.stdout.strip().splitlines()[-1]), load_file(tmp_path / "out.safetensors")["output"]
+
+
+CASES = [
+    (SepNormBertForSequenceClassification, tiny_bert_config, bert_inputs, "AutoModelForSequenceClassification"),
+    (SepNormBertForMaskedLM, tiny_bert_config, bert_inputs, "AutoModelForMaskedLM"),
+    (SepNormViTMAEForImageClassification, tiny_vit_mae_config, image_inputs, "AutoModelForImageClassification"),
+    (SepNormViTMAEForPreTraining, tiny_vit_mae_config, image_inputs, "AutoModelForPreTraining"),
+]
+
+
+@pytest.mark.parametrize("model_class, make_config, make_inputs, auto_class_name", CASES, ids=[c[3] for c in CASES])
+def test_remote_code_gives_bit_identical_outputs(tmp_path, model_class, make_config, make_inputs, auto_class_name):
+    model = model_class(make_config(num_labels=3)).train()
+    model(**make_inputs(batch_size=8))  # running statistics away from their initial values
+    model.eval()
+    folder = tmp_path / "checkpoint"
+    model.save_pretrained(folder)
+    inputs = make_inputs()
+    if model_class is SepNormViTMAEForPreTraining:
+        inputs["noise"] = torch.rand(4, 16)
+    save_file(inputs, folder / "inputs.safetensors")
+    with torch.no_grad():
+        expected = model(**inputs)[0]
+
+    loaded, output = load_in_fresh_process(folder, auto_class_name, tmp_path)
+    assert loaded["class"] == model_class.__name__
+    assert loaded["module"].startswith("transformers_modules.")
+    assert loaded["backbone"] == type(model.base_model).__name__
+    assert torch.equal(output, expected)
