@@ -32,29 +32,44 @@ def sepnorm_class_for(stock_config) -> type[PreTrainedModel]:
     return getattr(module, backbone_name)
 
 
+def check_nothing_left_random(
+    model: PreTrainedModel, loading_info: dict, checkpoint, allow_new_head: bool = False
+) -> None:
+    """Raise if loading `checkpoint` left weights randomly initialized, other than the new [CLS] norms and, with
+    `allow_new_head`, weights outside the backbone (a task head on a pretrained backbone)."""
+    backbone_prefix = "" if model.base_model is model else model.base_model_prefix + "."
+    random_weights = [
+        key
+        for key in sorted(loading_info["missing_keys"])
+        if ".cls_norm." not in key and (not allow_new_head or key.startswith(backbone_prefix))
+    ]
+    if random_weights:
+        raise ValueError(
+            f"Loading {checkpoint} into {type(model).__name__} left these weights randomly initialized: "
+            f"{random_weights}. Use the SepNorm class matching the checkpoint's architecture and size."
+        )
+
+
 def convert_stock_checkpoint(
     stock_checkpoint: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     model_class: type[PreTrainedModel] | None = None,
     init_cls_norm_from_token_norm: bool = True,
+    allow_new_head: bool = False,
     **config_overrides,
 ) -> PreTrainedModel:
     """Load a stock BERT / ViT-MAE checkpoint (folder or Hub id) into its SepNorm class.
 
     Every stock weight is loaded; only the new [CLS] norms are missing, and they start from the LayerNorm they sit
     in (`init_cls_norm_from_token_norm`, the default) or from the default init. `config_overrides` set SepNorm fields
-    such as `cls_norm="batch"`. Raises if any other weight is missing. Saves to `output_dir` when given, with the
-    tokenizer or image processor found next to the checkpoint.
+    such as `cls_norm="batch"`. Raises if any other weight is missing, except, with `allow_new_head`, the task head's
+    (fine-tuning a pretrained backbone). Saves to `output_dir` when given, with the tokenizer or image processor found
+    next to the checkpoint.
     """
     stock_config = AutoConfig.from_pretrained(stock_checkpoint)
     model_class = model_class or sepnorm_class_for(stock_config)
     model, loading_info = model_class.from_pretrained(stock_checkpoint, output_loading_info=True, **config_overrides)
-    unexpected_missing = [key for key in loading_info["missing_keys"] if ".cls_norm." not in key]
-    if unexpected_missing:
-        raise ValueError(
-            f"Converting {stock_checkpoint} into {model_class.__name__} left these weights randomly initialized: "
-            f"{unexpected_missing}. Pick the SepNorm class matching the checkpoint's head (`model_class=`)."
-        )
+    check_nothing_left_random(model, loading_info, stock_checkpoint, allow_new_head=allow_new_head)
     if init_cls_norm_from_token_norm:
         init_cls_norms_from_token_norms(model)
     if output_dir is not None:

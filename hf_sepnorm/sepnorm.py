@@ -67,6 +67,11 @@ def _batch_statistics_frozen():
         _recomputing_activations = previous
 
 
+def is_recomputing_activations() -> bool:
+    """True while activation checkpointing recomputes a layer's forward inside the backward pass."""
+    return _recomputing_activations
+
+
 def checkpoint_updating_statistics_once(checkpoint_fn):
     """Wrap an activation-checkpointing function so that [CLS] BatchNorm running statistics are updated by the
     forward pass only, not a second time when the backward pass recomputes the layer (reentrant or not)."""
@@ -87,7 +92,21 @@ def checkpoint_updating_statistics_once(checkpoint_fn):
     return checkpoint
 
 
-class ClsBatchNorm(nn.BatchNorm1d):
+class KeepsFp32:
+    """Mixed into a module whose fp32 parameters and buffers must stay fp32 whatever dtype the model is cast to
+    (`model.to(torch.bfloat16)`, `.half()`): running statistics accumulate updates that bf16 would round away."""
+
+    def _apply(self, fn, recurse=True):
+        def convert_keeping_fp32(tensor):
+            converted = fn(tensor)
+            if tensor.dtype == torch.float32 and converted.dtype != torch.float32:
+                return tensor.to(device=converted.device)
+            return converted
+
+        return super()._apply(convert_keeping_fp32, recurse)
+
+
+class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     """BatchNorm1d over the batch for the [CLS] rows, safe in every situation a Trainer creates.
 
     - It computes in fp32 and keeps its parameters and running statistics in fp32 whatever the model is cast to:
@@ -108,7 +127,7 @@ class ClsBatchNorm(nn.BatchNorm1d):
         if self.training and not use_batch_statistics:
             self._warn_single_sample()
         momentum = 0.0
-        if use_batch_statistics and not _recomputing_activations:
+        if use_batch_statistics and not is_recomputing_activations():
             self.num_batches_tracked.add_(1)
             momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         # One call for every case, momentum 0 where the running statistics must not move: activation
@@ -128,15 +147,6 @@ class ClsBatchNorm(nn.BatchNorm1d):
             "`dataloader_drop_last=True`) to train the [CLS] norm.",
             stacklevel=3,
         )
-
-    def _apply(self, fn, recurse=True):
-        def move_keeping_fp32(tensor):
-            converted = fn(tensor)
-            if tensor.dtype == torch.float32 and converted.dtype != torch.float32:
-                return tensor.to(device=converted.device)
-            return converted
-
-        return super()._apply(move_keeping_fp32, recurse)
 
 
 def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
@@ -181,6 +191,15 @@ class SepNormLayerNorm(nn.LayerNorm):
         self.cls_norm.weight.copy_(self.weight)
         if getattr(self.cls_norm, "bias", None) is not None:
             self.cls_norm.bias.copy_(self.bias)
+
+
+def cls_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The [CLS] BatchNorms of `model` (plain or converted to SyncBatchNorm)."""
+    return [
+        module.cls_norm
+        for module in model.modules()
+        if isinstance(module, SepNormLayerNorm) and isinstance(module.cls_norm, nn.modules.batchnorm._BatchNorm)
+    ]
 
 
 def init_cls_norms_from_token_norms(model: nn.Module) -> int:

@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Masked-LM pretraining of SepNormBertForMaskedLM on plain text, with the HF Trainer.
+
+    python examples/run_mlm.py --train_file corpus.txt --output_dir out --do_train --do_eval \
+        --config_overrides "hidden_size=128,num_hidden_layers=4,num_attention_heads=4,intermediate_size=512" \
+        --cls_norm batch --max_steps 1000
+
+Without --tokenizer_name (or a checkpoint with a tokenizer), a WordPiece tokenizer is trained on the training text
+and saved with the model. Runs under `accelerate launch` on any number of processes.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from datasets import load_dataset
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
+
+from hf_sepnorm import SepNormBertForMaskedLM
+from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus, train_wordpiece_tokenizer
+from hf_sepnorm.training import (
+    SepNormModelArguments,
+    load_or_build_model,
+    parse_arguments,
+    prepare_for_processes,
+    push_results,
+    take_over_hub_push,
+    train_and_evaluate,
+)
+
+
+@dataclass
+class DataArguments:
+    train_file: list[str] = field(default_factory=list, metadata={"help": "Plain-text training file(s)."})
+    validation_file: list[str] = field(default_factory=list, metadata={"help": "Plain-text validation file(s)."})
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub text dataset instead of files."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
+    text_column: str = field(default="text", metadata={"help": "The Hub dataset's text column."})
+    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out % without a validation file."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer to use instead of training one."})
+    vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of the tokenizer trained on the text."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per block, [CLS] and [SEP] included."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training blocks."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation blocks."})
+
+    def __post_init__(self):
+        if not self.train_file and self.dataset_name is None:
+            raise ValueError("Give --train_file FILE [FILE ...] or --dataset_name NAME.")
+
+
+def load_corpus(data_args: DataArguments):
+    if data_args.dataset_name is None:
+        return load_text_corpus(data_args.train_file, data_args.validation_file, data_args.validation_split_percentage)
+    corpus = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+    return corpus.rename_column(data_args.text_column, "text") if data_args.text_column != "text" else corpus
+
+
+def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, corpus):
+    source = data_args.tokenizer_name or model_args.model_name_or_path
+    if source is not None:
+        return AutoTokenizer.from_pretrained(source, revision=model_args.revision, cache_dir=model_args.cache_dir)
+    return train_wordpiece_tokenizer(iter(corpus["train"]["text"]), vocab_size=data_args.vocab_size)
+
+
+def main(args=None):
+    model_args, data_args, training_args = parse_arguments(
+        SepNormModelArguments, DataArguments, TrainingArguments, args=args
+    )
+    set_seed(training_args.seed)
+    corpus = load_corpus(data_args)
+    tokenizer = load_tokenizer(model_args, data_args, corpus)
+    with training_args.main_process_first(desc="tokenizing"):
+        blocks = cls_led_blocks(corpus, tokenizer, data_args.max_seq_length)
+    train_dataset = blocks["train"].select(range(min(len(blocks["train"]), data_args.max_train_samples or 2**62)))
+    eval_dataset = blocks["validation"].select(
+        range(min(len(blocks["validation"]), data_args.max_eval_samples or 2**62))
+    )
+
+    model = load_or_build_model(
+        SepNormBertForMaskedLM,
+        model_args,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=max(512, data_args.max_seq_length),
+    )
+    callbacks = prepare_for_processes(model, training_args, model_args)
+    push = take_over_hub_push(training_args)
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    metrics = train_and_evaluate(
+        trainer,
+        training_args,
+        model_args,
+        derived_eval_metrics=lambda metrics: {"eval_perplexity": math.exp(min(metrics["eval_loss"], 700))},
+    )
+    if push:
+        push_results(trainer, training_args, dataset_name=data_args.dataset_name or "text files", task_name="fill-mask")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Command-line arguments shared by the example scripts (parsed by `HfArgumentParser` with `TrainingArguments`)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from ..sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+
+
+@dataclass
+class SepNormModelArguments:
+    """Which model to train: a SepNorm checkpoint, a stock BERT / ViT-MAE checkpoint to convert, or none (scratch)."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "SepNorm or stock BERT/ViT-MAE checkpoint (folder or Hub id). Leave out to train from scratch."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config fields for a model built from scratch, e.g. 'hidden_size=128,num_hidden_layers=4'."},
+    )
+    cls_norm: str | None = field(
+        default=None,
+        metadata={
+            "help": "How [CLS] is normalized: batch (paper default), layer, rms or shared (ShareNorm baseline). "
+            "Default: 'batch' for a new or converted model, the checkpoint's own for a SepNorm checkpoint.",
+            "choices": list(CLS_NORM_KINDS),
+        },
+    )
+    sepnorm_scope: str | None = field(
+        default=None,
+        metadata={"help": "all: every norm of the sequence; final: only the last one.", "choices": list(SEPNORM_SCOPES)},
+    )
+    sync_cls_batchnorm: bool = field(
+        default=True,
+        metadata={"help": "With several processes, synchronize the [CLS] BatchNorm statistics across them."},
+    )
+    recalibrate_cls_norm: bool = field(
+        default=True,
+        metadata={
+            "help": "Re-estimate the [CLS] BatchNorm population statistics on the training data, as the model is "
+            "used downstream (no masking), before evaluation and prediction."
+        },
+    )
+    recalibration_batches: int = field(
+        default=50, metadata={"help": "How many training batches re-estimate the [CLS] BatchNorm statistics."}
+    )
+    revision: str = field(default="main", metadata={"help": "Branch, tag or commit of a Hub checkpoint."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the modeling code of a Hub checkpoint (pin --revision)."}
+    )
+
+    def sepnorm_overrides(self) -> dict[str, str]:
+        """The SepNorm config fields given on the command line."""
+        return {
+            name: value
+            for name, value in (("cls_norm", self.cls_norm), ("sepnorm_scope", self.sepnorm_scope))
+            if value is not None
+        }
+
+
+def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
+    """Parse the command line (or a single `.json` file of arguments) into the given dataclasses."""
+    parser = HfArgumentParser(dataclass_types)
+    argv = sys.argv[1:] if args is None else args
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)

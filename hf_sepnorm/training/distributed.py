@@ -1,0 +1,100 @@
+"""[CLS] BatchNorm under data parallelism.
+
+Neither the Trainer nor Accelerate converts BatchNorms to SyncBatchNorm, so by default each process would normalize
+[CLS] over its own shard of the batch and keep its own running statistics. `convert_cls_batchnorm_to_sync` makes the
+[CLS] BatchNorms normalize over the global batch; `ClsStatisticsCallback` keeps the running statistics identical on
+every rank (averaging them after each step when they are not synchronized) and checks at the end of training that
+every rank holds the same weights and statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from transformers import TrainerCallback
+
+from ..sepnorm import ClsBatchNorm, KeepsFp32, cls_batchnorms, is_recomputing_activations
+
+
+class ClsSyncBatchNorm(KeepsFp32, nn.SyncBatchNorm):
+    """SyncBatchNorm with `ClsBatchNorm`'s guarantees: fp32 and one running-statistics update per step."""
+
+    def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        states = cls_states.float()
+        if not (self.training and is_recomputing_activations()):
+            return super().forward(states).to(cls_states.dtype)
+        # the recomputation must run the same ops as the forward (checkpointing compares saved tensors), but leave the
+        # statistics where the forward put them
+        momentum, batches_tracked = self.momentum, self.num_batches_tracked.clone()
+        self.momentum = 0.0
+        try:
+            return super().forward(states).to(cls_states.dtype)
+        finally:
+            self.momentum = momentum
+            self.num_batches_tracked.copy_(batches_tracked)
+
+
+def convert_cls_batchnorm_to_sync(model: nn.Module, process_group=None) -> int:
+    """Replace every [CLS] BatchNorm of `model` by a `ClsSyncBatchNorm` sharing its parameters and statistics.
+
+    Returns how many were converted. Call it before the model is wrapped for distributed training."""
+    converted = 0
+    for name, module in list(model.named_modules()):
+        if type(module) is not ClsBatchNorm:
+            continue
+        synced = ClsSyncBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, process_group
+        )
+        synced.weight, synced.bias = module.weight, module.bias
+        synced.running_mean, synced.running_var = module.running_mean, module.running_var
+        synced.num_batches_tracked = module.num_batches_tracked
+        synced.train(module.training)
+        model.set_submodule(name, synced)
+        converted += 1
+    return converted
+
+
+@torch.no_grad()
+def average_cls_statistics(model: nn.Module) -> None:
+    """Average the [CLS] BatchNorm running statistics over all ranks (identical everywhere afterwards)."""
+    for norm in cls_batchnorms(model):
+        for statistic in (norm.running_mean, norm.running_var):
+            dist.all_reduce(statistic, op=dist.ReduceOp.SUM)
+            statistic.div_(dist.get_world_size())
+
+
+def state_fingerprints(model: nn.Module) -> dict[str, str]:
+    return {
+        name: hashlib.sha1(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+        for name, tensor in model.state_dict().items()
+    }
+
+
+def ranks_disagreeing_on(model: nn.Module) -> list[str]:
+    """The state-dict entries whose values are not identical on every rank."""
+    gathered: list[dict[str, str] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, state_fingerprints(model))
+    return sorted(name for name in gathered[0] if len({fingerprints[name] for fingerprints in gathered}) > 1)
+
+
+class ClsStatisticsCallback(TrainerCallback):
+    """With several processes: keep [CLS] statistics identical across ranks, and verify all state at the end."""
+
+    def __init__(self, statistics_synchronized: bool):
+        self.statistics_synchronized = statistics_synchronized
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not self.statistics_synchronized:
+            average_cls_statistics(model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        disagreeing = ranks_disagreeing_on(model)
+        if disagreeing:
+            raise RuntimeError(
+                f"After training, the {dist.get_world_size()} ranks hold different values for {disagreeing[:10]} "
+                f"({len(disagreeing)} entries): the saved model would depend on which rank saved it."
+            )
+        state.log_history.append({"ranks_verified_identical": dist.get_world_size(), "step": state.global_step})
