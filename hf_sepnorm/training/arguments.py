@@ -70,3 +70,25 @@ def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=argv[0])
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+@dataclass
+class ImageDataArguments:
+    """Images for run_mae.py and run_image_classification.py."""
+
+    train_dir: str | None = field(
+        default=None, metadata={"help": "Image folder (<dir>/<class>/<image>) or a folder of MNIST-format idx files."}
+    )
+    validation_dir: str | None = field(default=None, metadata={"help": "Validation image folder."})
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub image dataset instead of folders."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
+    image_column: str = field(default="image", metadata={"help": "The Hub dataset's image column."})
+    label_column: str = field(default="label", metadata={"help": "The Hub dataset's label column."})
+    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out % without a validation set."})
+    image_size: int | None = field(default=None, metadata={"help": "Model input size (default: the images' size)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training images."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation images."})
+
+    def __post_init__(self):
+        if self.train_dir is None and self.dataset_name is None:
+            raise ValueError("Give --train_dir DIR or --dataset_name NAME.")

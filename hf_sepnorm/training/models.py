@@ -54,3 +54,16 @@ def load_or_build_model(
     )
     check_nothing_left_random(model, loading_info, model_args.model_name_or_path, allow_new_head=True)
     return model
+
+
+def freeze_backbone_for_linear_probe(model: PreTrainedModel) -> None:
+    """Linear probing: only the head trains. The backbone's weights are frozen, and it stays in eval mode (the
+    Trainer puts the whole model in train mode every step), so dropout is off and the [CLS] BatchNorms use and keep
+    their running statistics."""
+    backbone = model.base_model
+    backbone.requires_grad_(False)
+    backbone.register_forward_pre_hook(_stay_in_eval_mode)
+
+
+def _stay_in_eval_mode(module, args) -> None:
+    module.eval()

@@ -1,0 +1,180 @@
+"""Image data for MAE pretraining and classification: image folders, idx files (MNIST / Fashion-MNIST), transforms."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+from transformers import BaseImageProcessor, ViTImageProcessorPil
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IDX_SPLITS = {"train": "train", "validation": "t10k"}
+
+
+def is_idx_folder(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / "train-images-idx3-ubyte.gz").is_file()
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_idx_split(folder: str | os.PathLike, prefix: str, max_samples: int | None = None) -> Dataset:
+    """One split (`train` or `t10k`) of an MNIST-format folder as a dataset of grey PNG images and labels."""
+    folder = Path(folder)
+    images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")[:max_samples]
+    labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")[:max_samples]
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(int(labels.max()) + 1)])})
+    return Dataset.from_dict(
+        {"image": [PILImage.fromarray(image, mode="L") for image in images], "label": labels.tolist()},
+        features=features,
+    )
+
+
+def check_image_folder(folder: str | os.PathLike, argument: str) -> None:
+    """Stop at start-up, naming the folder, when it is missing or holds no image files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{argument}: {folder} is not a folder.")
+    if is_idx_folder(folder):
+        return
+    if not any(path.suffix.lower() in IMAGE_SUFFIXES for path in folder.rglob("*") if path.is_file()):
+        raise ValueError(
+            f"{argument}: {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}). Expected the image-folder layout "
+            "<folder>/<class>/<image>, or MNIST-format *-idx3-ubyte.gz files."
+        )
+
+
+def load_image_folders(
+    train_dir: str,
+    validation_dir: str | None = None,
+    validation_split_percentage: int = 5,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    seed: int = 42,
+) -> DatasetDict:
+    """`train` and `validation` splits with an undecoded `image` column and a `label` column.
+
+    A folder is either the image-folder layout (`<folder>/<class>/<image>`, labels from the class folder names) or
+    MNIST-format idx files (e.g. Debian's `/usr/share/datasets/fashion-mnist`, whose `t10k` files become the
+    validation split). Without a validation folder, `validation_split_percentage` % of the training images are
+    held out."""
+    check_image_folder(train_dir, "--train_dir")
+    if validation_dir is not None:
+        check_image_folder(validation_dir, "--validation_dir")
+    if is_idx_folder(train_dir):
+        splits = DatasetDict(
+            train=load_idx_split(train_dir, IDX_SPLITS["train"], max_train_samples),
+            validation=load_idx_split(validation_dir or train_dir, IDX_SPLITS["validation"], max_eval_samples),
+        )
+    else:
+        data_files = {"train": f"{train_dir}/**"}
+        if validation_dir is not None:
+            data_files["validation"] = f"{validation_dir}/**"
+        splits = load_dataset("imagefolder", data_files=data_files)
+        if "validation" not in splits:
+            held_out = splits["train"].train_test_split(
+                test_size=validation_split_percentage / 100, seed=seed, stratify_by_column="label"
+            )
+            splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
+        splits = DatasetDict(
+            {
+                name: split.shuffle(seed=seed).select(range(min(len(split), limit or len(split))))
+                for (name, split), limit in zip(splits.items(), (max_train_samples, max_eval_samples))
+            }
+        )
+    return splits.cast_column("image", Image(decode=False))
+
+
+def make_image_processor(image_size: int, num_channels: int) -> BaseImageProcessor:
+    """Resize to the model's size and scale pixels to [-1, 1]."""
+    return ViTImageProcessorPil(
+        size={"height": image_size, "width": image_size}, image_mean=[0.5] * num_channels, image_std=[0.5] * num_channels
+    )
+
+
+def open_image(image: dict, num_channels: int) -> PILImage.Image:
+    """Decode one undecoded `image` entry, naming the file when it cannot be read."""
+    source = image.get("path") or "<in-memory image>"
+    try:
+        decoded = PILImage.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
+        return decoded.convert("RGB" if num_channels == 3 else "L")
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"Cannot read image {source}: {error}") from error
+
+
+def _random_resized_crop(image: PILImage.Image, scale: tuple[float, float]) -> PILImage.Image:
+    width, height = image.size
+    area = width * height * random.uniform(*scale)
+    side = int(min(width, height, round(area**0.5)))
+    left, top = random.randint(0, width - side), random.randint(0, height - side)
+    return image.resize((width, height), PILImage.BICUBIC, box=(left, top, left + side, top + side))
+
+
+def image_transform(
+    processor: BaseImageProcessor, num_channels: int, augment: bool, crop_scale: tuple[float, float] = (0.2, 1.0)
+):
+    """A `Dataset.set_transform` function giving `pixel_values` (and `labels`): with `augment`, a random resized crop
+    (MAE's scale range) and a horizontal flip."""
+
+    def transform(batch):
+        images = [open_image(image, num_channels) for image in batch["image"]]
+        if augment:
+            images = [_random_resized_crop(image, crop_scale) for image in images]
+            images = [image.transpose(PILImage.FLIP_LEFT_RIGHT) if random.random() < 0.5 else image for image in images]
+        output = {"pixel_values": processor(images=images, return_tensors="pt")["pixel_values"]}
+        if "label" in batch:
+            output["labels"] = batch["label"]
+        return output
+
+    return transform
+
+
+def first_image_size(dataset: Dataset, num_channels: int) -> int:
+    width, height = open_image(dataset[0]["image"], num_channels).size
+    if width != height:
+        raise ValueError(f"Images are {width}x{height}: pass --image_size to train a model on square crops.")
+    return width
+
+
+def load_images(data_args, seed: int = 42) -> DatasetDict:
+    """The image splits an `ImageDataArguments` names: local folders, or a Hub dataset for online users."""
+    if data_args.dataset_name is None:
+        return load_image_folders(
+            data_args.train_dir,
+            data_args.validation_dir,
+            data_args.validation_split_percentage,
+            data_args.max_train_samples,
+            data_args.max_eval_samples,
+            seed,
+        )
+    splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+    splits = splits.rename_columns(
+        {old: new for old, new in ((data_args.image_column, "image"), (data_args.label_column, "label")) if old != new}
+    )
+    if "validation" not in splits:
+        held_out = splits["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, seed=seed)
+        splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
+    return splits.cast_column("image", Image(decode=False))
+
+
+def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_channels: int) -> BaseImageProcessor:
+    """The checkpoint's image processor when it has one, else a new one for this size and channel count."""
+    if checkpoint is not None:
+        from transformers import AutoImageProcessor
+        from transformers.utils import cached_file
+
+        if cached_file(checkpoint, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False):
+            return AutoImageProcessor.from_pretrained(checkpoint)
+    return make_image_processor(image_size, num_channels)
