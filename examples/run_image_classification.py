@@ -16,7 +16,13 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
-from hf_sepnorm.data.images import first_image_size, image_transform, load_images, load_or_make_image_processor
+from hf_sepnorm.data.images import (
+    AugmentationEpochCallback,
+    ImageTransform,
+    first_image_size,
+    load_images,
+    load_or_make_image_processor,
+)
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
@@ -64,8 +70,11 @@ def main(args=None):
     label_names = images["train"].features["label"].names
     image_size = data_args.image_size or first_image_size(images["train"], task_args.num_channels)
     processor = load_or_make_image_processor(model_args.model_name_or_path, image_size, task_args.num_channels)
-    images["train"].set_transform(image_transform(processor, task_args.num_channels, augment=not task_args.linear_probe))
-    images["validation"].set_transform(image_transform(processor, task_args.num_channels, augment=False))
+    train_transform = ImageTransform(
+        processor, task_args.num_channels, augment=not task_args.linear_probe, seed=training_args.seed
+    )
+    images["train"].set_transform(train_transform)
+    images["validation"].set_transform(ImageTransform(processor, task_args.num_channels, augment=False))
 
     model = load_or_build_model(
         SepNormViTMAEForImageClassification,
@@ -79,7 +88,7 @@ def main(args=None):
     )
     if task_args.linear_probe:
         freeze_backbone_for_linear_probe(model)
-    callbacks = prepare_for_processes(model, training_args, model_args)
+    callbacks = [AugmentationEpochCallback(train_transform), *prepare_for_processes(model, training_args, model_args)]
     push = take_over_hub_push(training_args)
     trainer = Trainer(
         model=model,

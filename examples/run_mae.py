@@ -14,7 +14,13 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormViTMAEForPreTraining
-from hf_sepnorm.data.images import first_image_size, image_transform, load_images, load_or_make_image_processor
+from hf_sepnorm.data.images import (
+    AugmentationEpochCallback,
+    ImageTransform,
+    first_image_size,
+    load_images,
+    load_or_make_image_processor,
+)
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
@@ -48,8 +54,9 @@ def main(args=None):
     images = load_images(data_args, seed=training_args.seed)
     image_size = data_args.image_size or first_image_size(images["train"], mae_args.num_channels)
     processor = load_or_make_image_processor(model_args.model_name_or_path, image_size, mae_args.num_channels)
-    images["train"].set_transform(image_transform(processor, mae_args.num_channels, augment=True))
-    images["validation"].set_transform(image_transform(processor, mae_args.num_channels, augment=False))
+    train_transform = ImageTransform(processor, mae_args.num_channels, augment=True, seed=training_args.seed)
+    images["train"].set_transform(train_transform)
+    images["validation"].set_transform(ImageTransform(processor, mae_args.num_channels, augment=False))
 
     model = load_or_build_model(
         SepNormViTMAEForPreTraining,
@@ -59,7 +66,7 @@ def main(args=None):
         mask_ratio=mae_args.mask_ratio,
         norm_pix_loss=mae_args.norm_pix_loss,
     )
-    callbacks = prepare_for_processes(model, training_args, model_args)
+    callbacks = [AugmentationEpochCallback(train_transform), *prepare_for_processes(model, training_args, model_args)]
     push = take_over_hub_push(training_args)
     trainer = Trainer(
         model=model,

@@ -283,6 +283,11 @@ class SepNormPreTrainedMixin:
         }
         super().post_init()
 
+    def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
+        # Save under the modules' own names rather than renamed back to a legacy layout (transformers' default for
+        # ViT-MAE): the Trainer resumes by loading the raw state dict, which would otherwise match no key.
+        return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
+
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):
         if gradient_checkpointing_func is None:
             from torch.utils.checkpoint import checkpoint as gradient_checkpointing_func

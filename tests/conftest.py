@@ -61,3 +61,55 @@ def bert_inputs(batch_size: int = 4, seq_length: int = 10, vocab_size: int = 99)
 
 def image_inputs(batch_size: int = 4, size: int = 32, channels: int = 3) -> dict[str, torch.Tensor]:
     return {"pixel_values": torch.randn(batch_size, channels, size, size)}
+
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+TINY_VIT_OVERRIDES = (
+    "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=64,"
+    "decoder_hidden_size=16,decoder_num_hidden_layers=1,decoder_num_attention_heads=2,decoder_intermediate_size=32"
+)
+TINY_BERT_OVERRIDES = "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=64"
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared real data sets (`$SEPNORM_DATA_DIR`, CI: ../shared/data); tests skip when they are absent."""
+    from pathlib import Path
+
+    path = os.environ.get("SEPNORM_DATA_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("real data not available: set SEPNORM_DATA_DIR to the shared data folder (CI: ../shared/data)")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(data_dir, tmp_path_factory):
+    """A small real CIFAR-10 image folder (40 train / 10 test images per class) unpacked from the shared archive."""
+    import tarfile
+
+    archive = data_dir / "images" / "cifar10-jpg.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent")
+    target = tmp_path_factory.mktemp("cifar10")
+    kept: dict[tuple[str, str], int] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 3:
+                continue
+            split, label = parts[-3], parts[-2]
+            limit = 40 if split == "train" else 10
+            if kept.get((split, label), 0) < limit:
+                kept[(split, label)] = kept.get((split, label), 0) + 1
+                member.name = "/".join(parts[-3:])
+                tar.extract(member, target, filter="data")
+    return target
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    from pathlib import Path
+
+    if not (Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST is absent: apt-get install dataset-fashion-mnist puts it in {FASHION_MNIST_DIR}")
+    return Path(FASHION_MNIST_DIR)

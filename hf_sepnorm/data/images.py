@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import random
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-from transformers import BaseImageProcessor, ViTImageProcessorPil
+from transformers import BaseImageProcessor, TrainerCallback, ViTImageProcessorPil
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_SPLITS = {"train": "train", "validation": "t10k"}
@@ -114,31 +115,52 @@ def open_image(image: dict, num_channels: int) -> PILImage.Image:
         raise ValueError(f"Cannot read image {source}: {error}") from error
 
 
-def _random_resized_crop(image: PILImage.Image, scale: tuple[float, float]) -> PILImage.Image:
+def _random_resized_crop(image: PILImage.Image, scale: tuple[float, float], rng: random.Random) -> PILImage.Image:
     width, height = image.size
-    area = width * height * random.uniform(*scale)
+    area = width * height * rng.uniform(*scale)
     side = int(min(width, height, round(area**0.5)))
-    left, top = random.randint(0, width - side), random.randint(0, height - side)
+    left, top = rng.randint(0, width - side), rng.randint(0, height - side)
     return image.resize((width, height), PILImage.BICUBIC, box=(left, top, left + side, top + side))
 
 
-def image_transform(
-    processor: BaseImageProcessor, num_channels: int, augment: bool, crop_scale: tuple[float, float] = (0.2, 1.0)
-):
-    """A `Dataset.set_transform` function giving `pixel_values` (and `labels`): with `augment`, a random resized crop
-    (MAE's scale range) and a horizontal flip."""
+class ImageTransform:
+    """A `Dataset.set_transform` function giving `pixel_values` (and `labels`).
 
-    def transform(batch):
-        images = [open_image(image, num_channels) for image in batch["image"]]
-        if augment:
-            images = [_random_resized_crop(image, crop_scale) for image in images]
-            images = [image.transpose(PILImage.FLIP_LEFT_RIGHT) if random.random() < 0.5 else image for image in images]
-        output = {"pixel_values": processor(images=images, return_tensors="pt")["pixel_values"]}
+    With `augment`: a random resized crop (MAE's scale range) and a horizontal flip, drawn from a generator seeded
+    by (seed, epoch, image index) rather than a global one. The data loader fetches a batch ahead of training, so
+    global random state saved in a checkpoint is already past the next batch's draws: a resumed run would augment
+    that batch differently and not reach the weights of an uninterrupted run. Keep `epoch` current with
+    `AugmentationEpochCallback`.
+    """
+
+    def __init__(self, processor: BaseImageProcessor, num_channels: int, augment: bool, seed: int = 0,
+                 crop_scale: tuple[float, float] = (0.2, 1.0)):  # fmt: skip
+        self.processor, self.num_channels, self.augment = processor, num_channels, augment
+        self.seed, self.crop_scale, self.epoch = seed, crop_scale, 0
+
+    def _augment(self, image: PILImage.Image, index: int) -> PILImage.Image:
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        image = _random_resized_crop(image, self.crop_scale, rng)
+        return image.transpose(PILImage.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
+
+    def __call__(self, batch: dict) -> dict:
+        images = [open_image(image, self.num_channels) for image in batch["image"]]
+        if self.augment:
+            images = [self._augment(image, index) for image, index in zip(images, batch["index"])]
+        output = {"pixel_values": self.processor(images=images, return_tensors="pt")["pixel_values"]}
         if "label" in batch:
             output["labels"] = batch["label"]
         return output
 
-    return transform
+
+class AugmentationEpochCallback(TrainerCallback):
+    """Tells the training set's `ImageTransform` which epoch it is augmenting."""
+
+    def __init__(self, transform: ImageTransform):
+        self.transform = transform
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.transform.epoch = math.floor(state.epoch or 0)
 
 
 def first_image_size(dataset: Dataset, num_channels: int) -> int:
@@ -149,7 +171,13 @@ def first_image_size(dataset: Dataset, num_channels: int) -> int:
 
 
 def load_images(data_args, seed: int = 42) -> DatasetDict:
-    """The image splits an `ImageDataArguments` names: local folders, or a Hub dataset for online users."""
+    """The image splits an `ImageDataArguments` names (local folders, or a Hub dataset for online users), with an
+    `index` column that seeds each image's augmentation."""
+    splits = _load_splits(data_args, seed)
+    return DatasetDict({name: split.add_column("index", list(range(len(split)))) for name, split in splits.items()})
+
+
+def _load_splits(data_args, seed: int) -> DatasetDict:
     if data_args.dataset_name is None:
         return load_image_folders(
             data_args.train_dir,
