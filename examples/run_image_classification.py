@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from datasets import ClassLabel
 from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
@@ -67,6 +68,8 @@ def main(args=None):
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     set_seed(training_args.seed)
     images = load_images(data_args, seed=training_args.seed)
+    if not isinstance(images["train"].features.get("label"), ClassLabel):
+        raise ValueError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
     label_names = images["train"].features["label"].names
     image_size = data_args.image_size or first_image_size(images["train"], task_args.num_channels)
     processor = load_or_make_image_processor(model_args.model_name_or_path, image_size, task_args.num_channels)

@@ -1,0 +1,91 @@
+"""run_image_classification.py end to end on real images: fine-tuning and linear probing from an MAE checkpoint."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_VIT_OVERRIDES
+from safetensors.torch import load_file
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import run_image_classification  # noqa: E402
+import run_mae  # noqa: E402
+
+COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def cifar_mae_checkpoint(cifar10_dir, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("mae")
+    run_mae.main(
+        ["--train_dir", str(cifar10_dir / "train"), "--output_dir", str(output_dir), "--do_train", "--max_steps", "4",
+         "--config_overrides", f"patch_size=8,{TINY_VIT_OVERRIDES}", *COMMON]
+    )  # fmt: skip
+    return output_dir
+
+
+def classify(checkpoint, data: list[str], output_dir: Path, *extra: str) -> dict:
+    run_image_classification.main(
+        ["--model_name_or_path", str(checkpoint), *data, "--output_dir", str(output_dir), "--do_train", "--do_eval",
+         "--max_steps", "3", *COMMON, *extra]
+    )  # fmt: skip
+    return json.loads((output_dir / "all_results.json").read_text())
+
+
+def test_fine_tuning_on_cifar10_reports_top1_and_top5(cifar_mae_checkpoint, cifar10_dir, tmp_path):
+    data = ["--train_dir", str(cifar10_dir / "train"), "--validation_dir", str(cifar10_dir / "test")]
+    results = classify(cifar_mae_checkpoint, data, tmp_path / "ft")
+    assert results["eval_samples"] == 100
+    assert 0 <= results["eval_accuracy"] <= results["eval_top5_accuracy"] <= 1
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert len(config["id2label"]) == 10 and config["id2label"]["0"] == "airplane"
+    weights = load_file(tmp_path / "ft" / "model.safetensors")
+    assert weights["classifier.weight"].shape == (10, 32)
+    assert not any(key.startswith("decoder.") for key in weights)
+
+
+def test_linear_probe_trains_only_the_head(cifar_mae_checkpoint, cifar10_dir, tmp_path):
+    data = ["--train_dir", str(cifar10_dir / "train"), "--validation_dir", str(cifar10_dir / "test")]
+    classify(cifar_mae_checkpoint, data, tmp_path / "probe", "--linear_probe", "--recalibration_batches", "5")
+    pretrained = load_file(cifar_mae_checkpoint / "model.safetensors")
+    probed = load_file(tmp_path / "probe" / "model.safetensors")
+    encoder_weights = [key for key in probed if key.startswith("vit.") and "running_" not in key and "num_batches" not in key]
+    assert encoder_weights and all(torch.equal(probed[key], pretrained[key]) for key in encoder_weights)
+    # the [CLS] statistics were re-estimated on unmasked images, then left alone by the probe's training steps
+    running_mean = "vit.layernorm.cls_norm.running_mean"
+    assert not torch.equal(probed[running_mean], pretrained[running_mean])
+    tracked = "vit.layernorm.cls_norm.num_batches_tracked"
+    assert torch.equal(probed[tracked], pretrained[tracked])
+    assert not torch.equal(probed["classifier.weight"], torch.zeros_like(probed["classifier.weight"]))
+
+
+def test_fashion_mnist_from_idx_files_with_mean_pooling(fashion_mnist_dir, tmp_path):
+    mae_dir = tmp_path / "mae"
+    data = ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "120",
+            "--max_eval_samples", "40"]  # fmt: skip
+    run_mae.main(
+        [*data, "--output_dir", str(mae_dir), "--do_train", "--max_steps", "2",
+         "--config_overrides", f"patch_size=7,{TINY_VIT_OVERRIDES}", *COMMON]
+    )  # fmt: skip
+    results = classify(mae_dir, data, tmp_path / "ft", "--classifier_pooling", "mean")
+    assert results["eval_samples"] == 40 and 0 <= results["eval_accuracy"] <= 1
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert config["classifier_pooling"] == "mean" and config["num_channels"] == 1
+
+
+def test_unreadable_image_is_named(cifar10_dir, tmp_path):
+    for label in ("cat", "dog"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for index, source in enumerate(sorted((cifar10_dir / "train" / label).iterdir())[:4]):
+            (tmp_path / "images" / label / f"{index}.jpg").write_bytes(source.read_bytes())
+    (tmp_path / "images" / "cat" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match=r"Cannot read image .*broken\.jpg"):
+        run_image_classification.main(
+            ["--train_dir", str(tmp_path / "images"), "--validation_dir", str(tmp_path / "images"),
+             "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "2", "--image_size", "32",
+             "--config_overrides", f"patch_size=8,{TINY_VIT_OVERRIDES}", *COMMON]
+        )  # fmt: skip
