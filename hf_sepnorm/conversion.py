@@ -36,12 +36,16 @@ def check_nothing_left_random(
     model: PreTrainedModel, loading_info: dict, checkpoint, allow_new_head: bool = False
 ) -> None:
     """Raise if loading `checkpoint` left weights randomly initialized, other than the new [CLS] norms and, with
-    `allow_new_head`, weights outside the backbone (a task head on a pretrained backbone)."""
+    `allow_new_head`, the task head: weights outside the backbone, and BERT's pooler (MLM checkpoints have none)."""
     backbone_prefix = "" if model.base_model is model else model.base_model_prefix + "."
+
+    def is_head(key: str) -> bool:
+        return not key.startswith(backbone_prefix) or key.startswith(backbone_prefix + "pooler.")
+
     random_weights = [
         key
         for key in sorted(loading_info["missing_keys"])
-        if ".cls_norm." not in key and (not allow_new_head or key.startswith(backbone_prefix))
+        if ".cls_norm." not in key and not (allow_new_head and is_head(key))
     ]
     if random_weights:
         raise ValueError(

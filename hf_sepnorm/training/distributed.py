@@ -2,7 +2,7 @@
 
 Neither the Trainer nor Accelerate converts BatchNorms to SyncBatchNorm, so by default each process would normalize
 [CLS] over its own shard of the batch and keep its own running statistics. `convert_cls_batchnorm_to_sync` makes the
-[CLS] BatchNorms normalize over the global batch; `ClsStatisticsCallback` keeps the running statistics identical on
+[CLS] BatchNorms normalize over the global batch (on CPU and GPU alike); `ClsStatisticsCallback` keeps the running statistics identical on
 every rank (averaging them after each step when they are not synchronized) and checks at the end of training that
 every rank holds the same weights and statistics.
 """
@@ -13,28 +13,48 @@ import hashlib
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as distributed_functional
 from torch import nn
 from transformers import TrainerCallback
 
-from ..sepnorm import ClsBatchNorm, KeepsFp32, cls_batchnorms, is_recomputing_activations
+from ..sepnorm import ClsBatchNorm, cls_batchnorms, is_recomputing_activations
 
 
-class ClsSyncBatchNorm(KeepsFp32, nn.SyncBatchNorm):
-    """SyncBatchNorm with `ClsBatchNorm`'s guarantees: fp32 and one running-statistics update per step."""
+class ClsSyncBatchNorm(ClsBatchNorm):
+    """A [CLS] BatchNorm whose training statistics are those of the global batch of all processes.
+
+    torch's `nn.SyncBatchNorm` runs only on GPUs (DDP refuses it on CPU); this one reduces the [CLS] rows' sums with
+    the differentiable `torch.distributed.nn.functional.all_reduce`, so it runs on any backend (gloo, NCCL) and its
+    gradients are those of BatchNorm over the global batch. The [CLS] rows are a (batch, hidden) matrix: the two
+    reductions per norm are small. Outside distributed training it is a `ClsBatchNorm`.
+    """
+
+    def __init__(self, *args, process_group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.process_group = process_group
 
     def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(cls_states)
         states = cls_states.float()
-        if not (self.training and is_recomputing_activations()):
-            return super().forward(states).to(cls_states.dtype)
-        # the recomputation must run the same ops as the forward (checkpointing compares saved tensors), but leave the
-        # statistics where the forward put them
-        momentum, batches_tracked = self.momentum, self.num_batches_tracked.clone()
-        self.momentum = 0.0
-        try:
-            return super().forward(states).to(cls_states.dtype)
-        finally:
-            self.momentum = momentum
-            self.num_batches_tracked.copy_(batches_tracked)
+        local_count = torch.full((1,), states.shape[0], dtype=states.dtype, device=states.device)
+        count = distributed_functional.all_reduce(local_count, group=self.process_group)
+        if count.item() < 2:
+            return super().forward(cls_states)  # a global batch of one: running statistics, as ClsBatchNorm does
+        mean = distributed_functional.all_reduce(states.sum(dim=0), group=self.process_group) / count
+        centered = states - mean
+        variance = distributed_functional.all_reduce((centered * centered).sum(dim=0), group=self.process_group) / count
+        normalized = centered * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+        if not is_recomputing_activations():
+            self._update_running_statistics(mean.detach(), variance.detach() * count / (count - 1))
+        return normalized.to(cls_states.dtype)
+
+    @torch.no_grad()
+    def _update_running_statistics(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        self.running_mean.lerp_(mean, momentum)
+        self.running_var.lerp_(unbiased_variance, momentum)
 
 
 def convert_cls_batchnorm_to_sync(model: nn.Module, process_group=None) -> int:
@@ -45,9 +65,7 @@ def convert_cls_batchnorm_to_sync(model: nn.Module, process_group=None) -> int:
     for name, module in list(model.named_modules()):
         if type(module) is not ClsBatchNorm:
             continue
-        synced = ClsSyncBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, process_group
-        )
+        synced = ClsSyncBatchNorm(module.num_features, module.eps, module.momentum, process_group=process_group)
         synced.weight, synced.bias = module.weight, module.bias
         synced.running_mean, synced.running_var = module.running_mean, module.running_var
         synced.num_batches_tracked = module.num_batches_tracked
@@ -68,7 +86,7 @@ def average_cls_statistics(model: nn.Module) -> None:
 
 def state_fingerprints(model: nn.Module) -> dict[str, str]:
     return {
-        name: hashlib.sha1(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+        name: hashlib.sha1(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
         for name, tensor in model.state_dict().items()
     }
 

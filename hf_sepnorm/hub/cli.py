@@ -1,0 +1,50 @@
+"""The `hf-sepnorm` command line: `hf-sepnorm push FOLDER REPO_ID [--private] [--revision R] [--token T]
+[--commit-message M]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .push import CheckpointFolderError, HubPushError, push_to_hub
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-sepnorm", description="SepNorm checkpoints and the Hugging Face Hub.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    push = commands.add_parser(
+        "push",
+        help="push a saved SepNorm checkpoint folder to the Hub as one commit, with its model card",
+        description="Push a SepNorm checkpoint folder (save_pretrained or Trainer output) to the Hub as one commit.",
+    )
+    push.add_argument("folder", help="the folder save_pretrained (or the Trainer) wrote")
+    push.add_argument("repo_id", help="the Hub repo, 'namespace/name' (created if needed)")
+    push.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)"
+    )
+    push.add_argument("--revision", help="the branch to commit to (created if needed; default: main)")
+    push.add_argument("--token", help="a Hub access token (default: HF_TOKEN or the saved login)")
+    push.add_argument("--commit-message", help="the commit's title")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        commit = push_to_hub(
+            args.folder,
+            args.repo_id,
+            token=args.token,
+            private=args.private or None,
+            revision=args.revision,
+            commit_message=args.commit_message,
+        )
+    except (CheckpointFolderError, HubPushError) as error:
+        print(f"hf-sepnorm: error: {error}", file=sys.stderr)
+        return 1
+    print(commit.commit_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Publish a saved SepNorm checkpoint folder (from `save_pretrained` or a Trainer's output folder) to the Hub.
+
+The folder is checked first, before any request: a repo that cannot be loaded with `trust_remote_code=True` is never
+published. It is pushed as one commit carrying the SepNorm model card as README.md, and read only: the local folder is
+left byte-for-byte as it was, whether the push succeeds or fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard, constants, get_session, metadata_load
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.dynamic_module_utils import get_relative_imports
+
+from ..configuration_sepnorm_bert import SepNormBertConfig
+from ..configuration_sepnorm_vit_mae import SepNormViTMAEConfig
+from ..modeling_sepnorm_bert import SepNormBertModel
+from ..modeling_sepnorm_vit_mae import SepNormViTMAEModel
+from .cards import render_model_card
+
+# huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.
+DEFAULT_TIMEOUT = 300.0
+
+NOT_PUBLISHED = [
+    "README.md",  # replaced by the SepNorm model card
+    "checkpoint-*/",  # the Trainer's intermediate checkpoints
+    "runs/",  # TensorBoard logs
+    # pickles (optimizer, scheduler and RNG states, training_args.bin, torch.save'd weights): loading one runs code
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.pickle",
+    *DEFAULT_IGNORE_PATTERNS,
+]
+
+# entries of the Trainer's eval results that measure speed, not the model
+EVAL_SPEED_METRICS = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
+
+
+class CheckpointFolderError(ValueError):
+    """The folder cannot be published as it is; nothing was sent to the Hub."""
+
+
+class HubPushError(RuntimeError):
+    """A step of a push failed on the Hub's side (an error answer after huggingface_hub's retries, or no answer)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderFamily:
+    name: str
+    config_class: type[PreTrainedConfig]
+    backbone: type[PreTrainedModel]  # its `sepnorm_auto_classes` lists every head of the family
+    processor_file: str
+    processor_saver: str
+
+    def expected_auto_map(self) -> dict[str, str]:
+        """The `auto_map` entries `save_pretrained` writes for the family, as "module.Class"."""
+        classes = {"AutoConfig": self.config_class, **self.backbone.sepnorm_auto_classes}
+        return {auto: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for auto, cls in classes.items()}
+
+
+FOLDER_FAMILIES = {
+    "sepnorm_bert": FolderFamily(
+        "BERT", SepNormBertConfig, SepNormBertModel, "tokenizer_config.json", "tokenizer.save_pretrained(folder)"
+    ),
+    "sepnorm_vit_mae": FolderFamily(
+        "ViT-MAE",
+        SepNormViTMAEConfig,
+        SepNormViTMAEModel,
+        "preprocessor_config.json",
+        "image_processor.save_pretrained(folder)",
+    ),
+}
+
+
+def push_to_hub(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    card: ModelCard | None = None,
+    create_pr: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> CommitInfo:
+    """Push the SepNorm checkpoint saved in `folder` to the Hub repo `repo_id` as one commit; returns its info.
+
+    The repo is created if needed (`private` applies to a new repo only), and so is the branch `revision`. The commit
+    holds the safetensors weights, config.json, the modeling code files, the tokenizer or image processor files and
+    the other files of the folder, except checkpoint-*/, runs/, pickles (optimizer states, training_args.bin, *.bin
+    weights) and the folder's README.md: the README.md pushed is `card`, or the SepNorm card rendered from the
+    folder's config, its eval results (eval_results.json or all_results.json) and the data set and base model a
+    Trainer-written README.md names. `create_pr` opens a pull request against `revision` instead of committing to it.
+    `timeout` bounds every request, in seconds (None: wait forever).
+
+    Raises `CheckpointFolderError` before any request if the folder cannot be published as it is, and
+    `HubPushError` naming the repo and the failed step if the Hub answers an error or does not answer in time.
+    """
+    folder = Path(folder)
+    family = check_checkpoint_folder(folder)
+    files = files_to_publish(folder)
+    branch = revision or constants.DEFAULT_REVISION
+    api = HfApi(token=token)
+    with requests_timing_out_after(timeout):
+        with hub_step(folder, repo_id, "creating the repository"):
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if branch != constants.DEFAULT_REVISION and not branch.startswith("refs/pr/"):
+            with hub_step(folder, repo_id, f"creating the branch {branch!r}"):
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+        readme = str(card if card is not None else card_for_folder(folder, family, repo_id, branch))
+        operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=folder / path) for path in files]
+        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode()))
+        with hub_step(folder, repo_id, f"committing {len(operations)} files to {branch!r}"):
+            return api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message or f"Upload SepNorm {family.name} checkpoint",
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+
+def check_checkpoint_folder(folder: Path) -> FolderFamily:
+    """The folder's family, once checked that the folder holds a loadable SepNorm checkpoint."""
+    config = read_config(folder)
+    family = FOLDER_FAMILIES.get(config.get("model_type"))
+    if family is None:
+        raise CheckpointFolderError(
+            f"{folder}/config.json has model_type={config.get('model_type')!r}: not a SepNorm checkpoint "
+            f"(expected one of {', '.join(FOLDER_FAMILIES)})."
+        )
+    auto_map = config.get("auto_map") or {}
+    check_auto_map(folder, auto_map, family)
+    check_code_files(folder, auto_map)
+    check_weights(folder)
+    if not (folder / family.processor_file).is_file():
+        raise CheckpointFolderError(
+            f"{folder} has no {family.processor_file}: save the {family.name} preprocessing next to the model with "
+            f"`{family.processor_saver}`."
+        )
+    return family
+
+
+def read_config(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise CheckpointFolderError(f"{folder} is not a folder.")
+    path = folder / constants.CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointFolderError(f"{folder} has no config.json: save the model there with `save_pretrained`.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_auto_map(folder: Path, auto_map: dict, family: FolderFamily) -> None:
+    wrong = {
+        auto: reference for auto, reference in family.expected_auto_map().items() if auto_map.get(auto) != reference
+    }
+    if wrong:
+        listed = ", ".join(f"{auto} -> {reference}" for auto, reference in wrong.items())
+        raise CheckpointFolderError(
+            f"The auto_map of {folder}/config.json does not list the SepNorm {family.name} classes (missing or "
+            f"different: {listed}): trust_remote_code=True could not load them. Save the model with hf_sepnorm's "
+            "`save_pretrained`, which writes them."
+        )
+
+
+def check_code_files(folder: Path, auto_map: dict) -> None:
+    missing = sorted(missing_code_files(folder, auto_map))
+    if missing:
+        raise CheckpointFolderError(
+            f"The modeling code files {', '.join(missing)} referenced by the auto_map of {folder}/config.json (or "
+            "imported by those files) are missing from the folder: trust_remote_code=True could not load the "
+            "model. Save the model with hf_sepnorm's `save_pretrained`, which copies them next to the weights."
+        )
+
+
+def missing_code_files(folder: Path, auto_map: dict) -> set[str]:
+    """The code files the auto_map's classes need, with the files they import (as transformers resolves them),
+    that the folder lacks."""
+    references = [value for values in auto_map.values() for value in (values if isinstance(values, list) else [values])]
+    # "other/repo--module.Class" is code hosted in another repo
+    pending = [reference.rsplit(".", 1)[0] for reference in references if reference and "--" not in reference]
+    seen, missing = set(), set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = folder / f"{module}.py"
+        if path.is_file():
+            pending.extend(get_relative_imports(path))
+        else:
+            missing.add(path.name)
+    return missing
+
+
+def check_weights(folder: Path) -> None:
+    index = folder / constants.SAFETENSORS_INDEX_FILE
+    if index.is_file():
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        missing = sorted(shard for shard in shards if not (folder / shard).is_file())
+        if missing:
+            raise CheckpointFolderError(f"{folder} lacks the weight shards {', '.join(missing)} its index lists.")
+    elif not (folder / constants.SAFETENSORS_SINGLE_FILE).is_file():
+        raise CheckpointFolderError(
+            f"{folder} has no safetensors weights ({constants.SAFETENSORS_SINGLE_FILE} or "
+            f"{constants.SAFETENSORS_INDEX_FILE}): save the model with `save_pretrained`. Pickled weights are never "
+            "pushed."
+        )
+
+
+def files_to_publish(folder: Path) -> list[str]:
+    """The folder's files that go to the Hub, as paths relative to it."""
+    paths = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    return list(filter_repo_objects(paths, ignore_patterns=NOT_PUBLISHED))
+
+
+def card_for_folder(folder: Path, family: FolderFamily, repo_id: str, revision: str) -> ModelCard:
+    # a Trainer's README.md names the data set and the model it started from, when it was told them
+    readme = folder / "README.md"
+    trainer_card = (metadata_load(readme) if readme.is_file() else None) or {}
+    return render_model_card(
+        family.config_class.from_pretrained(folder),
+        repo_id=repo_id,
+        eval_results=trainer_eval_metrics(folder),
+        dataset_name=first(trainer_card.get("datasets")),
+        base_model=first(trainer_card.get("base_model")),
+        revision=revision,
+    )
+
+
+def trainer_eval_metrics(folder: Path) -> dict[str, float]:
+    """The evaluation metrics the Trainer saved (`eval_results.json`, else `all_results.json`), named without their
+    "eval_" prefix, e.g. {"accuracy": 0.91, "loss": 0.27}."""
+    for name in ("eval_results.json", "all_results.json"):
+        path = folder / name
+        if path.is_file():
+            results = json.loads(path.read_text(encoding="utf-8"))
+            return {
+                key.removeprefix("eval_"): value
+                for key, value in results.items()
+                if key.startswith("eval_") and key not in EVAL_SPEED_METRICS and isinstance(value, (int, float))
+            }
+    return {}
+
+
+def first(value: str | list[str] | None) -> str | None:
+    """The first entry of a card field that holds one value or a list of them."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+@contextlib.contextmanager
+def requests_timing_out_after(seconds: float | None) -> Iterator[None]:
+    """Give up on a Hub request that gets no answer for `seconds`, for the duration of the block.
+
+    huggingface_hub shares one HTTP client, created without a timeout, and offers no timeout for commits: the limit
+    is set on that client and restored afterwards (it applies to the process's other Hub requests meanwhile)."""
+    session = get_session()
+    previous = session.timeout
+    if seconds is not None:
+        session.timeout = httpx2.Timeout(seconds)
+    try:
+        yield
+    finally:
+        session.timeout = previous
+
+
+@contextlib.contextmanager
+def hub_step(folder: Path, repo_id: str, step: str) -> Iterator[None]:
+    """Turn a failure of the Hub requests in the block into a `HubPushError` naming the repo and the step."""
+    try:
+        yield
+    except httpx2.TimeoutException as error:
+        raise HubPushError(
+            f"Pushing {folder} to the Hub repo {repo_id!r}: {step} got no answer in time ({error!r}). It may still "
+            "have been applied: check the repo before pushing again. The local folder was not modified."
+        ) from error
+    except (httpx2.HTTPError, OSError) as error:  # HfHubHTTPError is an httpx2.HTTPError
+        raise HubPushError(
+            f"Pushing {folder} to the Hub repo {repo_id!r}: {step} failed: {error}. The local folder was not modified."
+        ) from error

@@ -1,0 +1,94 @@
+"""run_glue.py end to end on the four official GLUE tasks shipped in the shared data, a few steps each."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_BERT_OVERRIDES
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import run_glue  # noqa: E402
+import run_mlm  # noqa: E402
+
+COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "5"]
+TASKS = {
+    "cola": ("CoLA", {"eval_matthews_correlation"}, "CoLA.tsv"),
+    "sst2": ("SST-2", {"eval_accuracy"}, "SST-2.tsv"),
+    "mrpc": ("MRPC", {"eval_accuracy", "eval_f1"}, "MRPC.tsv"),
+    "stsb": ("STS-B", {"eval_pearson", "eval_spearmanr"}, "STS-B.tsv"),
+}
+
+
+@pytest.fixture(scope="module")
+def mlm_checkpoint(data_dir, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("mlm")
+    run_mlm.main(
+        ["--train_file", str(data_dir / "text" / "wikitext2.valid.tokens"), "--output_dir", str(output_dir),
+         "--do_train", "--max_steps", "3", "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "2000",
+         "--max_seq_length", "64", "--max_train_samples", "64", *COMMON]
+    )  # fmt: skip
+    return output_dir
+
+
+@pytest.mark.parametrize("task_name", TASKS)
+def test_fine_tunes_evaluates_and_predicts(task_name, mlm_checkpoint, data_dir, tmp_path):
+    folder, metric_names, submission = TASKS[task_name]
+    output_dir = tmp_path / task_name
+    run_glue.main(
+        ["--model_name_or_path", str(mlm_checkpoint), "--task_name", task_name,
+         "--data_dir", str(data_dir / "glue" / folder), "--output_dir", str(output_dir),
+         "--do_train", "--do_eval", "--do_predict", "--max_steps", "3", "--max_train_samples", "64",
+         "--max_eval_samples", "48", "--max_predict_samples", "24", "--max_seq_length", "64", *COMMON]
+    )  # fmt: skip
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert metric_names <= results.keys() and results["eval_samples"] == 48 and results["train_samples"] == 64
+    eval_results = json.loads((output_dir / "eval_results.json").read_text())
+    assert metric_names <= eval_results.keys()
+    rows = list(csv.reader((output_dir / submission).open(), delimiter="\t"))
+    assert rows[0] == ["index", "prediction"] and len(rows) == 25
+    config = json.loads((output_dir / "config.json").read_text())
+    if task_name == "stsb":
+        scores = [float(prediction) for _, prediction in rows[1:]]  # raises on a non-number
+        assert len(scores) == 24 and all(len(prediction.split(".")[1]) == 3 for _, prediction in rows[1:])
+        assert len(config.get("id2label", {0: "LABEL_0"})) == 1
+    else:
+        assert {prediction for _, prediction in rows[1:]} <= {"0", "1"}
+        assert len(config["id2label"]) == 2
+
+
+def test_from_scratch_trains_its_own_tokenizer(data_dir, tmp_path):
+    run_glue.main(
+        ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(tmp_path / "o"),
+         "--do_train", "--do_eval", "--max_steps", "2", "--max_train_samples", "200", "--max_eval_samples", "16",
+         "--config_overrides", TINY_BERT_OVERRIDES, "--cls_norm", "layer", *COMMON]
+    )  # fmt: skip
+    config = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert config["cls_norm"] == "layer" and (tmp_path / "o" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        (["--task_name", "squad"], SystemExit, None),
+        (["--task_name", "rte", "--data_dir", "{empty}"], FileNotFoundError, "RTE"),
+        (["--task_name", "cola", "--data_dir", "{bad_cola}"], ValueError, r"train\.tsv, line 2"),
+    ],
+)
+def test_bad_arguments_stop_before_training(tmp_path, arguments, error, message, capsys):
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "CoLA"
+    bad.mkdir()
+    (bad / "train.tsv").write_text("gj04\t1\t\tgood sentence .\ngj04\tnot-a-label\t\tbad row .\n")
+    (bad / "dev.tsv").write_text("gj04\t1\t\tgood sentence .\n")
+    (bad / "test.tsv").write_text("index\tsentence\n0\tgood sentence .\n")
+    replacements = {"{empty}": str(tmp_path / "empty"), "{bad_cola}": str(bad)}
+    arguments = [replacements.get(argument, argument) for argument in arguments]
+    with pytest.raises(error, match=message):
+        run_glue.main([*arguments, "--output_dir", str(tmp_path / "out"), "--do_train"])
+    if error is SystemExit:
+        assert "invalid choice: 'squad'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

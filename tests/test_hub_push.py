@@ -1,0 +1,364 @@
+"""Publishing a SepNorm checkpoint with `hf_sepnorm.hub.push_to_hub`, against a local server of the Hub API.
+
+The checkpoint is a Trainer output folder (intermediate checkpoints, training_args.bin, a generic README.md and the
+eval results included); what is pushed must load, with `trust_remote_code=True`, in a fresh process where hf_sepnorm
+cannot be imported, and predict exactly what the local model predicts.
+"""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_bert_config
+from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.errors import RepositoryNotFoundError
+from safetensors.torch import load_file
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast, Trainer, TrainingArguments
+
+from hf_sepnorm import SepNormBertForSequenceClassification
+from hf_sepnorm.hub import CheckpointFolderError, HubPushError, push_to_hub
+from hf_sepnorm.hub.cli import main as cli_main
+
+REVIEWS = [
+    ("the movie was good and the actors great", 1),
+    ("a great fun film with a good story", 1),
+    ("good acting and a fun plot", 1),
+    ("a great story well told", 1),
+    ("the plot was bad and boring", 0),
+    ("boring film with awful acting", 0),
+    ("bad actors and an awful story", 0),
+    ("the film was boring and bad", 0),
+]
+PROBES = ["a good and fun movie", "an awful boring plot", "the story was great", "bad"]
+TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A WordPiece tokenizer trained on the reviews, with BERT's special tokens and [CLS] ... [SEP] framing."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(
+        [text for text, _ in REVIEWS], trainers.WordPieceTrainer(vocab_size=99, special_tokens=SPECIAL_TOKENS)
+    )
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def accuracy(prediction) -> dict[str, float]:
+    return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
+
+@pytest.fixture(scope="module")
+def trainer_folder(tmp_path_factory) -> Path:
+    """A Trainer output folder: the final model and tokenizer, checkpoint-1/ and checkpoint-2/ (with optimizer
+    states), training_args.bin, eval/all results, TensorBoard logs and the Trainer's README.md."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("trainer_output")
+    tokenizer = build_tokenizer()
+    model = SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer), num_labels=2))
+    examples = [{**tokenizer(text), "labels": label} for text, label in REVIEWS]
+    args = TrainingArguments(
+        output_dir=str(folder),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        save_strategy="steps",
+        save_steps=1,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        eval_dataset=examples,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=accuracy,
+    )
+    trainer.save_metrics("train", trainer.train().metrics)
+    trainer.save_metrics("eval", trainer.evaluate())
+    trainer.save_model()
+    trainer.save_state()
+    trainer.create_model_card(dataset_tags=TRAINER_DATASET)
+    (folder / "runs").mkdir()
+    (folder / "runs" / "events.out.tfevents.0").write_bytes(b"tensorboard")
+    return folder
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file below `folder`, by relative path."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def local_logits(folder: Path) -> torch.Tensor:
+    model = SepNormBertForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
+    with torch.no_grad():
+        return model(**tokenizer(PROBES, padding=True, return_tensors="pt")).logits
+
+
+def usage_snippet(readme: bytes) -> str:
+    """The first Python block of a model card: its usage snippet."""
+    return re.search(r"```python\n(.*?)```", readme.decode(), flags=re.DOTALL).group(1)
+
+
+LOAD_FROM_HUB_WITHOUT_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class BlockHfSepnorm(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_sepnorm" or name.startswith("hf_sepnorm."):
+                raise ImportError("hf_sepnorm is blocked in this process")
+
+    sys.meta_path.insert(0, BlockHfSepnorm())
+    try:
+        import hf_sepnorm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("hf_sepnorm was importable")
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    snippet_file, repo_id, commit_sha, probes, out_file = sys.argv[1:6]
+    probes = json.loads(probes)
+    card = {}
+    exec(open(snippet_file).read(), card)  # the model card's usage snippet, loading at the revision it names
+    model = AutoModelForSequenceClassification.from_pretrained(repo_id, trust_remote_code=True, revision=commit_sha)
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, trust_remote_code=True, revision=commit_sha)
+    with torch.no_grad():
+        pinned = model.eval()(**tokenizer(probes, padding=True, return_tensors="pt")).logits
+        from_card = card["model"](**card["tokenizer"](probes, padding=True, return_tensors="pt")).logits
+    save_file({"pinned": pinned, "from_card": from_card}, out_file)
+    print(json.dumps({"module": type(model).__module__, "class": type(model).__name__,
+                      "backbone": type(model.base_model).__name__}))
+    """
+)
+
+
+def load_from_hub_in_fresh_process(hub, repo_id: str, commit_sha: str, tmp_path: Path, token: str | None = None):
+    """Run the pushed card's usage snippet, and load `repo_id` at `commit_sha`, in a process where hf_sepnorm cannot
+    be imported; returns what it loaded and the logits both gave for PROBES."""
+    snippet_file = tmp_path / "card_snippet.py"
+    snippet_file.write_text(usage_snippet(hub.files(repo_id, commit_sha)["README.md"]))
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "fresh_home"),
+        "HF_MODULES_CACHE": str(tmp_path / "fresh_modules"),
+    }
+    env.pop("HF_TOKEN", None)
+    if token is not None:
+        env["HF_TOKEN"] = token
+    out_file = tmp_path / "logits.safetensors"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_FROM_HUB_WITHOUT_PACKAGE,
+            str(snippet_file),
+            repo_id,
+            commit_sha,
+            json.dumps(PROBES),
+            str(out_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), load_file(out_file)
+
+
+def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_server, trainer_folder, tmp_path):  # noqa: F811
+    before = folder_digest(trainer_folder)
+    repo_id = f"{TEST_USER}/tiny-sepnorm-reviews"
+
+    commit = push_to_hub(trainer_folder, repo_id)
+
+    assert folder_digest(trainer_folder) == before
+    assert hub_server.calls("POST", r"/commit/") == 1
+    pushed = hub_server.files(repo_id, commit.oid)
+    assert set(pushed) == {
+        ".gitattributes",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "configuration_sepnorm_bert.py",
+        "modeling_sepnorm_bert.py",
+        "sepnorm.py",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "all_results.json",
+        "eval_results.json",
+        "train_results.json",
+        "trainer_state.json",
+    }  # no checkpoint-*/, runs/, training_args.bin
+    assert pushed["model.safetensors"] == (trainer_folder / "model.safetensors").read_bytes()
+    assert hub_server.files(repo_id, "main") == pushed
+
+    card = ModelCard(pushed["README.md"].decode())
+    assert "sepnorm" in card.data.tags and card.data.pipeline_tag == "text-classification"
+    (result,) = [result for result in card.data.eval_results if result.metric_type == "accuracy"]
+    eval_results = json.loads((trainer_folder / "eval_results.json").read_text())
+    assert result.metric_value == eval_results["eval_accuracy"]
+    assert result.dataset_type == TRAINER_DATASET  # named by the Trainer's README, which is not pushed
+    assert card.text != ModelCard.load(trainer_folder / "README.md").text
+
+    loaded, logits = load_from_hub_in_fresh_process(hub_server, repo_id, commit.oid, tmp_path)
+    assert loaded["module"].startswith("transformers_modules.")  # the repo's code, not a package's
+    assert (loaded["class"], loaded["backbone"]) == ("SepNormBertForSequenceClassification", "SepNormBertModel")
+    expected = local_logits(trainer_folder)
+    assert torch.equal(logits["pinned"], expected)
+    assert torch.equal(logits["from_card"], expected)
+
+
+def test_private_repo_on_a_new_branch(hub_server, trainer_folder, tmp_path):  # noqa: F811
+    repo_id = f"{TEST_USER}/private-sepnorm"
+
+    commit = push_to_hub(trainer_folder, repo_id, private=True, revision="experiment", token=TEST_TOKEN)
+
+    info = HfApi(token=TEST_TOKEN).model_info(repo_id, revision="experiment")
+    assert info.private and info.sha == commit.oid
+    assert "model.safetensors" in {sibling.rfilename for sibling in info.siblings}
+    assert "model.safetensors" not in hub_server.files(repo_id, "main")  # the branch got the commit, not main
+    assert 'revision = "experiment"' in hub_server.files(repo_id, "experiment")["README.md"].decode()
+    for anonymous_or_other in (False, OTHER_TOKEN):
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(token=anonymous_or_other).model_info(repo_id)
+
+    _, logits = load_from_hub_in_fresh_process(hub_server, repo_id, commit.oid, tmp_path, token=TEST_TOKEN)
+    assert torch.equal(logits["pinned"], local_logits(trainer_folder))
+    assert torch.equal(logits["from_card"], logits["pinned"])
+
+
+def test_pull_request_leaves_the_branch_alone(hub_server, trainer_folder):  # noqa: F811
+    repo_id = f"{TEST_USER}/reviewed-sepnorm"
+    first = push_to_hub(trainer_folder, repo_id)
+
+    draft, final = (ModelCard(f"---\nlicense: mit\n---\n{text}\n") for text in ("Draft", "Final"))
+
+    proposal = push_to_hub(trainer_folder, repo_id, create_pr=True, card=draft)
+    assert proposal.pr_revision == "refs/pr/1"
+    update = push_to_hub(trainer_folder, repo_id, revision=proposal.pr_revision, card=final)
+
+    assert hub_server.history(repo_id)[0].oid == first.oid
+    assert hub_server.files(repo_id, "refs/pr/1")["README.md"] == str(final).encode()
+    assert hub_server.history(repo_id, "refs/pr/1")[0].oid == update.oid
+
+
+def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
+    repo_id = f"{TEST_USER}/cli-sepnorm"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_sepnorm.hub.cli",
+            "push",
+            str(trainer_folder),
+            repo_id,
+            "--private",
+            "--revision",
+            "v1",
+            "--commit-message",
+            "SepNorm from the CLI",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),  # HF_ENDPOINT and HF_TOKEN point at the local Hub
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    commit = hub_server.history(repo_id, "v1")[0]
+    assert commit.title == "SepNorm from the CLI"
+    assert result.stdout.strip() == f"{hub_server.endpoint}/{repo_id}/commit/{commit.oid}"
+    assert hub_server.repos[repo_id].private
+    assert "config.json" in hub_server.files(repo_id, "v1")
+
+
+@pytest.fixture
+def saved_folder(tmp_path) -> Path:
+    """A checkpoint saved with save_pretrained, with its tokenizer."""
+    tokenizer = build_tokenizer()
+    SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return tmp_path
+
+
+def test_folder_missing_its_code_file_is_refused_before_any_request(hub_server, saved_folder, capsys):  # noqa: F811
+    (saved_folder / "sepnorm.py").unlink()  # imported by modeling_sepnorm_bert.py, not named by auto_map
+
+    with pytest.raises(CheckpointFolderError, match=r"code files sepnorm\.py .*missing"):
+        push_to_hub(saved_folder, f"{TEST_USER}/broken")
+    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/broken"]) == 1
+    assert "sepnorm.py" in capsys.readouterr().err
+    assert hub_server.requests == []
+
+
+def test_incomplete_auto_map_is_refused(hub_server, saved_folder):  # noqa: F811
+    config = json.loads((saved_folder / "config.json").read_text())
+    del config["auto_map"]["AutoModelForSequenceClassification"]
+    (saved_folder / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(CheckpointFolderError, match="AutoModelForSequenceClassification"):
+        push_to_hub(saved_folder, f"{TEST_USER}/broken")
+    assert f"{TEST_USER}/broken" not in hub_server.repos
+
+
+def test_server_error_on_commit_is_reported_and_the_folder_untouched(hub_server, trainer_folder):  # noqa: F811
+    repo_id = f"{TEST_USER}/flaky"
+    before = folder_digest(trainer_folder)
+    hub_server.fail_next_commits(1, status=500)
+
+    with pytest.raises(HubPushError, match=rf"{repo_id}.*committing \d+ files to 'main' failed: .*500"):
+        push_to_hub(trainer_folder, repo_id)
+    assert folder_digest(trainer_folder) == before
+    assert set(hub_server.files(repo_id)) == {".gitattributes"}
+
+    push_to_hub(trainer_folder, repo_id)  # the server recovered: pushing again works
+    assert "model.safetensors" in hub_server.files(repo_id)
+    assert folder_digest(trainer_folder) == before
+
+
+def test_commit_timeout_is_reported_and_the_folder_untouched(hub_server, trainer_folder):  # noqa: F811
+    repo_id = f"{TEST_USER}/slow"
+    before = folder_digest(trainer_folder)
+    hub_server.hang_next_commits(seconds=60)
+
+    with pytest.raises(HubPushError, match=rf"{repo_id}.*committing .* no answer in time"):
+        push_to_hub(trainer_folder, repo_id, timeout=1.0)
+    assert folder_digest(trainer_folder) == before
+    assert set(hub_server.files(repo_id)) == {".gitattributes"}

@@ -1,0 +1,179 @@
+"""SepNorm model cards: Hub metadata per head, model-index, usage snippets, BatchNorm caveats, citation."""
+
+import re
+
+import pytest
+import torch
+from conftest import bert_inputs, tiny_bert_config, tiny_vit_mae_config
+from huggingface_hub import ModelCard
+
+from hf_sepnorm import (
+    ClsBatchNorm,
+    SepNormBertForMaskedLM,
+    SepNormBertForMultipleChoice,
+    SepNormBertForQuestionAnswering,
+    SepNormBertForSequenceClassification,
+    SepNormBertForTokenClassification,
+    SepNormBertModel,
+    SepNormViTMAEForImageClassification,
+    SepNormViTMAEForPreTraining,
+)
+from hf_sepnorm.hub import render_model_card
+
+GLUE_RESULTS = {"accuracy": 0.912, "f1": 0.905}
+COMPARISON = [
+    {"normalization": "ShareNorm", "accuracy": 0.897},
+    {"normalization": "SepNorm", "accuracy": 0.912},
+]
+
+
+def python_blocks(card: ModelCard) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card.text, flags=re.DOTALL)
+
+
+def reloaded(card: ModelCard) -> ModelCard:
+    """The card as the Hub and its clients parse README.md."""
+    return ModelCard(str(card))
+
+
+BERT_HEADS = [
+    (SepNormBertForMaskedLM, "AutoModelForMaskedLM", "fill-mask"),
+    (SepNormBertForSequenceClassification, "AutoModelForSequenceClassification", "text-classification"),
+    (SepNormBertForTokenClassification, "AutoModelForTokenClassification", "token-classification"),
+    (SepNormBertForQuestionAnswering, "AutoModelForQuestionAnswering", "question-answering"),
+    (SepNormBertForMultipleChoice, "AutoModelForMultipleChoice", "multiple-choice"),
+    (SepNormBertModel, "AutoModel", "feature-extraction"),
+]
+
+
+@pytest.mark.parametrize("model_class, auto_class, pipeline_tag", BERT_HEADS, ids=[h[2] for h in BERT_HEADS])
+def test_bert_card_metadata_and_usage_follow_the_head(model_class, auto_class, pipeline_tag):
+    config = tiny_bert_config(architectures=[model_class.__name__])
+
+    card = reloaded(render_model_card(config, repo_id="lab/sepnorm-bert", revision="0123abcd"))
+
+    assert card.data.library_name == "transformers"
+    assert card.data.pipeline_tag == pipeline_tag
+    assert card.data.tags == ["sepnorm", "custom_code", "bert"]
+    assert card.data.license == "apache-2.0"
+    assert card.data.eval_results is None and card.data.datasets is None and card.data.base_model is None
+    (usage, *_) = python_blocks(card)
+    assert "AutoTokenizer.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
+    assert f"{auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
+    assert 'repo_id = "lab/sepnorm-bert"\nrevision = "0123abcd"' in usage
+
+
+def test_glue_card_holds_results_training_comparison_and_citation():
+    model = SepNormBertForSequenceClassification(tiny_bert_config(num_labels=2, sepnorm_scope="final"))
+
+    card = reloaded(
+        render_model_card(
+            model,
+            repo_id="lab/sepnorm-bert-sst2",
+            eval_results=GLUE_RESULTS,
+            dataset_name="nyu-mll/glue",
+            task_name="sst2",
+            base_model="google-bert/bert-base-uncased",
+            training_summary={"steps": 3000, "learning_rate": 2e-5, "batch size": 32},
+            comparison=COMPARISON,
+            license="mit",
+        )
+    )
+
+    assert card.data.datasets == ["nyu-mll/glue"]
+    assert card.data.base_model == "google-bert/bert-base-uncased"
+    assert card.data.license == "mit"
+    assert card.data.model_name == "sepnorm-bert-sst2"
+    assert {(r.metric_type, r.metric_value) for r in card.data.eval_results} == set(GLUE_RESULTS.items())
+    for result in card.data.eval_results:
+        assert (result.task_type, result.dataset_type, result.dataset_config) == (
+            "text-classification",
+            "nyu-mll/glue",
+            "sst2",
+        )
+    text = card.text
+    assert '`cls_norm="batch"`' in text and '`sepnorm_scope="final"`' in text
+    assert "| `sepnorm_scope` | `final` |" in text and "| `num_hidden_layers` | `2` |" in text
+    assert "| steps | 3000 |" in text and "| learning_rate | 2e-05 |" in text
+    assert "| normalization | accuracy |" in text
+    assert "| ShareNorm | 0.897 |" in text and "| SepNorm | 0.912 |" in text
+    assert "| f1 | 0.905 |" in text
+    assert "transformers>=5,<6" in text
+    assert "On Separate Normalization in Self-supervised Transformers" in text
+    assert "Chen, Xiaohui and Wang, Yinkai and Du, Yuanqi and Hassoun, Soha and Liu, Li-Ping" in text
+    assert "booktitle = {Advances in Neural Information Processing Systems}" in text
+    for block in python_blocks(card):
+        compile(block, "card snippet", "exec")
+
+
+def test_vit_mae_image_classifier_card():
+    model = SepNormViTMAEForImageClassification(tiny_vit_mae_config(num_labels=10, classifier_pooling="mean"))
+
+    card = reloaded(
+        render_model_card(
+            model, repo_id="lab/sepnorm-vit-cifar10", eval_results={"top-1": 0.874}, dataset_name="cifar10"
+        )
+    )
+
+    assert card.data.pipeline_tag == "image-classification"
+    assert card.data.tags == ["sepnorm", "custom_code", "vit_mae"]
+    ((result),) = card.data.eval_results
+    assert (result.task_type, result.dataset_type, result.metric_type, result.metric_value) == (
+        "image-classification",
+        "cifar10",
+        "top-1",
+        0.874,
+    )
+    (usage, *_) = python_blocks(card)
+    assert "AutoImageProcessor.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
+    assert (
+        "AutoModelForImageClassification.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
+    )
+    assert 'revision = "main"' in usage
+    assert "AutoTokenizer" not in card.text
+    assert '`classifier_pooling="mean"`' in card.text
+
+
+def test_vit_mae_pretraining_card_reports_the_eval_loss_and_how_to_get_features():
+    model = SepNormViTMAEForPreTraining(tiny_vit_mae_config())
+
+    card = reloaded(
+        render_model_card(model, repo_id="lab/sepnorm-mae", eval_results={"loss": 0.41}, dataset_name="imagenet-1k")
+    )
+
+    assert card.data.pipeline_tag == "image-feature-extraction"
+    ((result),) = card.data.eval_results
+    assert (result.metric_type, result.metric_value) == ("loss", 0.41)
+    assert "AutoModelForPreTraining.from_pretrained(repo_id, trust_remote_code=True" in card.text
+    assert "mask_ratio=0.0" in card.text
+
+
+@pytest.mark.parametrize("make_config", [tiny_bert_config, tiny_vit_mae_config])
+def test_batchnorm_caveats_only_for_a_batchnorm_cls_norm(make_config):
+    batch = render_model_card(make_config(cls_norm="batch"), repo_id="lab/batch").text
+    layer = render_model_card(make_config(cls_norm="layer"), repo_id="lab/layer").text
+
+    for caveat in ("model.eval()", "batch of 1 sample", "SyncBatchNorm", "Re-estimate the `[CLS]` statistics"):
+        assert caveat in batch
+    assert "BatchNorm on `[CLS]`" in batch and "BatchNorm on `[CLS]`" not in layer
+    assert "no batch statistics: outputs do not depend on the batch" in layer
+
+
+def test_statistics_re_estimation_snippet_averages_the_batch_statistics():
+    card = render_model_card(tiny_bert_config(), repo_id="lab/batch")
+    (re_estimation,) = [block for block in python_blocks(card) if "reset_running_stats" in block]
+    model = SepNormBertForSequenceClassification(tiny_bert_config()).train()
+    seen_inputs = {}
+    for norm in (module for module in model.modules() if isinstance(module, ClsBatchNorm)):
+        seen_inputs[norm] = []
+        norm.register_forward_hook(lambda module, args, output: seen_inputs[module].append(args[0].detach().float()))
+    batches = [bert_inputs(batch_size=4) for _ in range(3)]
+
+    exec(re_estimation, {"model": model, "batches": batches})
+
+    assert len(seen_inputs) == 4 and not model.training  # two per layer; the embedding norm stays shared
+    for norm, inputs in seen_inputs.items():
+        assert len(inputs) == 3
+        torch.testing.assert_close(norm.running_mean, torch.stack([x.mean(0) for x in inputs]).mean(0))
+        torch.testing.assert_close(norm.running_var, torch.stack([x.var(0) for x in inputs]).mean(0))
+        assert norm.momentum == model.config.cls_norm_momentum
