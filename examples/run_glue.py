@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, Traini
 
 from hf_sepnorm import SepNormBertForSequenceClassification
 from hf_sepnorm.data import GLUE_TASKS, get_glue_task, load_glue, write_glue_predictions
-from hf_sepnorm.data.text import train_wordpiece_tokenizer
+from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.metrics import load_glue_metric
 from hf_sepnorm.training import (
     SepNormModelArguments,
@@ -61,8 +61,12 @@ def main(args=None):
     if tokenizer_source is not None:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=model_args.revision)
     else:  # from scratch: a tokenizer of the task's own training text
-        texts = (text for column in task.output_text_columns for text in raw["train"][column])
-        tokenizer = train_wordpiece_tokenizer(texts, vocab_size=8000)
+        tokenizer = train_tokenizer_once(
+            lambda: (text for column in task.output_text_columns for text in raw["train"][column]),
+            vocab_size=8000,
+            save_dir=training_args.output_dir,
+            training_args=training_args,
+        )
 
     def tokenize(batch):
         texts = [batch[column] for column in task.output_text_columns]

@@ -16,7 +16,7 @@ from datasets import load_dataset
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
-from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus, train_wordpiece_tokenizer
+from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus, train_tokenizer_once
 from hf_sepnorm.training import (
     SepNormModelArguments,
     load_or_build_model,
@@ -55,11 +55,13 @@ def load_corpus(data_args: DataArguments):
     return corpus.rename_column(data_args.text_column, "text") if data_args.text_column != "text" else corpus
 
 
-def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, corpus):
+def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, corpus, training_args):
     source = data_args.tokenizer_name or model_args.model_name_or_path
     if source is not None:
         return AutoTokenizer.from_pretrained(source, revision=model_args.revision, cache_dir=model_args.cache_dir)
-    return train_wordpiece_tokenizer(iter(corpus["train"]["text"]), vocab_size=data_args.vocab_size)
+    return train_tokenizer_once(
+        lambda: iter(corpus["train"]["text"]), data_args.vocab_size, training_args.output_dir, training_args
+    )
 
 
 def main(args=None):
@@ -68,7 +70,7 @@ def main(args=None):
     )
     set_seed(training_args.seed)
     corpus = load_corpus(data_args)
-    tokenizer = load_tokenizer(model_args, data_args, corpus)
+    tokenizer = load_tokenizer(model_args, data_args, corpus, training_args)
     with training_args.main_process_first(desc="tokenizing"):
         blocks = cls_led_blocks(corpus, tokenizer, data_args.max_seq_length)
     train_dataset = blocks["train"].select(range(min(len(blocks["train"]), data_args.max_train_samples or 2**62)))

@@ -139,7 +139,7 @@ class LocalHub:
         return f"http://{host}:{port}"
 
     def start(self) -> LocalHub:
-        self._thread = threading.Thread(target=self._http.serve_forever, name="local-hub", daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), name="local-hub", daemon=True)
         self._thread.start()
         return self
 

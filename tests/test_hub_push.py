@@ -16,15 +16,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_bert_config
+from conftest import tiny_bert_config, tiny_vit_mae_config
 from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast, Trainer, TrainingArguments
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainingArguments,
+    ViTImageProcessor,
+)
 
-from hf_sepnorm import SepNormBertForSequenceClassification
+from hf_sepnorm import SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, push_to_hub
 from hf_sepnorm.hub.cli import main as cli_main
 
@@ -312,10 +318,11 @@ def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
 @pytest.fixture
 def saved_folder(tmp_path) -> Path:
     """A checkpoint saved with save_pretrained, with its tokenizer."""
+    folder = tmp_path / "saved"
     tokenizer = build_tokenizer()
-    SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    return tmp_path
+    SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def test_folder_missing_its_code_file_is_refused_before_any_request(hub_server, saved_folder, capsys):  # noqa: F811
@@ -338,12 +345,41 @@ def test_incomplete_auto_map_is_refused(hub_server, saved_folder):  # noqa: F811
     assert f"{TEST_USER}/broken" not in hub_server.repos
 
 
+def test_vit_mae_folder_needs_its_image_processor(hub_server, tmp_path):  # noqa: F811
+    folder = tmp_path / "vit"
+    SepNormViTMAEForImageClassification(tiny_vit_mae_config(num_labels=3)).save_pretrained(folder)
+    with pytest.raises(CheckpointFolderError, match=r"preprocessor_config\.json.*image_processor\.save_pretrained"):
+        push_to_hub(folder, f"{TEST_USER}/vit")
+
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    push_to_hub(folder, f"{TEST_USER}/vit")
+
+    pushed = hub_server.files(f"{TEST_USER}/vit")
+    assert "preprocessor_config.json" in pushed and "modeling_sepnorm_vit_mae.py" in pushed
+    assert ModelCard(pushed["README.md"].decode()).data.pipeline_tag == "image-classification"
+
+
+def test_sharded_weights_replace_the_single_file_of_a_previous_push(hub_server, saved_folder, tmp_path):  # noqa: F811
+    repo_id = f"{TEST_USER}/resharded"
+    push_to_hub(saved_folder, repo_id)
+    sharded = tmp_path / "sharded"
+    SepNormBertForSequenceClassification.from_pretrained(saved_folder).save_pretrained(sharded, max_shard_size="40KB")
+    PreTrainedTokenizerFast.from_pretrained(saved_folder).save_pretrained(sharded)
+
+    push_to_hub(sharded, repo_id)
+
+    pushed = hub_server.files(repo_id)
+    shards = {path for path in pushed if path.endswith(".safetensors")}
+    assert "model.safetensors" not in pushed and len(shards) > 1  # else transformers would load the stale file
+    assert shards == set(json.loads(pushed["model.safetensors.index.json"])["weight_map"].values())
+
+
 def test_server_error_on_commit_is_reported_and_the_folder_untouched(hub_server, trainer_folder):  # noqa: F811
     repo_id = f"{TEST_USER}/flaky"
     before = folder_digest(trainer_folder)
     hub_server.fail_next_commits(1, status=500)
 
-    with pytest.raises(HubPushError, match=rf"{repo_id}.*committing \d+ files to 'main' failed: .*500"):
+    with pytest.raises(HubPushError, match=rf"{repo_id}.*the commit of \d+ files to 'main' failed: .*500"):
         push_to_hub(trainer_folder, repo_id)
     assert folder_digest(trainer_folder) == before
     assert set(hub_server.files(repo_id)) == {".gitattributes"}
@@ -358,7 +394,7 @@ def test_commit_timeout_is_reported_and_the_folder_untouched(hub_server, trainer
     before = folder_digest(trainer_folder)
     hub_server.hang_next_commits(seconds=60)
 
-    with pytest.raises(HubPushError, match=rf"{repo_id}.*committing .* no answer in time"):
-        push_to_hub(trainer_folder, repo_id, timeout=1.0)
+    with pytest.raises(HubPushError, match=rf"{repo_id}.*the commit of \d+ files to 'main' got no answer in time"):
+        push_to_hub(trainer_folder, repo_id, timeout=3.0)
     assert folder_digest(trainer_folder) == before
     assert set(hub_server.files(repo_id)) == {".gitattributes"}

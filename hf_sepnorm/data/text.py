@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from datasets import DatasetDict, load_dataset
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, TrainingArguments
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -90,3 +90,16 @@ def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, bloc
         if len(dataset) == 0:
             raise ValueError(f"The {split} text is shorter than one block of {block_length} tokens.")
     return blocks
+
+
+def train_tokenizer_once(
+    texts: Callable[[], Iterator[str]], vocab_size: int, save_dir: str, training_args: TrainingArguments
+) -> PreTrainedTokenizerFast:
+    """Train the WordPiece tokenizer in the main process only and load its copy in the others: every process must
+    see the same vocabulary (training is not guaranteed to give identical ones)."""
+    with training_args.main_process_first(desc="training the tokenizer"):
+        if training_args.process_index == 0:
+            tokenizer = train_wordpiece_tokenizer(texts(), vocab_size=vocab_size)
+            tokenizer.save_pretrained(save_dir)
+            return tokenizer
+        return AutoTokenizer.from_pretrained(save_dir)

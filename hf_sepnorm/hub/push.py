@@ -14,7 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard, constants, get_session, metadata_load
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    ModelCard,
+    constants,
+    get_session,
+    metadata_load,
+)
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.dynamic_module_utils import get_relative_imports
@@ -40,6 +49,10 @@ NOT_PUBLISHED = [
     "*.pickle",
     *DEFAULT_IGNORE_PATTERNS,
 ]
+
+# Weights a previous push may have left on the branch. transformers loads model.safetensors before any sharded index:
+# a stale one would shadow new sharded weights, so the commit deletes those the folder no longer has.
+WEIGHT_FILES = ["*.safetensors", "*.safetensors.index.json"]
 
 # entries of the Trainer's eval results that measure speed, not the model
 EVAL_SPEED_METRICS = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
@@ -100,8 +113,9 @@ def push_to_hub(
     the other files of the folder, except checkpoint-*/, runs/, pickles (optimizer states, training_args.bin, *.bin
     weights) and the folder's README.md: the README.md pushed is `card`, or the SepNorm card rendered from the
     folder's config, its eval results (eval_results.json or all_results.json) and the data set and base model a
-    Trainer-written README.md names. `create_pr` opens a pull request against `revision` instead of committing to it.
-    `timeout` bounds every request, in seconds (None: wait forever).
+    Trainer-written README.md names. Safetensors weights the branch holds and the folder does not are deleted.
+    `create_pr` opens a pull request against `revision` instead of committing to it. `timeout` bounds every request,
+    in seconds (None: wait forever).
 
     Raises `CheckpointFolderError` before any request if the folder cannot be published as it is, and
     `HubPushError` naming the repo and the failed step if the Hub answers an error or does not answer in time.
@@ -117,10 +131,14 @@ def push_to_hub(
         if branch != constants.DEFAULT_REVISION and not branch.startswith("refs/pr/"):
             with hub_step(folder, repo_id, f"creating the branch {branch!r}"):
                 api.create_branch(repo_id, branch=branch, exist_ok=True)
+        with hub_step(folder, repo_id, f"listing the files of {branch!r}"):
+            remote_files = api.list_repo_files(repo_id, revision=branch)
+        stale_weights = set(filter_repo_objects(remote_files, allow_patterns=WEIGHT_FILES)) - set(files)
         readme = str(card if card is not None else card_for_folder(folder, family, repo_id, branch))
         operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=folder / path) for path in files]
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode()))
-        with hub_step(folder, repo_id, f"committing {len(operations)} files to {branch!r}"):
+        operations += [CommitOperationDelete(path_in_repo=path) for path in sorted(stale_weights)]
+        with hub_step(folder, repo_id, f"the commit of {len(files) + 1} files to {branch!r}"):
             return api.create_commit(
                 repo_id,
                 operations,

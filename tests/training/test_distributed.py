@@ -1,0 +1,115 @@
+"""[CLS] BatchNorm under data parallelism, with real processes on CPU (gloo)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import TINY_BERT_OVERRIDES, TINY_VIT_OVERRIDES
+from safetensors.torch import load_file
+
+from hf_sepnorm import ClsBatchNorm
+from hf_sepnorm.training import ClsSyncBatchNorm
+
+ROOT = Path(__file__).resolve().parents[2]
+HIDDEN = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def full_batch() -> torch.Tensor:
+    return torch.randn(10, HIDDEN, generator=torch.Generator().manual_seed(0)) * 3 + 1
+
+
+def synced_rank(rank: int, world_size: int, store: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    norm = ClsSyncBatchNorm(HIDDEN)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
+    shard = full_batch()[rank * 5 : (rank + 1) * 5].requires_grad_()
+    output = norm(shard)
+    (output * torch.arange(HIDDEN)).sum().backward()
+    torch.save(
+        {"output": output.detach(), "grad": shard.grad, "weight_grad": norm.weight.grad,
+         "running_mean": norm.running_mean, "running_var": norm.running_var},
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )  # fmt: skip
+    dist.destroy_process_group()
+
+
+def test_sync_batchnorm_over_two_processes_equals_batchnorm_over_the_whole_batch(tmp_path):
+    mp.spawn(synced_rank, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
+
+    reference = ClsBatchNorm(HIDDEN)
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
+    batch = full_batch().requires_grad_()
+    output = reference(batch)
+    (output * torch.arange(HIDDEN)).sum().backward()
+
+    torch.testing.assert_close(torch.cat([r["output"] for r in ranks]), output.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([r["grad"] for r in ranks]), batch.grad, atol=1e-5, rtol=1e-5)
+    # each rank holds its share of the weight gradient; DDP sums them
+    torch.testing.assert_close(ranks[0]["weight_grad"] + ranks[1]["weight_grad"], reference.weight.grad)
+    for statistic in ("running_mean", "running_var"):
+        assert torch.equal(ranks[0][statistic], ranks[1][statistic])
+        torch.testing.assert_close(ranks[0][statistic], getattr(reference, statistic))
+
+
+def accelerate_launch(script: str, arguments: list[str], output_dir: Path) -> dict:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "examples" / "accelerate" / "cpu_2proc.yaml"),
+        "--main_process_port", str(free_port()),
+        str(ROOT / "examples" / script), "--use_cpu", "true", "--output_dir", str(output_dir),
+        "--report_to", "none", "--disable_tqdm", "true", "--seed", "11", *arguments,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=output_dir.parent)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((output_dir / "trainer_state.json").read_text())
+
+
+def assert_ranks_identical(state: dict, steps: int) -> None:
+    checks = [entry for entry in state["log_history"] if "ranks_verified_identical" in entry]
+    assert checks == [{"ranks_verified_identical": 2, "step": steps}]
+
+
+def test_two_process_run_mae_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
+    output_dir = tmp_path / "mae"
+    state = accelerate_launch(
+        "run_mae.py",
+        ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "96",
+         "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "8",
+         "--config_overrides", f"patch_size=7,decoder_cls_norm=batch,{TINY_VIT_OVERRIDES}"],
+        output_dir,
+    )  # fmt: skip
+    assert_ranks_identical(state, 3)
+    assert state["epoch"] == pytest.approx(3 * 8 * 2 / 96)  # two processes shared the data
+    weights = load_file(output_dir / "model.safetensors")
+    assert weights["vit.layernorm.cls_norm.num_batches_tracked"].item() == 3
+
+
+def test_two_process_run_glue_without_sync_still_ends_identical(data_dir, tmp_path):
+    output_dir = tmp_path / "glue"
+    state = accelerate_launch(
+        "run_glue.py",
+        ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--do_train", "--do_eval",
+         "--max_steps", "3", "--max_train_samples", "128", "--max_eval_samples", "32",
+         "--per_device_train_batch_size", "8", "--config_overrides", TINY_BERT_OVERRIDES,
+         "--sync_cls_batchnorm", "false", "--recalibration_batches", "4"],
+        output_dir,
+    )  # fmt: skip
+    assert_ranks_identical(state, 3)
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert 0 <= results["eval_accuracy"] <= 1
