@@ -32,7 +32,7 @@ from transformers import (
 
 from hf_sepnorm import SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, push_to_hub
-from hf_sepnorm.hub.cli import main as cli_main
+from hf_sepnorm.cli import main as cli_main
 
 REVIEWS = [
     ("the movie was good and the actors great", 1),
@@ -292,7 +292,7 @@ def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
         [
             sys.executable,
             "-m",
-            "hf_sepnorm.hub.cli",
+            "hf_sepnorm.cli",
             "push",
             str(trainer_folder),
             repo_id,

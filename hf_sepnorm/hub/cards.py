@@ -5,6 +5,7 @@ license, `model-index` evaluation results)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -14,7 +15,8 @@ from ..modeling_sepnorm_bert import SepNormBertModel
 from ..modeling_sepnorm_vit_mae import SepNormViTMAEModel
 
 # The templates live at the root of the source tree (see the report on packaging them for non-editable installs).
-TEMPLATES_FOLDER = Path(__file__).resolve().parents[2] / "model_cards"
+# the repository's model_cards/ folder, installed as the package hf_sepnorm.model_cards (see setup.cfg)
+TEMPLATES_FOLDER = importlib.resources.files("hf_sepnorm.model_cards")
 
 SUPPORTED_TRANSFORMERS = ">=5,<6"
 

@@ -1,5 +1,4 @@
-"""The `hf-sepnorm` command line: `hf-sepnorm push FOLDER REPO_ID [--private] [--revision R] [--token T]
-[--commit-message M]`."""
+"""`hf-sepnorm push FOLDER REPO_ID [--private] [--revision R] [--token T] [--commit-message M]`."""
 
 from __future__ import annotations
 
@@ -9,9 +8,7 @@ import sys
 from .push import CheckpointFolderError, HubPushError, push_to_hub
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-sepnorm", description="SepNorm checkpoints and the Hugging Face Hub.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_push_command(commands: argparse._SubParsersAction) -> None:
     push = commands.add_parser(
         "push",
         help="push a saved SepNorm checkpoint folder to the Hub as one commit, with its model card",
@@ -25,11 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--revision", help="the branch to commit to (created if needed; default: main)")
     push.add_argument("--token", help="a Hub access token (default: HF_TOKEN or the saved login)")
     push.add_argument("--commit-message", help="the commit's title")
-    return parser
+    push.set_defaults(run=run_push)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_push(args: argparse.Namespace) -> int:
     try:
         commit = push_to_hub(
             args.folder,
@@ -44,7 +40,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(commit.commit_url)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

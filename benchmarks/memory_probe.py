@@ -1,0 +1,65 @@
+"""Peak memory of one model's steps, measured in a process of its own.
+
+Run by `bench_models.py` once per (model, shape, mode, dtype, variant), so that the two models never share an
+allocator, a heap high-water mark or a page cache state. Prints one JSON line:
+
+- `rss_before_mb`: resident set size once the model, its inputs and the step (optimizer) are built;
+- `peak_rss_mb`: the process's peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`) after the steps;
+- `step_peak_mb`: `peak_rss_mb - rss_before_mb`, what the steps themselves add at their peak (activations,
+  gradients, AdamW state, workspace).
+
+torch allocates CPU tensors with malloc, which tracemalloc does not see, and CPU has no allocator statistics like
+`torch.cuda.max_memory_allocated`: the kernel's RSS high-water mark is what the process really needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+
+import torch
+
+from workloads import DTYPES, MODELS, MODES, SHAPES, VARIANTS, build_inputs, build_model, make_step, make_workload
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+
+
+def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: int) -> dict[str, float]:
+    workload = make_workload(model, build_model(model, shape, variant), build_inputs(model, shape))
+    step = make_step(workload, mode, dtype)
+    gc.collect()
+    before = current_rss_mb()
+    # two training steps: the second holds the AdamW state while it builds activations and gradients
+    for _ in range(steps):
+        step()
+    peak = peak_rss_mb()
+    return dict(rss_before_mb=before, peak_rss_mb=peak, step_peak_mb=peak - before)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--shape", choices=SHAPES, required=True)
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--dtype", choices=DTYPES, required=True)
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(measure(args.model, args.shape, args.mode, args.dtype, args.variant, args.steps)))
+
+
+if __name__ == "__main__":
+    main()
