@@ -1,4 +1,5 @@
-"""The `hf-sepnorm` command: `push` a checkpoint folder to the Hub, `convert` a stock checkpoint."""
+"""The `hf-sepnorm` command: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub, `convert` a
+stock checkpoint."""
 
 from __future__ import annotations
 
@@ -40,9 +41,41 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_compare_command(commands: argparse._SubParsersAction) -> None:
+    from .compare.recipes import PRESETS
+
+    compare = commands.add_parser(
+        "compare",
+        help="train the same recipe with ShareNorm and SepNorm and report how their [CLS] embeddings differ",
+        description="Pretrain (MAE for images, MLM for text), linear-probe, fine-tune and analyze the [CLS] embedding "
+        "of each cls_norm arm for N seeds; writes a Markdown report with plots. With no data arguments it runs the "
+        "image track on scikit-learn's digits and needs nothing downloaded.",
+    )
+    compare.add_argument("--output_dir", default="sepnorm-comparison", help="where the report, plots and runs go")
+    compare.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model and training sizes")
+    compare.add_argument(
+        "--arms", nargs="+", default=["shared", "batch"], choices=CLS_NORM_KINDS, help="the cls_norm values compared"
+    )
+    compare.add_argument("--seeds", type=int, help="seeds per arm (default: the preset's)")
+    compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
+    compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
+    compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
+    compare.set_defaults(run=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from .compare import run_comparison
+
+    run_comparison(
+        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-sepnorm", description="SepNorm for Hugging Face Transformers.")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_compare_command(commands)
     add_push_command(commands)
     add_convert_command(commands)
     return parser
