@@ -150,12 +150,12 @@ def format_row(row: dict) -> str:
         f" {memory['stock']['peak_rss_mb']:8.0f} {memory['sepnorm']['peak_rss_mb']:8.0f} {memory['peak_rss_ratio']:6.3f}"
         f" {memory['step_peak_ratio']:6.3f}"
     )
-    return f"{key}  {times} {paired:>12}{mem}"
+    return f"{key}  {times} {paired:>12} {row['loadavg_1min']:5.1f}{mem}"
 
 
 HEADER = (
     f"{'model':<18} {'shape':<5} {'mode':<5} {'dtype':<4} {'cmp':<3}  {'stock ms median [min-max]':>26} "
-    f"{'sepnorm ms median [min-max]':>26} {'time':>6} {'paired':>12} {'stockMB':>8} {'sepMB':>8} {'peak':>6} "
+    f"{'sepnorm ms median [min-max]':>26} {'time':>6} {'paired':>12} {'load':>5} {'stockMB':>8} {'sepMB':>8} {'peak':>6} "
     f"{'step':>6}"
 )
 
@@ -173,6 +173,7 @@ def main() -> None:
                 # memory is measured for the eager models only: a compiling process's peak is the compiler's
                 if not args.no_memory and not args.compile:
                     row["memory"] = measure_memory(model, args.shape, mode, dtype, args.threads)
+                row["loadavg_1min"] = os.getloadavg()[0]  # the machine is shared: how loaded it was meanwhile
                 report["results"].append(row)
                 print(format_row(row), flush=True)
                 report["environment"]["loadavg_end"] = os.getloadavg()

@@ -4,7 +4,8 @@ Run by `bench_models.py` once per (model, shape, mode, dtype, variant), so that 
 allocator, a heap high-water mark or a page cache state. Prints one JSON line:
 
 - `rss_before_mb`: resident set size once the model, its inputs and the step (optimizer) are built;
-- `peak_rss_mb`: the process's peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`) after the steps;
+- `peak_rss_mb`: the peak RSS during the steps (the kernel's high-water mark `VmHWM`, reset to the current RSS
+  just before them: importing torch and transformers peaks higher than a small model's steps);
 - `step_peak_mb`: `peak_rss_mb - rss_before_mb`, what the steps themselves add at their peak (activations,
   gradients, AdamW state, workspace).
 
@@ -18,7 +19,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 
 import torch
 
@@ -31,8 +31,15 @@ def current_rss_mb() -> float:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # Linux >= 4.0: the high-water mark becomes the current RSS
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 2**10  # kB
 
 
 def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: int) -> dict[str, float]:
@@ -40,6 +47,7 @@ def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: 
     step = make_step(workload, mode, dtype)
     gc.collect()
     before = current_rss_mb()
+    reset_peak_rss()
     # two training steps: the second holds the AdamW state while it builds activations and gradients
     for _ in range(steps):
         step()
