@@ -48,7 +48,6 @@ def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: 
     gc.collect()
     before = current_rss_mb()
     reset_peak_rss()
-    # two training steps: the second holds the AdamW state while it builds activations and gradients
     for _ in range(steps):
         step()
     peak = peak_rss_mb()
@@ -62,11 +61,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--dtype", choices=DTYPES, required=True)
     parser.add_argument("--variant", choices=VARIANTS, required=True)
-    parser.add_argument("--steps", type=int, default=2)
+    # two training steps: the second holds the AdamW state while it builds activations and gradients
+    parser.add_argument("--steps", type=int, help="default: 2 to train, 1 to infer")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps(measure(args.model, args.shape, args.mode, args.dtype, args.variant, args.steps)))
+    steps = args.steps or (2 if args.mode == "train" else 1)
+    print(json.dumps(measure(args.model, args.shape, args.mode, args.dtype, args.variant, steps)))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ norm layer alone (LayerNorm vs SepNormLayerNorm, forward + backward) at the mode
 from __future__ import annotations
 
 import argparse
+import collections
 import statistics
-import time
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from bench_models import interleaved_times
 from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm
 from workloads import BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step
 
@@ -26,33 +28,45 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dtype", choices=DTYPES, default="fp32")
     parser.add_argument("--steps", type=int, default=2, help="profiled steps per model (after one warmup step)")
     parser.add_argument("--top", type=int, default=25, help="ops listed, by |SepNorm - stock| self CPU time")
-    parser.add_argument("--layer-repeats", type=int, default=30, help="timed calls of the norm layer alone")
+    parser.add_argument("--layer-repeats", type=int, default=30, help="timed (and profiled) calls of the norm layer alone")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
 
 
-def op_profile(step, steps: int) -> dict[str, tuple[float, int, float]]:
-    """Per op name: (self CPU ms per step, calls per step, self CPU memory MB allocated per step)."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        for _ in range(steps):
+def op_profile(step, calls: int) -> dict[str, tuple[float, int]]:
+    """Per op name: (self CPU ms, calls) summed over `calls` calls of `step`."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
             step()
+    return {event.key: (event.self_cpu_time_total / 1e3, event.count) for event in prof.key_averages()}
+
+
+def interleaved_op_profiles(steps: dict, rounds: int) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per variant, per op: (self CPU ms, calls) per step, profiling one step at a time, the variants alternating
+    and swapping order each round as in bench_models.py (the machine is shared)."""
+    totals = {variant: collections.defaultdict(lambda: [0.0, 0]) for variant in VARIANTS}
+    for round_index in range(rounds):
+        for variant in VARIANTS if round_index % 2 == 0 else VARIANTS[::-1]:
+            for name, (ms, calls) in op_profile(steps[variant], 1).items():
+                totals[variant][name][0] += ms
+                totals[variant][name][1] += calls
     return {
-        event.key: (event.self_cpu_time_total / 1e3 / steps, event.count // steps, event.self_cpu_memory_usage / 2**20 / steps)
-        for event in prof.key_averages()
+        variant: {name: (ms / rounds, calls // rounds) for name, (ms, calls) in ops.items()}
+        for variant, ops in totals.items()
     }
 
 
 def print_op_diff(profiles: dict[str, dict], top: int) -> None:
     stock, sepnorm = profiles["stock"], profiles["sepnorm"]
-    empty = (0.0, 0, 0.0)
+    empty = (0.0, 0)
     names = sorted(set(stock) | set(sepnorm), key=lambda n: -abs(sepnorm.get(n, empty)[0] - stock.get(n, empty)[0]))
-    totals = {variant: sum(ms for ms, _, _ in profiles[variant].values()) for variant in VARIANTS}
-    print(f"\nself CPU time per step: stock {totals['stock']:.1f} ms, SepNorm {totals['sepnorm']:.1f} ms "
+    totals = {variant: sum(ms for ms, _ in profiles[variant].values()) for variant in VARIANTS}
+    print(f"self CPU time per step: stock {totals['stock']:.2f} ms, SepNorm {totals['sepnorm']:.2f} ms "
           f"(ratio {totals['sepnorm'] / totals['stock']:.4f})")
-    print(f"{'op':<60} {'stock ms':>9} {'sep ms':>9} {'diff ms':>9} {'calls':>11} {'sep-stock MB alloc':>18}")
+    print(f"{'op':<64} {'stock ms':>9} {'sep ms':>9} {'diff ms':>9} {'calls stock/sep':>16}")
     for name in names[:top]:
-        (s_ms, s_calls, s_mb), (p_ms, p_calls, p_mb) = stock.get(name, empty), sepnorm.get(name, empty)
-        print(f"{name[:60]:<60} {s_ms:9.2f} {p_ms:9.2f} {p_ms - s_ms:+9.2f} {s_calls:>5}/{p_calls:<5} {p_mb - s_mb:+18.1f}")
+        (s_ms, s_calls), (p_ms, p_calls) = stock.get(name, empty), sepnorm.get(name, empty)
+        print(f"{name[:64]:<64} {s_ms:9.3f} {p_ms:9.3f} {p_ms - s_ms:+9.3f} {s_calls:>8}/{p_calls:<7}")
 
 
 def hidden_shape(model: str, shape: str) -> tuple[int, int, int]:
@@ -66,38 +80,31 @@ def hidden_shape(model: str, shape: str) -> tuple[int, int, int]:
     return geometry["batch_size"], kept + 1, config.get("hidden_size", 768)
 
 
-def time_layer(layer: nn.Module, states: torch.Tensor, mode: str, repeats: int) -> float:
-    """Median ms of one call (train: forward + backward) after two warmup calls."""
-    layer.train(mode == "train")
-    times = []
-    for index in range(repeats + 2):
-        inputs = states.detach().requires_grad_(mode == "train")
-        start = time.perf_counter()
-        if mode == "train":
-            layer(inputs).backward(states)
-        else:
-            with torch.inference_mode():
-                layer(inputs)
-        if index >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def print_layer_times(model: str, shape: str, mode: str, repeats: int) -> None:
-    # fp32 input whatever the autocast: in both families every norm reads the fp32 residual stream (a bf16 matmul
-    # output plus an fp32 residual is fp32), and autocast leaves layer_norm and batch_norm alone
+def layer_steps(model: str, shape: str, mode: str) -> dict[str, Callable[[], None]]:
+    """One call (train: forward + backward) of the stock LayerNorm and of the SepNorm layer, at the hidden-state
+    shape of `model`. The input is fp32 whatever the autocast: in both families every norm reads the fp32 residual
+    stream (a bf16 matmul output plus an fp32 residual is fp32), and autocast leaves layer_norm and batch_norm alone."""
     batch, tokens, hidden = hidden_shape(model, shape)
     torch.manual_seed(0)
     states = torch.randn(batch, tokens, hidden)
     layers = {
-        "LayerNorm": nn.LayerNorm(hidden, eps=1e-12),
-        "SepNormLayerNorm(batch)": SepNormLayerNorm(hidden, ClsBatchNorm(hidden, eps=1e-12), eps=1e-12),
+        "stock": nn.LayerNorm(hidden, eps=1e-12),
+        "sepnorm": SepNormLayerNorm(hidden, ClsBatchNorm(hidden, eps=1e-12), eps=1e-12),
     }
-    results = {name: time_layer(layer, states, mode, repeats) for name, layer in layers.items()}
-    print(f"\nnorm layer alone, input {tuple(states.shape)} fp32, {mode}:")
-    for name, ms in results.items():
-        print(f"  {name:<24} {ms:8.3f} ms")
-    print(f"  extra per SepNorm call: {results['SepNormLayerNorm(batch)'] - results['LayerNorm']:+.3f} ms")
+
+    def step_of(layer: nn.Module) -> Callable[[], None]:
+        layer.train(mode == "train")
+
+        def call() -> None:
+            if mode == "train":
+                layer(states.detach().requires_grad_()).backward(states)
+            else:
+                with torch.inference_mode():
+                    layer(states)
+
+        return call
+
+    return {variant: step_of(layer) for variant, layer in layers.items()}
 
 
 def main() -> None:
@@ -108,9 +115,16 @@ def main() -> None:
     for step in steps.values():
         step()  # warmup: AdamW state, oneDNN primitives
     layers = sum(isinstance(module, SepNormLayerNorm) for module in pair["sepnorm"].model.modules())
-    print(f"{args.model} {args.shape} {args.mode} {args.dtype}: {layers} SepNorm layers")
-    print_op_diff({variant: op_profile(steps[variant], args.steps) for variant in VARIANTS}, args.top)
-    print_layer_times(args.model, args.shape, args.mode, args.layer_repeats)
+    print(f"== {args.model} {args.shape} {args.mode} {args.dtype} step, stock vs SepNorm ({layers} SepNorm layers)")
+    print_op_diff(interleaved_op_profiles(steps, args.steps), args.top)
+
+    norm_steps = layer_steps(args.model, args.shape, args.mode)
+    times = interleaved_times(norm_steps, warmup=2, repeats=args.layer_repeats)
+    medians = {variant: statistics.median(times[variant]) * 1e3 for variant in VARIANTS}
+    print(f"\n== the norm layer alone, {hidden_shape(args.model, args.shape)} fp32, {args.mode}: LayerNorm "
+          f"{medians['stock']:.3f} ms, SepNormLayerNorm(batch) {medians['sepnorm']:.3f} ms, "
+          f"extra {medians['sepnorm'] - medians['stock']:+.3f} ms per call (x {layers} per step)")
+    print_op_diff(interleaved_op_profiles(norm_steps, args.layer_repeats), args.top)
 
 
 if __name__ == "__main__":

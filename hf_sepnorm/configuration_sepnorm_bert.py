@@ -13,6 +13,7 @@ class SepNormBertConfig(SepNormConfigMixin, BertConfig):
     """
 
     model_type = "sepnorm_bert"
+    readable_model_types = ("bert", "sepnorm_bert")
 
 
 __all__ = ["SepNormBertConfig"]

@@ -16,6 +16,7 @@ class SepNormViTMAEConfig(SepNormConfigMixin, ViTMAEConfig):
     """
 
     model_type = "sepnorm_vit_mae"
+    readable_model_types = ("vit_mae", "sepnorm_vit_mae")
 
     decoder_cls_norm: str = "shared"
     classifier_pooling: str = "cls"

@@ -22,7 +22,30 @@ class SepNormBertPreTrainedModel(SepNormPreTrainedMixin, BertPreTrainedModel):
     config: SepNormBertConfig
 
 
+def check_text_inputs(config, input_ids, attention_mask, token_type_ids, inputs_embeds) -> None:
+    """Shape checks that transformers leaves to broadcasting (a mask of the wrong shape is silently broadcast)."""
+    shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
+    if len(shape) != 2:
+        raise ValueError(f"input_ids must be (batch, sequence); got shape {shape}.")
+    if shape[1] == 0:
+        raise ValueError("Empty sequences: SepNorm BERT needs at least the [CLS] token at position 0.")
+    if shape[1] > config.max_position_embeddings:
+        raise ValueError(
+            f"Sequences of {shape[1]} tokens exceed max_position_embeddings={config.max_position_embeddings}: "
+            "truncate them (tokenizer(..., truncation=True, max_length=...))."
+        )
+    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the input ids have shape {shape}.")
+
+
 class SepNormBertModel(SepNormBertPreTrainedModel, BertModel):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, *args, **kwargs):  # fmt: skip
+        if input_ids is not None or inputs_embeds is not None:
+            check_text_inputs(self.config, input_ids, attention_mask, token_type_ids, inputs_embeds)
+        return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, *args, **kwargs)
+
     def sepnorm_locations(self) -> dict[str, list[str]]:
         layers = range(self.config.num_hidden_layers)
         norms = ["embeddings.LayerNorm"] + [

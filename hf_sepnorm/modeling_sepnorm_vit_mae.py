@@ -25,6 +25,12 @@ class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel
 
 
 class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
+    def forward(self, pixel_values=None, *args, **kwargs):
+        if pixel_values is None or pixel_values.ndim != 4:
+            shape = None if pixel_values is None else tuple(pixel_values.shape)
+            raise ValueError(f"pixel_values must be (batch, channels, height, width); got {shape}.")
+        return super().forward(pixel_values, *args, **kwargs)
+
     def sepnorm_locations(self) -> dict[str, list[str]]:
         norms = _block_norms("layers", self.config.num_hidden_layers) + ["layernorm"]
         return {"cls_norm": select_sepnorm_paths(self.config, "cls_norm", norms, "layernorm", norms[0])}

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from transformers import initialization as init
 
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")
 SEPNORM_SCOPES = ("all", "final")
@@ -37,13 +38,21 @@ class SepNormConfigMixin:
     cls_norm_momentum: momentum of the [CLS] BatchNorm's running statistics (torch's convention).
     """
 
+    readable_model_types: ClassVar[tuple[str, ...]] = ()  # the config.json model types this config loads
+
     cls_norm: str = "batch"
     sepnorm_scope: str = "all"
     cls_norm_momentum: float = 0.1
 
     def __post_init__(self, **kwargs):
         # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
-        kwargs.pop("model_type", None)
+        source_type = kwargs.pop("model_type", None)
+        if source_type is not None and source_type not in self.readable_model_types:
+            raise ValueError(
+                f"A {source_type!r} config cannot become a {type(self).__name__}, which reads "
+                f"{' or '.join(repr(t) for t in self.readable_model_types)} configs: load that checkpoint with its own "
+                "family's class (the Auto classes pick it)."
+            )
         self.validate_sepnorm_fields()
         super().__post_init__(**kwargs)
 
@@ -113,6 +122,8 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
       running statistics accumulate small updates that bf16 would round away.
     - A training batch of one sample has no batch variance: that batch is normalized with the running statistics,
       which it does not update, and a warning is given once.
+    - A batch with NaN/Inf [CLS] inputs does not touch the running statistics (one bad batch would poison them for
+      good); it is counted in the `nonfinite_batches` buffer, which `nonfinite_cls_batches(model)` sums.
     - During the recomputation of activation checkpointing it normalizes with the same batch statistics but does not
       update the running statistics again (see `checkpoint_updating_statistics_once`).
     """
@@ -121,21 +132,42 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     # what `from_pretrained(dtype=...)` keeps in fp32 (a pattern "cls_norm" would turn num_batches_tracked to float)
     fp32_keys = tuple(f"cls_norm.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # batches whose statistics were not finite (NaN/Inf inputs): counted, kept out of the running statistics
+        self.register_buffer("nonfinite_batches", torch.zeros((), dtype=torch.long), persistent=False)
+
     def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
         states = cls_states.float()
-        use_batch_statistics = self.training and states.shape[0] > 1
-        if self.training and not use_batch_statistics:
-            self._warn_single_sample()
-        momentum = 0.0
-        if use_batch_statistics and not is_recomputing_activations():
-            self.num_batches_tracked.add_(1)
-            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        # One call for every case, momentum 0 where the running statistics must not move: activation
-        # checkpointing requires the recomputation to save exactly the tensors the forward saved.
-        normalized = nn.functional.batch_norm(
-            states, self.running_mean, self.running_var, self.weight, self.bias, use_batch_statistics, momentum, self.eps
-        )
+        if not self.training or states.shape[0] < 2:
+            if self.training:
+                self._warn_single_sample()
+            normalized = nn.functional.batch_norm(
+                states, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        else:
+            # Batch statistics in the same call whether or not this is an activation-checkpointing recomputation
+            # (the recomputation must save exactly the tensors the forward saved); the running statistics are
+            # updated apart, once per step.
+            normalized = nn.functional.batch_norm(states, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            if not is_recomputing_activations():
+                detached = states.detach()
+                self._update_running_statistics(detached.mean(dim=0), detached.var(dim=0, unbiased=True))
         return normalized.to(cls_states.dtype)
+
+    @torch.no_grad()
+    def _update_running_statistics(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:
+        """Move the running statistics towards a batch's; a batch with non-finite statistics leaves them as they
+        were and is counted in `nonfinite_batches` instead. Branch-free: no host sync, no graph break."""
+        finite = torch.isfinite(mean).all() & torch.isfinite(unbiased_variance).all()
+        self.num_batches_tracked.add_(finite.long())
+        self.nonfinite_batches.add_((~finite).long())
+        if self.momentum is None:  # cumulative average, as torch's BatchNorm
+            momentum = 1.0 / self.num_batches_tracked.clamp(min=1).float()
+        else:
+            momentum = torch.tensor(self.momentum, device=mean.device)
+        for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_variance)):
+            running.copy_(torch.where(finite, torch.lerp(running, batch, momentum), running))
 
     def _warn_single_sample(self) -> None:
         if ClsBatchNorm._warned_single_sample or torch.compiler.is_compiling():
@@ -191,6 +223,11 @@ class SepNormLayerNorm(nn.LayerNorm):
         self.cls_norm.weight.copy_(self.weight)
         if getattr(self.cls_norm, "bias", None) is not None:
             self.cls_norm.bias.copy_(self.bias)
+
+
+def nonfinite_cls_batches(model: nn.Module) -> int:
+    """How many training batches had non-finite [CLS] statistics, summed over the model's [CLS] BatchNorms."""
+    return sum(int(norm.nonfinite_batches) for norm in cls_batchnorms(model) if hasattr(norm, "nonfinite_batches"))
 
 
 def cls_batchnorms(model: nn.Module) -> list[nn.Module]:
@@ -282,6 +319,38 @@ class SepNormPreTrainedMixin:
             **{auto: _qualified_name(model_class) for auto, model_class in self.sepnorm_auto_classes.items()},
         }
         super().post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            # transformers' message only points at a report it logged: say which requested field caused it
+            saved, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path)
+            changed = {key: value for key, value in kwargs.items() if key in saved and saved[key] != value}
+            changes = ", ".join(f"{key}={value} (checkpoint: {saved[key]})" for key, value in changed.items())
+            raise RuntimeError(
+                f"The weights of {pretrained_model_name_or_path} do not fit the model asked for"
+                f"{': ' + changes if changes else ''}. Load it with its own config, or pass "
+                "ignore_mismatched_sizes=True to start the mismatched weights anew (e.g. a head with other labels)."
+            ) from error
+        except Exception as error:
+            # safetensors' own message does not say which file (the package itself is not importable here)
+            if type(error).__name__ != "SafetensorError":
+                raise
+            raise OSError(
+                f"The weights of {pretrained_model_name_or_path} are truncated or corrupted ({error}): an interrupted "
+                "save or download. Save or download them again, or use an earlier checkpoint."
+            ) from error
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, ClsBatchNorm):
+            # not in checkpoints (non-persistent): transformers, loading on the meta device, leaves it uninitialized
+            init.zeros_(module.nonfinite_batches)
 
     def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
         # Save under the modules' own names rather than renamed back to a legacy layout (transformers' default for

@@ -49,13 +49,6 @@ class ClsSyncBatchNorm(ClsBatchNorm):
             self._update_running_statistics(mean.detach(), variance.detach() * count / (count - 1))
         return normalized.to(cls_states.dtype)
 
-    @torch.no_grad()
-    def _update_running_statistics(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:
-        self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        self.running_mean.lerp_(mean, momentum)
-        self.running_var.lerp_(unbiased_variance, momentum)
-
 
 def convert_cls_batchnorm_to_sync(model: nn.Module, process_group=None) -> int:
     """Replace every [CLS] BatchNorm of `model` by a `ClsSyncBatchNorm` sharing its parameters and statistics.

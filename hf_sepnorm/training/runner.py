@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch.distributed as dist
 from transformers import Trainer, TrainingArguments
@@ -28,11 +29,42 @@ def prepare_for_processes(model, training_args: TrainingArguments, model_args: S
     return [ClsStatisticsCallback(statistics_synchronized=synchronized)]
 
 
-def resume_checkpoint(training_args: TrainingArguments) -> str | bool | None:
-    """`--resume_from_checkpoint PATH`, or `true`/`last` for the last checkpoint in `--output_dir`."""
+def checkpoint_is_complete(checkpoint: Path) -> bool:
+    """The Trainer writes a checkpoint's trainer_state.json last: a save killed before it ends leaves none, or a
+    partial one."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any((checkpoint / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json"))
+
+
+def last_complete_checkpoint(output_dir: str) -> Path | None:
+    checkpoints = sorted(
+        (path for path in Path(output_dir).glob("checkpoint-*") if path.name.split("-")[-1].isdigit()),
+        key=lambda path: int(path.name.split("-")[-1]),
+    )
+    return next((path for path in reversed(checkpoints) if checkpoint_is_complete(path)), None)
+
+
+def resume_checkpoint(training_args: TrainingArguments) -> str | None:
+    """`--resume_from_checkpoint PATH`, or `true`/`last` for the last COMPLETE checkpoint in `--output_dir` (the
+    Trainer's own choice, the highest-numbered one, may be a save that was killed half-way)."""
     value = training_args.resume_from_checkpoint
-    if isinstance(value, str) and value.lower() in ("true", "last"):
-        return True
+    if value is None:
+        return None
+    if value.lower() in ("true", "last"):
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no complete checkpoint in {training_args.output_dir}.")
+        logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
+        return str(checkpoint)
+    if not checkpoint_is_complete(Path(value)):
+        last = last_complete_checkpoint(str(Path(value).parent))
+        raise ValueError(
+            f"--resume_from_checkpoint {value} is not a complete checkpoint (no readable trainer_state.json or "
+            f"weights: its save was interrupted). The last complete one is {last}."
+        )
     return value
 
 
