@@ -2,7 +2,9 @@
 
 Times come from one process in which the two models' steps alternate (stock, SepNorm, then SepNorm, stock, ...), so
 that a shared machine's load falls on both alike; each model's time is the median of `--repeats` steps, and the
-ratio is SepNorm / stock of the medians. Peak memory comes from fresh processes (`memory_probe.py`), one per model.
+ratio is SepNorm / stock of the medians. Each step is timed twice: wall clock, and the process's CPU time (all
+threads), which does not advance while other jobs hold the cores. Peak memory comes from fresh processes
+(`memory_probe.py`), one per model.
 
     python benchmarks/bench_models.py --model all --shape small --mode all --dtype all
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -21,10 +24,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-import torch._dynamo
-import transformers
+# OpenMP threads that spin while waiting burn CPU time and, on an oversubscribed machine, wait for a descheduled
+# sibling: sleeping waiters keep both clocks about the work (libgomp reads this once, when torch loads it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import torch  # noqa: E402
+import torch._dynamo  # noqa: E402
+import transformers  # noqa: E402
+
+import hf_sepnorm.sepnorm  # noqa: E402
 from workloads import DTYPES, MODELS, MODES, SHAPES, VARIANTS, Workload, build_pair, make_step
 
 PROBE = Path(__file__).with_name("memory_probe.py")
@@ -49,10 +57,23 @@ def expand(choice: str, values: tuple[str, ...]) -> tuple[str, ...]:
     return values if choice == "all" else (choice,)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def spread(times: list[float]) -> dict[str, float]:
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     return dict(
         median_s=statistics.median(times), min_s=min(times), max_s=max(times), q1_s=quartiles[0], q3_s=quartiles[2]
+    )
+
+
+def compare(times: dict[str, list[float]]) -> dict:
+    """Each variant's spread, the ratio of the medians and the spread of the per-round ratios."""
+    paired = [s / t for s, t in zip(times["sepnorm"], times["stock"])]
+    return dict(
+        **{variant: spread(times[variant]) for variant in VARIANTS},
+        ratio=statistics.median(times["sepnorm"]) / statistics.median(times["stock"]),
+        paired_ratio=dict(median=statistics.median(paired), min=min(paired), max=max(paired)),
     )
 
 
@@ -68,19 +89,22 @@ def compile_forward(workload: Workload) -> tuple[Callable | None, dict]:
     return torch.compile(workload.model, fullgraph=True), report
 
 
-def interleaved_times(steps: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+def interleaved_times(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int
+) -> dict[str, dict[str, list[float]]]:
     """Run the variants' steps alternately, swapping which goes first each round (so neither always follows the
-    other's cache and allocator state), and return each variant's timed steps."""
+    other's cache and allocator state); return per clock, per variant, the timed steps' seconds."""
     for _ in range(warmup):
         for variant in VARIANTS:
             steps[variant]()
-    times = {variant: [] for variant in VARIANTS}
+    times = {clock: {variant: [] for variant in VARIANTS} for clock in CLOCKS}
     for round_index in range(repeats):
         order = VARIANTS if round_index % 2 == 0 else VARIANTS[::-1]
         for variant in order:
-            start = time.perf_counter()
+            start = {clock: read() for clock, read in CLOCKS.items()}
             steps[variant]()
-            times[variant].append(time.perf_counter() - start)
+            for clock, read in CLOCKS.items():
+                times[clock][variant].append(read() - start[clock])
     return times
 
 
@@ -99,11 +123,8 @@ def time_pair(model: str, shape: str, mode: str, dtype: str, args: argparse.Name
     except Exception as error:  # a fullgraph failure is a result to report, not a crash of the whole sweep
         result["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
         return result
-    for variant in VARIANTS:
-        result[variant] = spread(times[variant])
-    result["time_ratio"] = result["sepnorm"]["median_s"] / result["stock"]["median_s"]
-    paired = [s / t for s, t in zip(times["sepnorm"], times["stock"])]
-    result["paired_ratio"] = dict(median=statistics.median(paired), min=min(paired), max=max(paired))
+    for clock in CLOCKS:
+        result[clock] = compare(times[clock])
     return result
 
 
@@ -121,8 +142,15 @@ def measure_memory(model: str, shape: str, mode: str, dtype: str, threads: int) 
     return memory
 
 
+def source_digest(module) -> str:
+    """Which version of the SepNorm code was measured: other engineers edit it while benchmarks run."""
+    return hashlib.sha1(Path(module.__file__).read_bytes()).hexdigest()[:12]
+
+
 def environment(args: argparse.Namespace) -> dict:
     return dict(
+        sepnorm_py_sha1=source_digest(hf_sepnorm.sepnorm),
+        omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
         command="python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
         started=datetime.datetime.now().isoformat(timespec="seconds"),
         loadavg_start=os.getloadavg(),
@@ -135,28 +163,33 @@ def environment(args: argparse.Namespace) -> dict:
     )
 
 
-def format_time(summary: dict) -> str:
-    return f"{summary['median_s'] * 1e3:9.1f} [{summary['min_s'] * 1e3:.1f}-{summary['max_s'] * 1e3:.1f}]"
+def format_clock(comparison: dict) -> str:
+    stock, sepnorm = comparison["stock"], comparison["sepnorm"]
+    paired = comparison["paired_ratio"]
+    return (
+        f"{stock['median_s']:8.3f} {sepnorm['median_s']:8.3f} {comparison['ratio']:6.3f} "
+        f"{paired['min']:5.3f}-{paired['max']:5.3f}"
+    )
 
 
 def format_row(row: dict) -> str:
-    key = f"{row['model']:<18} {row['shape']:<5} {row['mode']:<5} {row['dtype']:<4} {'yes' if row['compiled'] else 'no':<3}"
+    compiled = "yes" if row["compiled"] else "no"
+    key = f"{row['model']:<18} {row['shape']:<5} {row['mode']:<5} {row['dtype']:<4} {compiled:<3}"
     if "error" in row:
         return f"{key}  ERROR {row['error']}"
-    times = f"{format_time(row['stock']):>26} {format_time(row['sepnorm']):>26} {row['time_ratio']:6.3f}"
-    paired = f"{row['paired_ratio']['min']:.3f}-{row['paired_ratio']['max']:.3f}"
     memory = row.get("memory")
     mem = "" if memory is None else (
-        f" {memory['stock']['peak_rss_mb']:8.0f} {memory['sepnorm']['peak_rss_mb']:8.0f} {memory['peak_rss_ratio']:6.3f}"
+        f" {memory['stock']['peak_rss_mb']:7.0f} {memory['sepnorm']['peak_rss_mb']:7.0f} {memory['peak_rss_ratio']:6.3f}"
         f" {memory['step_peak_ratio']:6.3f}"
     )
-    return f"{key}  {times} {paired:>12} {row['loadavg_1min']:5.1f}{mem}"
+    return f"{key}  {format_clock(row['wall'])}  {format_clock(row['cpu'])} {row['loadavg_1min']:5.1f}{mem}"
 
 
+CLOCK_HEADER = f"{'stock s':>8} {'sep s':>8} {'ratio':>6} {'paired r':>11}"
 HEADER = (
-    f"{'model':<18} {'shape':<5} {'mode':<5} {'dtype':<4} {'cmp':<3}  {'stock ms median [min-max]':>26} "
-    f"{'sepnorm ms median [min-max]':>26} {'time':>6} {'paired':>12} {'load':>5} {'stockMB':>8} {'sepMB':>8} {'peak':>6} "
-    f"{'step':>6}"
+    f"{'':<38}  {'wall clock':^37}  {'process CPU time':^37}\n"
+    f"{'model':<18} {'shape':<5} {'mode':<5} {'dtype':<4} {'cmp':<3}  {CLOCK_HEADER}  {CLOCK_HEADER} {'load':>5} "
+    f"{'stockMB':>7} {'sepMB':>7} {'peak':>6} {'step':>6}"
 )
 
 

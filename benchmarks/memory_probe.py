@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
+from pathlib import Path
 
 import torch
 
+import hf_sepnorm.sepnorm
 from workloads import DTYPES, MODELS, MODES, SHAPES, VARIANTS, build_inputs, build_model, make_step, make_workload
 
 
@@ -51,7 +54,9 @@ def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: 
     for _ in range(steps):
         step()
     peak = peak_rss_mb()
-    return dict(rss_before_mb=before, peak_rss_mb=peak, step_peak_mb=peak - before)
+    # which SepNorm code this process measured (bench_models.py records the same digest for the timings)
+    digest = hashlib.sha1(Path(hf_sepnorm.sepnorm.__file__).read_bytes()).hexdigest()[:12]
+    return dict(rss_before_mb=before, peak_rss_mb=peak, step_peak_mb=peak - before, sepnorm_py_sha1=digest)
 
 
 def main() -> None:

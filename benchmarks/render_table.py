@@ -10,19 +10,22 @@ import json
 from pathlib import Path
 
 
-def seconds(summary: dict) -> str:
-    return f"{summary['median_s']:.3f} ({summary['min_s']:.3f}–{summary['max_s']:.3f})"
+def clock_cells(comparison: dict) -> list[str]:
+    stock, sepnorm, paired = comparison["stock"], comparison["sepnorm"], comparison["paired_ratio"]
+    return [
+        f"{stock['median_s']:.3f} / {sepnorm['median_s']:.3f}",
+        f"**{comparison['ratio']:.3f}** ({paired['min']:.3f}–{paired['max']:.3f})",
+    ]
 
 
 def memory_cells(row: dict) -> list[str]:
     memory = row.get("memory")
     if memory is None:
-        return ["–"] * 3
+        return ["–"] * 2
     stock, sepnorm = memory["stock"], memory["sepnorm"]
     return [
-        f"{stock['peak_rss_mb']:.0f} / {sepnorm['peak_rss_mb']:.0f}",
-        f"**{memory['peak_rss_ratio']:.3f}**",
-        f"{memory['step_peak_ratio']:.3f} ({stock['step_peak_mb']:.0f} / {sepnorm['step_peak_mb']:.0f})",
+        f"{stock['peak_rss_mb']:.0f} / {sepnorm['peak_rss_mb']:.0f} (**{memory['peak_rss_ratio']:.3f}**)",
+        f"{stock['step_peak_mb']:.0f} / {sepnorm['step_peak_mb']:.0f} ({memory['step_peak_ratio']:.3f})",
     ]
 
 
@@ -30,29 +33,22 @@ def compile_cell(row: dict) -> str:
     if not row["compiled"]:
         return "eager"
     breaks = [row.get(f"{variant}_compile", {}).get("graph_break_count") for variant in ("stock", "sepnorm")]
-    return f"compiled, breaks {breaks[0]}/{breaks[1]}"
+    return f"compiled (graph breaks {breaks[0]}/{breaks[1]})"
 
 
 def render_row(row: dict) -> str:
     key = [row["model"], row["shape"], row["mode"], row["dtype"], compile_cell(row)]
     if "error" in row:
-        return "| " + " | ".join(key + [f"ERROR: {row['error']}"] + [""] * 7) + " |"
-    paired = row["paired_ratio"]
-    cells = [
-        seconds(row["stock"]),
-        seconds(row["sepnorm"]),
-        f"**{row['time_ratio']:.3f}**",
-        f"{paired['min']:.3f}–{paired['max']:.3f}",
-        f"{row['loadavg_1min']:.1f}",
-        *memory_cells(row),
-    ]
+        return "| " + " | ".join(key + [f"ERROR: {row['error']}"] + [""] * 6) + " |"
+    cells = [*clock_cells(row["wall"]), *clock_cells(row["cpu"]), f"{row['loadavg_1min']:.1f}", *memory_cells(row)]
     return "| " + " | ".join(key + cells) + " |"
 
 
 HEADER = (
-    "| model | shape | mode | dtype | run | stock s/step median (min–max) | SepNorm s/step median (min–max) "
-    "| time ratio | paired ratios min–max | load | peak RSS MB stock / SepNorm | peak ratio | step-peak ratio (MB) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| model | shape | mode | dtype | run | wall s/step stock / SepNorm (medians) | wall ratio (per-round min–max) "
+    "| CPU s/step stock / SepNorm | CPU ratio (per-round min–max) | load | peak RSS MB stock / SepNorm (ratio) "
+    "| step peak MB stock / SepNorm (ratio) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

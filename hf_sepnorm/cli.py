@@ -57,6 +57,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         "--arms", nargs="+", default=["shared", "batch"], choices=CLS_NORM_KINDS, help="the cls_norm values compared"
     )
     compare.add_argument("--seeds", type=int, help="seeds per arm (default: the preset's)")
+    compare.add_argument("--pretrain_steps", type=int, help="override the preset's pretraining steps")
+    compare.add_argument("--finetune_steps", type=int, help="override the preset's fine-tuning steps")
     compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
     compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
     compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
@@ -66,8 +68,9 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import run_comparison
 
+    steps = {name: value for name in ("pretrain_steps", "finetune_steps") if (value := getattr(args, name))}
     run_comparison(
-        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir
+        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir, steps
     )
     return 0
 

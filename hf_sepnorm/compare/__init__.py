@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -33,14 +34,22 @@ def run_comparison(
     images: str | None = None,
     text: list[str] | None = None,
     glue_dir: str | None = None,
+    step_overrides: dict[str, int] | None = None,
 ) -> dict:
     """Run the comparison and write `report.md`, `results.json`, plots and per-run logs to `output_dir`.
 
     The image track (MAE) runs on scikit-learn's digits, or on `images` (`DIR/train`, `DIR/test` image folders); the
     text track (MLM then GLUE) runs when `text` files and a `glue_dir` with task folders are given. Returns the
-    results: per track, per arm, the list of per-seed metric dicts.
+    results: per track, per arm, the list of per-seed metric dicts. `step_overrides` (`pretrain_steps`,
+    `finetune_steps`) replace the preset's step counts in both tracks.
     """
     recipe = PRESETS[preset]
+    if step_overrides:
+        recipe = dataclasses.replace(
+            recipe,
+            image=dataclasses.replace(recipe.image, **step_overrides),
+            text=dataclasses.replace(recipe.text, **step_overrides),
+        )
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def train(model, run_dir: Path, train_dataset, *, steps: int, learning_rate: flo
         callbacks=callbacks,
     )
     trainer.train()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return trainer
 
 
