@@ -39,7 +39,8 @@ def run_comparison(
     """Run the comparison and write `report.md`, `results.json`, plots and per-run logs to `output_dir`.
 
     The image track (MAE) runs on scikit-learn's digits, or on `images` (`DIR/train`, `DIR/test` image folders); the
-    text track (MLM then GLUE) runs when `text` files and a `glue_dir` with task folders are given. Returns the
+    text track (MLM then GLUE) runs when `text` files and a `glue_dir` with task folders are given (alone, unless
+    `images` is given too). Returns the
     results: per track, per arm, the list of per-seed metric dicts. `step_overrides` (`pretrain_steps`,
     `finetune_steps`) replace the preset's step counts in both tracks.
     """
@@ -54,7 +55,9 @@ def run_comparison(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
-    tracks = {"image": _image_track(recipe, images)}
+    tracks = {}
+    if images is not None or not text:  # the image track is the default; --text alone runs the text track only
+        tracks["image"] = _image_track(recipe, images)
     if text:
         if glue_dir is None:
             raise ValueError("The text track needs --glue_dir, a folder of GLUE task folders (e.g. SST-2/).")
