@@ -162,10 +162,8 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
         finite = torch.isfinite(mean).all() & torch.isfinite(unbiased_variance).all()
         self.num_batches_tracked.add_(finite.long())
         self.nonfinite_batches.add_((~finite).long())
-        if self.momentum is None:  # cumulative average, as torch's BatchNorm
-            momentum = 1.0 / self.num_batches_tracked.clamp(min=1).float()
-        else:
-            momentum = torch.tensor(self.momentum, device=mean.device)
+        # momentum None: the cumulative average, as in torch's BatchNorm
+        momentum = 1.0 / self.num_batches_tracked.clamp(min=1).float() if self.momentum is None else self.momentum
         for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_variance)):
             running.copy_(torch.where(finite, torch.lerp(running, batch, momentum), running))
 

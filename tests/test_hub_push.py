@@ -20,6 +20,7 @@ from conftest import tiny_bert_config, tiny_vit_mae_config
 from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import RepositoryNotFoundError
+from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
@@ -135,23 +136,8 @@ def usage_snippet(readme: bytes) -> str:
     return re.search(r"```python\n(.*?)```", readme.decode(), flags=re.DOTALL).group(1)
 
 
-LOAD_FROM_HUB_WITHOUT_PACKAGE = textwrap.dedent(
+LOAD_FROM_HUB_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockHfSepnorm(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_sepnorm" or name.startswith("hf_sepnorm."):
-                raise ImportError("hf_sepnorm is blocked in this process")
-
-    sys.meta_path.insert(0, BlockHfSepnorm())
-    try:
-        import hf_sepnorm  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("hf_sepnorm was importable")
-
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_config
+from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import save_file
 
 from hf_sepnorm import (
@@ -18,23 +19,8 @@ from hf_sepnorm import (
     SepNormViTMAEForPreTraining,
 )
 
-LOAD_WITHOUT_PACKAGE = textwrap.dedent(
+LOAD_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockHfSepnorm(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_sepnorm" or name.startswith("hf_sepnorm."):
-                raise ImportError("hf_sepnorm is blocked in this process")
-
-    sys.meta_path.insert(0, BlockHfSepnorm())
-    try:
-        import hf_sepnorm  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("hf_sepnorm was importable")
-
     import torch, transformers
     from safetensors.torch import load_file, save_file
 
