@@ -13,6 +13,7 @@ statistics are re-estimated on training batches before evaluation (--recalibrate
 from dataclasses import dataclass, field
 
 import numpy as np
+from datasets import DatasetDict
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormBertForSequenceClassification
@@ -56,7 +57,7 @@ def main(args=None):
     raw = load_glue(task.name, glue_args.data_dir, cache_dir=model_args.cache_dir)
     limits = {"train": glue_args.max_train_samples, "validation": glue_args.max_eval_samples,
               "test": glue_args.max_predict_samples}  # fmt: skip
-    raw = raw.__class__({split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()})
+    raw = DatasetDict({split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()})
     tokenizer_source = glue_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is not None:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=model_args.revision)

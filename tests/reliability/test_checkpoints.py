@@ -1,7 +1,6 @@
 """Checkpoints: saved fixtures keep loading, broken folders give clear errors, remote code stays self-contained."""
 
 import ast
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +33,9 @@ def test_checkpoints_saved_by_version_0_1_still_load_and_compute_the_same(fixtur
 
 @pytest.fixture
 def saved(tmp_path):
+    """A checkpoint as save_pretrained writes it: weights, config and the code files."""
     folder = tmp_path / "saved"
-    shutil.copytree(FIXTURES / "sepnorm_bert_v0.1", folder)
+    AutoModelForSequenceClassification.from_pretrained(FIXTURES / "sepnorm_bert_v0.1").save_pretrained(folder)
     return folder
 
 
