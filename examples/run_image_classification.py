@@ -17,13 +17,7 @@ from datasets import ClassLabel
 from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
-from hf_sepnorm.data.images import (
-    AugmentationEpochCallback,
-    ImageTransform,
-    first_image_size,
-    load_images,
-    load_or_make_image_processor,
-)
+from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
@@ -67,22 +61,21 @@ def main(args=None):
     )
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     set_seed(training_args.seed)
-    images = load_images(data_args, seed=training_args.seed)
-    if not isinstance(images["train"].features.get("label"), ClassLabel):
-        raise ValueError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
-    label_names = images["train"].features["label"].names
-    image_size = data_args.image_size or first_image_size(images["train"], task_args.num_channels)
-    processor = load_or_make_image_processor(model_args.model_name_or_path, image_size, task_args.num_channels)
-    train_transform = ImageTransform(
-        processor, task_args.num_channels, augment=not task_args.linear_probe, seed=training_args.seed
+    images = prepare_images(
+        data_args,
+        task_args.num_channels,
+        model_args.model_name_or_path,
+        training_args.seed,
+        augment=not task_args.linear_probe,
     )
-    images["train"].set_transform(train_transform)
-    images["validation"].set_transform(ImageTransform(processor, task_args.num_channels, augment=False))
+    if not isinstance(images.splits["train"].features.get("label"), ClassLabel):
+        raise ValueError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
+    label_names = images.splits["train"].features["label"].names
 
     model = load_or_build_model(
         SepNormViTMAEForImageClassification,
         model_args,
-        image_size=image_size,
+        image_size=images.image_size,
         num_channels=task_args.num_channels,
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
@@ -91,15 +84,15 @@ def main(args=None):
     )
     if task_args.linear_probe:
         freeze_backbone_for_linear_probe(model)
-    callbacks = [AugmentationEpochCallback(train_transform), *prepare_for_processes(model, training_args, model_args)]
+    callbacks = [images.augmentation_callback, *prepare_for_processes(model, training_args, model_args)]
     push = take_over_hub_push(training_args)
     trainer = Trainer(
         model=model,
         args=training_args,
-        train_dataset=images["train"],
-        eval_dataset=images["validation"] if training_args.do_eval else None,
+        train_dataset=images.splits["train"],
+        eval_dataset=images.splits["validation"] if training_args.do_eval else None,
         data_collator=collate,
-        processing_class=processor,
+        processing_class=images.processor,
         compute_metrics=top_k_accuracy,
         callbacks=callbacks,
     )

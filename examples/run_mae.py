@@ -14,13 +14,7 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from hf_sepnorm import SepNormViTMAEForPreTraining
-from hf_sepnorm.data.images import (
-    AugmentationEpochCallback,
-    ImageTransform,
-    first_image_size,
-    load_images,
-    load_or_make_image_processor,
-)
+from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
@@ -51,30 +45,27 @@ def main(args=None):
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     training_args.label_names = ["pixel_values"]  # so that evaluation reports the reconstruction loss
     set_seed(training_args.seed)
-    images = load_images(data_args, seed=training_args.seed)
-    image_size = data_args.image_size or first_image_size(images["train"], mae_args.num_channels)
-    processor = load_or_make_image_processor(model_args.model_name_or_path, image_size, mae_args.num_channels)
-    train_transform = ImageTransform(processor, mae_args.num_channels, augment=True, seed=training_args.seed)
-    images["train"].set_transform(train_transform)
-    images["validation"].set_transform(ImageTransform(processor, mae_args.num_channels, augment=False))
+    images = prepare_images(
+        data_args, mae_args.num_channels, model_args.model_name_or_path, training_args.seed, augment=True
+    )
 
     model = load_or_build_model(
         SepNormViTMAEForPreTraining,
         model_args,
-        image_size=image_size,
+        image_size=images.image_size,
         num_channels=mae_args.num_channels,
         mask_ratio=mae_args.mask_ratio,
         norm_pix_loss=mae_args.norm_pix_loss,
     )
-    callbacks = [AugmentationEpochCallback(train_transform), *prepare_for_processes(model, training_args, model_args)]
+    callbacks = [images.augmentation_callback, *prepare_for_processes(model, training_args, model_args)]
     push = take_over_hub_push(training_args)
     trainer = Trainer(
         model=model,
         args=training_args,
-        train_dataset=images["train"] if training_args.do_train else None,
-        eval_dataset=images["validation"] if training_args.do_eval else None,
+        train_dataset=images.splits["train"] if training_args.do_train else None,
+        eval_dataset=images.splits["validation"] if training_args.do_eval else None,
         data_collator=collate,
-        processing_class=processor,
+        processing_class=images.processor,
         callbacks=callbacks,
     )
     metrics = train_and_evaluate(trainer, training_args, model_args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import math
@@ -206,3 +207,25 @@ def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_ch
         if cached_file(checkpoint, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False):
             return AutoImageProcessor.from_pretrained(checkpoint)
     return make_image_processor(image_size, num_channels)
+
+
+@dataclasses.dataclass
+class PreparedImages:
+    """Image splits ready for the Trainer: `pixel_values` (and `labels`) come out of their transforms."""
+
+    splits: DatasetDict
+    processor: BaseImageProcessor
+    image_size: int
+    augmentation_callback: AugmentationEpochCallback
+
+
+def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: int, augment: bool) -> PreparedImages:
+    """Load the splits an `ImageDataArguments` names and set their transforms: the training split augmented (when
+    `augment`), with the checkpoint's image processor or a new one for the images' size."""
+    splits = load_images(data_args, seed=seed)
+    image_size = data_args.image_size or first_image_size(splits["train"], num_channels)
+    processor = load_or_make_image_processor(checkpoint, image_size, num_channels)
+    train_transform = ImageTransform(processor, num_channels, augment=augment, seed=seed)
+    splits["train"].set_transform(train_transform)
+    splits["validation"].set_transform(ImageTransform(processor, num_channels, augment=False))
+    return PreparedImages(splits, processor, image_size, AugmentationEpochCallback(train_transform))
