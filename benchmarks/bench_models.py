@@ -49,6 +49,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, here and in memory probes")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        help="MALLOC_MMAP_THRESHOLD_ of the memory probes (e.g. 131072): freed tensors leave the RSS at once",
+    )
     parser.add_argument("--json", type=Path, help="write the results here (rewritten after each measurement)")
     return parser.parse_args()
 
@@ -77,7 +82,7 @@ def compare(times: dict[str, list[float]]) -> dict:
     )
 
 
-def compile_forward(workload: Workload) -> tuple[Callable | None, dict]:
+def compile_forward(workload: Workload) -> tuple[Callable, dict]:
     """`torch.compile(fullgraph=True)` of the model, after `torch._dynamo.explain` has listed any graph breaks: a
     break is reported, never hidden, and fullgraph then fails loudly at the first call."""
     explanation = torch._dynamo.explain(workload.loss)(workload.model, workload.inputs)
@@ -128,15 +133,19 @@ def time_pair(model: str, shape: str, mode: str, dtype: str, args: argparse.Name
     return result
 
 
-def probe_memory(model: str, shape: str, mode: str, dtype: str, variant: str, threads: int) -> dict:
+def probe_memory(model: str, shape: str, mode: str, dtype: str, variant: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, str(PROBE), f"--model={model}", f"--shape={shape}", f"--mode={mode}"]
-    command += [f"--dtype={dtype}", f"--variant={variant}", f"--threads={threads}"]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    command += [f"--dtype={dtype}", f"--variant={variant}", f"--threads={args.threads}"]
+    # glibc raises its mmap threshold as large blocks are freed, after which freed tensors stay in the heap (and the
+    # RSS) for reuse; a fixed threshold returns each freed tensor at once, so the RSS peak is the live tensors'
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(args.mmap_threshold)) if args.mmap_threshold else None
+    completed = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def measure_memory(model: str, shape: str, mode: str, dtype: str, threads: int) -> dict:
-    memory = {variant: probe_memory(model, shape, mode, dtype, variant, threads) for variant in VARIANTS}
+def measure_memory(model: str, shape: str, mode: str, dtype: str, args: argparse.Namespace) -> dict:
+    memory = {variant: probe_memory(model, shape, mode, dtype, variant, args) for variant in VARIANTS}
+    memory["malloc_mmap_threshold"] = args.mmap_threshold
     memory["peak_rss_ratio"] = memory["sepnorm"]["peak_rss_mb"] / memory["stock"]["peak_rss_mb"]
     memory["step_peak_ratio"] = memory["sepnorm"]["step_peak_mb"] / memory["stock"]["step_peak_mb"]
     return memory
@@ -205,7 +214,7 @@ def main() -> None:
                 row.update(time_pair(model, args.shape, mode, dtype, args))
                 # memory is measured for the eager models only: a compiling process's peak is the compiler's
                 if not args.no_memory and not args.compile:
-                    row["memory"] = measure_memory(model, args.shape, mode, dtype, args.threads)
+                    row["memory"] = measure_memory(model, args.shape, mode, dtype, args)
                 row["loadavg_1min"] = os.getloadavg()[0]  # the machine is shared: how loaded it was meanwhile
                 report["results"].append(row)
                 print(format_row(row), flush=True)

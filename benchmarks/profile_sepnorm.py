@@ -30,6 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=25, help="ops listed, by |SepNorm - stock| self CPU time")
     parser.add_argument("--layer-repeats", type=int, default=30, help="timed (and profiled) calls of the norm layer alone")
     parser.add_argument("--layer-only", action="store_true", help="skip the whole-model profile")
+    parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) the norm layers")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
 
@@ -81,7 +82,7 @@ def hidden_shape(model: str, shape: str) -> tuple[int, int, int]:
     return geometry["batch_size"], kept + 1, config.get("hidden_size", 768)
 
 
-def layer_steps(model: str, shape: str, mode: str) -> dict[str, Callable[[], None]]:
+def layer_steps(model: str, shape: str, mode: str, compiled: bool) -> dict[str, Callable[[], None]]:
     """One call (train: forward + backward) of the stock LayerNorm and of the SepNorm layer, at the hidden-state
     shape of `model`. The input is fp32 whatever the autocast: in both families every norm reads the fp32 residual
     stream (a bf16 matmul output plus an fp32 residual is fp32), and autocast leaves layer_norm and batch_norm alone."""
@@ -95,6 +96,7 @@ def layer_steps(model: str, shape: str, mode: str) -> dict[str, Callable[[], Non
 
     def step_of(layer: nn.Module) -> Callable[[], None]:
         layer.train(mode == "train")
+        layer = torch.compile(layer, fullgraph=True) if compiled else layer
 
         def call() -> None:
             if mode == "train":
@@ -122,10 +124,11 @@ def profile_models(args: argparse.Namespace) -> int:
 
 def profile_layer(args: argparse.Namespace) -> None:
     """Print the norm layer alone: median CPU time per call and the op diff, SepNormLayerNorm against LayerNorm."""
-    norm_steps = layer_steps(args.model, args.shape, args.mode)
+    norm_steps = layer_steps(args.model, args.shape, args.mode, args.compile)
     times = interleaved_times(norm_steps, warmup=2, repeats=args.layer_repeats)["cpu"]
     medians = {variant: statistics.median(times[variant]) * 1e3 for variant in VARIANTS}
-    print(f"\n== the norm layer alone, {hidden_shape(args.model, args.shape)} fp32, {args.mode}: LayerNorm "
+    compiled = ", compiled" if args.compile else ""
+    print(f"\n== the norm layer alone{compiled}, {hidden_shape(args.model, args.shape)} fp32, {args.mode}: LayerNorm "
           f"{medians['stock']:.3f} ms, SepNormLayerNorm(batch) {medians['sepnorm']:.3f} ms (median process CPU "
           f"time), extra {medians['sepnorm'] - medians['stock']:+.3f} ms per call")
     print_op_diff(interleaved_op_profiles(norm_steps, args.layer_repeats), args.top)

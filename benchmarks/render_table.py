@@ -1,6 +1,8 @@
-"""Markdown table of one or more `bench_models.py --json` files (what benchmarks/README.md shows).
+"""Markdown tables of `bench_models.py --json` files, or of `memory_probe.py` lines collected in a .jsonl file
+(what benchmarks/README.md shows).
 
-    python benchmarks/render_table.py benchmarks/results/base_eager.json
+    python benchmarks/render_table.py benchmarks/results/base_eager_bert.json
+    python benchmarks/render_table.py benchmarks/results/base_memory_mmap_threshold.jsonl
 """
 
 from __future__ import annotations
@@ -52,14 +54,45 @@ HEADER = (
 )
 
 
+MEMORY_HEADER = (
+    "| model | mode | dtype | peak RSS MB stock / SepNorm | peak ratio | step peak MB stock / SepNorm | step-peak ratio |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def render_memory_lines(path: Path) -> None:
+    """One row per (model, mode, dtype) of probe lines {model, mode, dtype, variant, probe: memory_probe output}."""
+    rows: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        rows.setdefault((entry["model"], entry["mode"], entry["dtype"]), {})[entry["variant"]] = entry["probe"]
+    print(MEMORY_HEADER)
+    for key, probes in rows.items():
+        if set(probes) != {"stock", "sepnorm"}:
+            continue
+        stock, sepnorm = probes["stock"], probes["sepnorm"]
+        cells = [
+            f"{stock['peak_rss_mb']:.0f} / {sepnorm['peak_rss_mb']:.0f}",
+            f"**{sepnorm['peak_rss_mb'] / stock['peak_rss_mb']:.4f}**",
+            f"{stock['step_peak_mb']:.0f} / {sepnorm['step_peak_mb']:.0f}",
+            f"{sepnorm['step_peak_mb'] / stock['step_peak_mb']:.4f}",
+        ]
+        print("| " + " | ".join([*key, *cells]) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
-    print(HEADER)
-    for path in args.files:
+    memory_files = [path for path in args.files if path.suffix == ".jsonl"]
+    result_files = [path for path in args.files if path.suffix != ".jsonl"]
+    if result_files:
+        print(HEADER)
+    for path in result_files:
         for row in json.loads(path.read_text())["results"]:
             print(render_row(row))
+    for path in memory_files:
+        render_memory_lines(path)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,8 @@ def _vit_mae_config(config_class, shape: str, sepnorm: bool, mask_ratio: float):
     )
 
 
-def _build_model(model: str, shape: str, variant: str) -> nn.Module:
+def build_model(model: str, shape: str, variant: str) -> nn.Module:
+    torch.manual_seed(SEED)
     sepnorm = variant == "sepnorm"
     if model == "bert":
         config_class = SepNormBertConfig if sepnorm else BertConfig
@@ -112,11 +113,6 @@ def _build_model(model: str, shape: str, variant: str) -> nn.Module:
         return model_class(_vit_mae_config(config_class, shape, sepnorm, mask_ratio=0.75))
     model_class = SepNormViTMAEForImageClassification if sepnorm else StockViTMAEClassifier
     return model_class(_vit_mae_config(config_class, shape, sepnorm, mask_ratio=0.0))
-
-
-def build_model(model: str, shape: str, variant: str) -> nn.Module:
-    torch.manual_seed(SEED)
-    return _build_model(model, shape, variant)
 
 
 def copy_stock_weights(stock: nn.Module, sepnorm: nn.Module) -> None:
