@@ -1,5 +1,6 @@
 """The SepNorm layer on its own: numerics against a plain reference, BatchNorm edge cases, dtypes, config checks."""
 
+import copy
 import warnings
 
 import pytest
@@ -55,6 +56,70 @@ def test_matches_reference_forward_and_gradients(kind, dtype, training):
     if kind == "batch":
         torch.testing.assert_close(sepnorm.cls_norm.running_mean, reference_cls.running_mean)
         torch.testing.assert_close(sepnorm.cls_norm.running_var, reference_cls.running_var)
+
+
+def row_write_under_autograd(layer: SepNormLayerNorm, hidden_states: torch.Tensor) -> torch.Tensor:
+    """SepNormLayerNorm's general path (the row written in place under autograd), for any [CLS] norm."""
+    normalized = nn.functional.layer_norm(hidden_states, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
+    normalized[:, 0] = layer.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
+    return normalized
+
+
+@pytest.mark.parametrize(
+    "dtype, autocast", [(torch.float32, False), (torch.bfloat16, False), (torch.float32, True)], ids=["fp32", "bf16", "autocast"]
+)
+def test_training_path_with_batch_statistics_is_bit_identical_to_the_row_write(dtype, autocast):
+    torch.manual_seed(0)
+    fused, _, _ = make_pair("batch", dtype)
+    reference = copy.deepcopy(fused)
+    hidden = (torch.randn(6, 7, HIDDEN) * 3 + 1).to(dtype)
+    upstream = torch.randn(6, 7, HIDDEN)
+    results = []
+    for forward in (fused, lambda states: row_write_under_autograd(reference, states)):
+        states = hidden.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            output = forward(states)
+        output.backward(upstream.to(output.dtype))
+        results.append((output, states.grad))
+    (output, grad), (reference_output, reference_grad) = results
+    assert output.grad_fn.name() == "_LayerNormWithClsBatchNormBackward"
+    assert reference_output.grad_fn.name().endswith("CopySlices")
+    torch.testing.assert_close(output, reference_output, rtol=0, atol=0)
+    torch.testing.assert_close(grad[:, 1:], reference_grad[:, 1:], rtol=0, atol=0)
+    torch.testing.assert_close(grad[:, 0], reference_grad[:, 0])
+    torch.testing.assert_close(fused.weight.grad, reference.weight.grad, rtol=0, atol=0)
+    torch.testing.assert_close(fused.bias.grad, reference.bias.grad, rtol=0, atol=0)
+    torch.testing.assert_close(fused.cls_norm.weight.grad, reference.cls_norm.weight.grad)
+    torch.testing.assert_close(fused.cls_norm.bias.grad, reference.cls_norm.bias.grad)
+    torch.testing.assert_close(fused.cls_norm.running_var, reference.cls_norm.running_var, rtol=0, atol=0)
+    assert fused.cls_norm.num_batches_tracked.item() == 1
+
+
+def test_training_path_leaves_a_gradient_shared_with_another_branch_untouched():
+    sepnorm, _, _ = make_pair("batch")
+    sepnorm.weight.requires_grad_(False)  # a frozen token norm: only some gradients are asked for
+    hidden = torch.randn(4, 5, HIDDEN, requires_grad=True)
+    residual = torch.zeros(4, 5, HIDDEN, requires_grad=True)
+    upstream = torch.randn(4, 5, HIDDEN)
+    # the addition's backward hands the same gradient tensor to both branches
+    (sepnorm(hidden) + residual).backward(upstream)
+    torch.testing.assert_close(residual.grad, upstream, rtol=0, atol=0)
+    assert sepnorm.weight.grad is None and sepnorm.bias.grad is not None
+    assert hidden.grad[:, 0].abs().sum() > 0
+
+
+def test_training_path_compiles_without_graph_breaks():
+    sepnorm, _, _ = make_pair("batch")
+    reference = copy.deepcopy(sepnorm)
+    hidden = torch.randn(4, 5, HIDDEN)
+    compiled = torch.compile(sepnorm, fullgraph=True, backend="aot_eager")
+    states = hidden.clone().requires_grad_()
+    compiled(states).sum().backward()
+    reference_states = hidden.clone().requires_grad_()
+    row_write_under_autograd(reference, reference_states).sum().backward()
+    torch.testing.assert_close(states.grad, reference_states.grad)
+    torch.testing.assert_close(sepnorm.weight.grad, reference.weight.grad)
+    torch.testing.assert_close(sepnorm.cls_norm.running_mean, reference.cls_norm.running_mean)
 
 
 def test_cls_row_uses_cls_norm_and_tokens_use_layer_norm():
