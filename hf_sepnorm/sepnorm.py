@@ -207,8 +207,8 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
     The same layer written with autograd's ops (`SepNormLayerNorm`'s other path) costs three full-size passes in the
     backward for one row: the in-place row write's CopySlices, the zero-filled gradient of `hidden_states[:, 0]`, and
     the sum of that with the LayerNorm's input gradient. Here the backward is one LayerNorm backward, on a copy of
-    the gradient with row 0 zeroed (exactly what the token LayerNorm receives on the other path, so its results are the same to
-    the bit), and a BatchNorm backward on the [CLS] rows, written into row 0 of the input gradient.
+    the gradient with row 0 zeroed (exactly what the token LayerNorm receives on the other path, so its results are
+    the same to the bit), and a BatchNorm backward on the [CLS] rows, written into row 0 of the input gradient.
     """
 
     @staticmethod
