@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 from typing import Callable
 
-import torch
-from torch import nn
-from torch.profiler import ProfilerActivity, profile
+# as in bench_models.py: OpenMP threads that spin between parallel regions would bill the serial Python work of
+# the layer's small ops as CPU time of every thread (libgomp reads this once, when torch loads it)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench_models import interleaved_times
-from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm
-from workloads import BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from bench_models import interleaved_times  # noqa: E402
+from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
+from workloads import BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -279,8 +279,11 @@ class SepNormLayerNorm(nn.LayerNorm):
             and not (cls_norm._forward_pre_hooks or cls_norm._forward_hooks)
         ):
             return self._forward_with_cls_batch_statistics(hidden_states)
+        return self._forward_calling_cls_norm(hidden_states)
+
+    def _forward_calling_cls_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
         normalized = super().forward(hidden_states)
-        normalized[:, 0] = cls_norm(hidden_states[:, 0]).to(normalized.dtype)
+        normalized[:, 0] = self.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
         return normalized
 
     def _forward_with_cls_batch_statistics(self, hidden_states: torch.Tensor) -> torch.Tensor:

@@ -113,3 +113,30 @@ def test_two_process_run_glue_without_sync_still_ends_identical(data_dir, tmp_pa
     assert_ranks_identical(state, 3)
     results = json.loads((output_dir / "all_results.json").read_text())
     assert 0 <= results["eval_accuracy"] <= 1
+
+
+def test_two_process_run_mlm_ends_with_identical_ranks(data_dir, tmp_path):
+    output_dir = tmp_path / "mlm"
+    state = accelerate_launch(
+        "run_mlm.py",
+        ["--train_file", str(data_dir / "text" / "ptb.valid.txt"), "--do_train", "--max_steps", "3",
+         "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "1000", "--max_seq_length", "32",
+         "--max_train_samples", "256", "--per_device_train_batch_size", "8"],
+        output_dir,
+    )  # fmt: skip
+    assert_ranks_identical(state, 3)
+    weights = load_file(output_dir / "model.safetensors")
+    assert weights["bert.encoder.layer.0.output.LayerNorm.cls_norm.num_batches_tracked"].item() == 3
+
+
+def test_two_process_image_classification_from_scratch_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
+    output_dir = tmp_path / "classifier"
+    state = accelerate_launch(
+        "run_image_classification.py",
+        ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "96",
+         "--max_eval_samples", "32", "--do_train", "--do_eval", "--max_steps", "3",
+         "--per_device_train_batch_size", "8", "--config_overrides", f"patch_size=7,{TINY_VIT_OVERRIDES}"],
+        output_dir,
+    )  # fmt: skip
+    assert_ranks_identical(state, 3)
+    assert 0 <= json.loads((output_dir / "all_results.json").read_text())["eval_accuracy"] <= 1
