@@ -66,7 +66,9 @@ def row_write_under_autograd(layer: SepNormLayerNorm, hidden_states: torch.Tenso
 
 
 @pytest.mark.parametrize(
-    "dtype, autocast", [(torch.float32, False), (torch.bfloat16, False), (torch.float32, True)], ids=["fp32", "bf16", "autocast"]
+    "dtype, autocast",
+    [(torch.float32, False), (torch.bfloat16, False), (torch.float32, True)],
+    ids=["fp32", "bf16", "autocast"],
 )
 def test_training_path_with_batch_statistics_is_bit_identical_to_the_row_write(dtype, autocast):
     torch.manual_seed(0)
@@ -106,6 +108,18 @@ def test_training_path_leaves_a_gradient_shared_with_another_branch_untouched():
     torch.testing.assert_close(residual.grad, upstream, rtol=0, atol=0)
     assert sepnorm.weight.grad is None and sepnorm.bias.grad is not None
     assert hidden.grad[:, 0].abs().sum() > 0
+
+
+def test_hooks_on_the_cls_norm_see_it_called_in_training():
+    sepnorm, _, _ = make_pair("batch")
+    without_hook = copy.deepcopy(sepnorm)
+    seen = []
+    sepnorm.cls_norm.register_forward_hook(lambda module, args, output: seen.append(output))
+    hidden = torch.randn(4, 5, HIDDEN)
+    output = sepnorm(hidden)
+    assert len(seen) == 1
+    torch.testing.assert_close(output[:, 0], seen[0], rtol=0, atol=0)
+    torch.testing.assert_close(output, without_hook(hidden), rtol=0, atol=0)
 
 
 def test_training_path_compiles_without_graph_breaks():
