@@ -22,7 +22,9 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from bench_models import interleaved_times  # noqa: E402
 from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
-from workloads import BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step  # noqa: E402
+from workloads import (  # noqa: E402
+    BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -212,9 +212,9 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, weight, bias, eps, cls_weight, cls_bias, cls_eps):
+    def forward(ctx, hidden_states, weight, bias, eps, cls_states, cls_weight, cls_bias, cls_eps):
+        """`cls_states`: row 0 of `hidden_states` as a contiguous fp32 copy (its gradient goes to `hidden_states`)."""
         normalized, mean, rstd = torch.native_layer_norm(hidden_states, hidden_states.shape[-1:], weight, bias, eps)
-        cls_states = hidden_states[:, 0].float().contiguous()
         cls_normalized, cls_mean, cls_invstd = torch.native_batch_norm(
             cls_states, cls_weight, cls_bias, None, None, True, 0.0, cls_eps
         )
@@ -227,7 +227,7 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output):
         hidden_states, mean, rstd, weight, bias, cls_states, cls_weight, cls_mean, cls_invstd = ctx.saved_tensors
-        needs_states, needs_weight, needs_bias, _, needs_cls_weight, needs_cls_bias, _ = ctx.needs_input_grad
+        needs_states, needs_weight, needs_bias, _, _, needs_cls_weight, needs_cls_bias, _ = ctx.needs_input_grad
         grad_cls_output = grad_output[:, 0].float().contiguous()
         # the incoming gradient may be shared with other nodes (e.g. both inputs of an addition): zero row 0 in a copy
         grad_tokens = grad_output.clone(memory_format=torch.contiguous_format)
@@ -242,7 +242,7 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
         )
         if needs_states:
             grad_states[:, 0] = grad_cls_states.to(grad_states.dtype)
-        return grad_states, grad_weight, grad_bias, None, grad_cls_weight, grad_cls_bias, None
+        return grad_states, grad_weight, grad_bias, None, None, grad_cls_weight, grad_cls_bias, None
 
 
 class SepNormLayerNorm(nn.LayerNorm):
@@ -294,10 +294,12 @@ class SepNormLayerNorm(nn.LayerNorm):
             # inside the autograd function must get the inputs that `nn.LayerNorm` would
             hidden_states, weight, bias = (None if t is None else t.float() for t in (hidden_states, weight, bias))
         cls_norm = self.cls_norm
+        # one copy of the [CLS] rows serves the BatchNorm and its running statistics
+        cls_states = hidden_states[:, 0].detach().float().contiguous()
         normalized = _LayerNormWithClsBatchNorm.apply(
-            hidden_states, weight, bias, self.eps, cls_norm.weight, cls_norm.bias, cls_norm.eps
+            hidden_states, weight, bias, self.eps, cls_states, cls_norm.weight, cls_norm.bias, cls_norm.eps
         )
-        cls_norm.track_batch_statistics(hidden_states[:, 0])
+        cls_norm.track_batch_statistics(cls_states)
         return normalized
 
     @torch.no_grad()
