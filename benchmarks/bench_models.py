@@ -32,7 +32,7 @@ import torch  # noqa: E402
 import torch._dynamo  # noqa: E402
 import transformers  # noqa: E402
 
-import hf_sepnorm.sepnorm  # noqa: E402
+import hf_sepnorm.remote_code.sepnorm  # noqa: E402
 from workloads import DTYPES, MODELS, MODES, SHAPES, VARIANTS, Workload, build_pair, make_step
 
 PROBE = Path(__file__).with_name("memory_probe.py")
@@ -158,7 +158,7 @@ def source_digest(module) -> str:
 
 def environment(args: argparse.Namespace) -> dict:
     return dict(
-        sepnorm_py_sha1=source_digest(hf_sepnorm.sepnorm),
+        sepnorm_py_sha1=source_digest(hf_sepnorm.remote_code.sepnorm),
         omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
         command="python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
         started=datetime.datetime.now().isoformat(timespec="seconds"),

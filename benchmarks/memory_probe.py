@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-import hf_sepnorm.sepnorm
+import hf_sepnorm.remote_code.sepnorm
 from workloads import DTYPES, MODELS, MODES, SHAPES, VARIANTS, build_inputs, build_model, make_step, make_workload
 
 
@@ -55,7 +55,7 @@ def measure(model: str, shape: str, mode: str, dtype: str, variant: str, steps: 
         step()
     peak = peak_rss_mb()
     # which SepNorm code this process measured (bench_models.py records the same digest for the timings)
-    digest = hashlib.sha1(Path(hf_sepnorm.sepnorm.__file__).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha1(Path(hf_sepnorm.remote_code.sepnorm.__file__).read_bytes()).hexdigest()[:12]
     return dict(rss_before_mb=before, peak_rss_mb=peak, step_peak_mb=peak - before, sepnorm_py_sha1=digest)
 
 

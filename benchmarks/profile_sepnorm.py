@@ -21,7 +21,7 @@ from torch import nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from bench_models import interleaved_times  # noqa: E402
-from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
+from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
 from workloads import (  # noqa: E402
     BERT_SHAPES, DTYPES, MODELS, MODES, SHAPES, VARIANTS, VIT_MAE_SHAPES, build_pair, make_step
 )

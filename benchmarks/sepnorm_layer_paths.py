@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from bench_models import interleaved_times  # noqa: E402
-from hf_sepnorm.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
+from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm, SepNormLayerNorm  # noqa: E402
 
 
 class RowWriteSepNorm(SepNormLayerNorm):

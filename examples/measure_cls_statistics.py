@@ -24,7 +24,7 @@ from hf_sepnorm.analysis import linear_probe_accuracy
 from hf_sepnorm.compare.tracks import batches, digits_images, stack_images, train
 from hf_sepnorm.data.images import ImageTransform, make_image_processor
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.sepnorm import cls_batchnorms, install_sepnorm
+from hf_sepnorm.remote_code.sepnorm import cls_batchnorms, install_sepnorm
 
 ARMS = {"batch": "batch", "batch, first norm too": "batch", "layer": "layer", "shared": "shared"}
 MODEL = dict(

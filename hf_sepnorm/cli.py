@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from .hub.cli import add_push_command
-from .sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from .remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 def add_convert_command(commands: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ import os
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedModel
 from transformers.utils import cached_file
 
-from . import modeling_sepnorm_bert, modeling_sepnorm_vit_mae
-from .sepnorm import init_cls_norms_from_token_norms
+from .remote_code import modeling_sepnorm_bert, modeling_sepnorm_vit_mae
+from .remote_code.sepnorm import init_cls_norms_from_token_norms
 
 _FAMILIES = {
     "bert": (modeling_sepnorm_bert, "SepNormBertModel"),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from .sepnorm import cls_batchnorms
+from .remote_code.sepnorm import cls_batchnorms
 
 
 def _batch_size(batch: Mapping[str, torch.Tensor]) -> int:

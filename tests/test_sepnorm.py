@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from hf_sepnorm import ClsBatchNorm, SepNormBertConfig, SepNormLayerNorm, SepNormViTMAEConfig
-from hf_sepnorm.sepnorm import SepNormLayerNorm as LayerFromModule
-from hf_sepnorm.sepnorm import build_cls_norm
+from hf_sepnorm.remote_code.sepnorm import SepNormLayerNorm as LayerFromModule
+from hf_sepnorm.remote_code.sepnorm import build_cls_norm
 
 HIDDEN = 16
 

@@ -1,7 +1,7 @@
-"""How spread out and how informative a set of embeddings is: uniformity, alignment, singular value spectrum,
-effective rank and a linear probe.
+"""How spread out a set of embeddings is: uniformity, alignment, singular value spectrum, effective rank.
 
-All metrics take an (N, d) tensor (one embedding per row) and compute in fp64.
+All metrics take an (N, d) tensor (one embedding per row) and compute in fp64. They measure raw vectors; the
+readouts of `readouts.py` apply them after a training-fitted standardization, which a rescaling cannot fake.
 """
 
 from __future__ import annotations
@@ -86,58 +86,3 @@ def effective_rank(embeddings_or_singular_values: torch.Tensor) -> float:
     """
     probabilities = normalized_singular_values(embeddings_or_singular_values)
     return float(torch.special.entr(probabilities).sum().exp())
-
-
-def linear_probe_accuracy(
-    train_embeddings: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_embeddings: torch.Tensor,
-    test_labels: torch.Tensor,
-    *,
-    max_iter: int = 1000,
-    C: float = 1.0,
-    seed: int = 0,
-) -> float:
-    """Test accuracy of a logistic regression trained on standardized train embeddings.
-
-    The standardization is fitted on the train embeddings only and applied to both sets, so no statistic of the test
-    set leaks into the probe; it makes the L2 penalty (strength 1/C) weigh every feature alike, whatever its scale.
-    """
-    # imported here: scikit-learn is needed by the probe only and is not a dependency of hf_sepnorm itself
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, C=C, random_state=seed))
-    probe.fit(_to_numpy(train_embeddings), _to_numpy(train_labels))
-    return float(probe.score(_to_numpy(test_embeddings), _to_numpy(test_labels)))
-
-
-def _to_numpy(tensor: torch.Tensor):
-    return tensor.detach().cpu().numpy()
-
-
-def analyze_embeddings(
-    embeddings: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    *,
-    test_embeddings: torch.Tensor | None = None,
-    test_labels: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """A summary of (N, d) embeddings: `uniformity`, `effective_rank`, `effective_rank_ratio` (effective rank / d),
-    `top_singular_value_share` (s_1 / sum s) and, when `labels`, `test_embeddings` and `test_labels` are all given,
-    `linear_probe_accuracy` (probe trained on `embeddings`, evaluated on `test_embeddings`)."""
-    probe_inputs = (labels, test_embeddings, test_labels)
-    if any(value is not None for value in probe_inputs) and any(value is None for value in probe_inputs):
-        raise ValueError("The linear probe needs `labels`, `test_embeddings` and `test_labels` together.")
-    spectrum = singular_value_spectrum(embeddings)
-    rank = effective_rank(spectrum)
-    summary = {
-        "uniformity": uniformity(embeddings),
-        "effective_rank": rank,
-        "effective_rank_ratio": rank / embeddings.shape[1],
-        "top_singular_value_share": float(normalized_singular_values(spectrum)[0]),
-    }
-    if labels is not None:
-        summary["linear_probe_accuracy"] = linear_probe_accuracy(embeddings, labels, test_embeddings, test_labels)
-    return summary

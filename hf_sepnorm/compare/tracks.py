@@ -21,8 +21,8 @@ from transformers import (
 )
 
 from ..analysis import analyze_embeddings, extract_cls_embeddings, singular_value_spectrum
-from ..configuration_sepnorm_bert import SepNormBertConfig
-from ..configuration_sepnorm_vit_mae import SepNormViTMAEConfig
+from ..remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from ..remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from ..data.glue import get_glue_task, load_glue_from_dir
 from ..data.images import (
     AugmentationEpochCallback,
@@ -32,8 +32,8 @@ from ..data.images import (
     make_image_processor,
 )
 from ..metrics import load_glue_metric
-from ..modeling_sepnorm_bert import SepNormBertForMaskedLM, SepNormBertForSequenceClassification, SepNormBertModel
-from ..modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification, SepNormViTMAEForPreTraining
+from ..remote_code.modeling_sepnorm_bert import SepNormBertForMaskedLM, SepNormBertForSequenceClassification, SepNormBertModel
+from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification, SepNormViTMAEForPreTraining
 from ..recalibration import recalibrate_cls_batchnorm
 from .recipes import ImageRecipe, TextRecipe
 

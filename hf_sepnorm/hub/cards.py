@@ -11,8 +11,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import PreTrainedConfig, PreTrainedModel
 
-from ..modeling_sepnorm_bert import SepNormBertModel
-from ..modeling_sepnorm_vit_mae import SepNormViTMAEModel
+from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
+from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
 
 # The templates live at the root of the source tree (see the report on packaging them for non-editable installs).
 # the repository's model_cards/ folder, installed as the package hf_sepnorm.model_cards (see setup.cfg)

@@ -28,10 +28,10 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.dynamic_module_utils import get_relative_imports
 
-from ..configuration_sepnorm_bert import SepNormBertConfig
-from ..configuration_sepnorm_vit_mae import SepNormViTMAEConfig
-from ..modeling_sepnorm_bert import SepNormBertModel
-from ..modeling_sepnorm_vit_mae import SepNormViTMAEModel
+from ..remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from ..remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
+from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
+from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
 from .cards import render_model_card
 
 # huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.

@@ -1,13 +1,13 @@
-"""Command-line arguments shared by the example scripts (parsed by `HfArgumentParser` with `TrainingArguments`)."""
+"""Command-line arguments shared by the example scripts (parsed by `HfArgumentParser`)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
-from ..sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from ..remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 @dataclass
@@ -34,20 +34,6 @@ class SepNormModelArguments:
         default=None,
         metadata={"help": "all: every norm of the sequence; final: only the last one.", "choices": list(SEPNORM_SCOPES)},
     )
-    sync_cls_batchnorm: bool = field(
-        default=True,
-        metadata={"help": "With several processes, synchronize the [CLS] BatchNorm statistics across them."},
-    )
-    recalibrate_cls_norm: bool = field(
-        default=True,
-        metadata={
-            "help": "Re-estimate the [CLS] BatchNorm population statistics on the training data, as the model is "
-            "used downstream (no masking), before evaluation and prediction."
-        },
-    )
-    recalibration_batches: int = field(
-        default=50, metadata={"help": "How many training batches re-estimate the [CLS] BatchNorm statistics."}
-    )
     revision: str = field(default="main", metadata={"help": "Branch, tag or commit of a Hub checkpoint."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     trust_remote_code: bool = field(
@@ -61,6 +47,36 @@ class SepNormModelArguments:
             for name, value in (("cls_norm", self.cls_norm), ("sepnorm_scope", self.sepnorm_scope))
             if value is not None
         }
+
+
+@dataclass
+class SepNormTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus what `SepNormTrainer` does for the [CLS] BatchNorms."""
+
+    recalibrate_cls_norm: bool = field(
+        default=True,
+        metadata={
+            "help": "Re-estimate the [CLS] BatchNorm population statistics on training batches before evaluation, "
+            "prediction and the final save (PreciseBN)."
+        },
+    )
+    recalibration_batches: int = field(
+        default=50, metadata={"help": "How many training batches re-estimate the [CLS] BatchNorm statistics."}
+    )
+    sync_cls_batchnorm: bool = field(
+        default=True,
+        metadata={
+            "help": "With several processes, normalize [CLS] over the global batch (ClsSyncBatchNorm); false keeps "
+            "per-process statistics and averages them after each step."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.recalibration_batches < 1:
+            raise ValueError(
+                f"--recalibration_batches {self.recalibration_batches}: give 1 or more, or --recalibrate_cls_norm false."
+            )
 
 
 def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
@@ -84,8 +100,11 @@ class ImageDataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
     image_column: str = field(default="image", metadata={"help": "The Hub dataset's image column."})
     label_column: str = field(default="label", metadata={"help": "The Hub dataset's label column."})
-    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out % without a validation set."})
-    image_size: int | None = field(default=None, metadata={"help": "Model input size (default: the images' size)."})
+    # argparse formats help strings with %: a literal percent sign is written %%
+    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out %% without a validation set."})
+    image_size: int | None = field(
+        default=None, metadata={"help": "Model input size (default: the checkpoint's, else the images' size)."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training images."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation images."})
 

@@ -17,7 +17,7 @@ import torch.distributed.nn.functional as distributed_functional
 from torch import nn
 from transformers import TrainerCallback
 
-from ..sepnorm import ClsBatchNorm, cls_batchnorms, is_recomputing_activations
+from ..remote_code.sepnorm import ClsBatchNorm, cls_batchnorms, is_recomputing_activations
 
 
 class ClsSyncBatchNorm(ClsBatchNorm):

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from transformers import Trainer, TrainingArguments
 
 from ..recalibration import recalibrate_cls_batchnorm
-from ..sepnorm import cls_batchnorms
+from ..remote_code.sepnorm import cls_batchnorms
 from .arguments import SepNormModelArguments
 from .distributed import ClsStatisticsCallback, average_cls_statistics, convert_cls_batchnorm_to_sync
 

@@ -15,7 +15,7 @@ from hf_sepnorm import (
     SepNormViTMAEForImageClassification,
     SepNormViTMAEModel,
 )
-from hf_sepnorm.sepnorm import cls_batchnorms, nonfinite_cls_batches
+from hf_sepnorm.remote_code.sepnorm import cls_batchnorms, nonfinite_cls_batches
 
 
 @pytest.fixture

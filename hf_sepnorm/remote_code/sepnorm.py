@@ -316,12 +316,18 @@ def nonfinite_cls_batches(model: nn.Module) -> int:
 
 
 def cls_batchnorms(model: nn.Module) -> list[nn.Module]:
-    """The [CLS] BatchNorms of `model` (plain or converted to SyncBatchNorm)."""
-    return [
-        module.cls_norm
-        for module in model.modules()
-        if isinstance(module, SepNormLayerNorm) and isinstance(module.cls_norm, nn.modules.batchnorm._BatchNorm)
-    ]
+    """The [CLS] BatchNorms of `model` (plain or converted to SyncBatchNorm), those its forward runs."""
+    norms = (_cls_norm_in_use(module.cls_norm) for module in model.modules() if isinstance(module, SepNormLayerNorm))
+    return [norm for norm in norms if isinstance(norm, nn.modules.batchnorm._BatchNorm)]
+
+
+def _cls_norm_in_use(cls_norm: nn.Module) -> nn.Module:
+    # peft's `modules_to_save` wraps the norm and runs the copy its active adapter trains (the original when disabled)
+    copies = getattr(cls_norm, "modules_to_save", None)
+    if not isinstance(copies, nn.ModuleDict):
+        return cls_norm
+    active = [] if cls_norm.disable_adapters else cls_norm.active_adapters
+    return copies[active[0]] if active else cls_norm.original_module
 
 
 def init_cls_norms_from_token_norms(model: nn.Module) -> int:
