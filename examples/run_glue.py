@@ -6,28 +6,27 @@
 
 Data comes from a folder of the official GLUE TSV files (--data_dir) or from the Hub (nyu-mll/glue). Metrics are
 GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric, or the identical copy shipped
-with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. The [CLS] BatchNorm
-statistics are re-estimated on training batches before evaluation (--recalibrate_cls_norm false to skip).
+with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. SepNormTrainer
+re-estimates the [CLS] BatchNorm statistics on training batches before evaluation (--recalibrate_cls_norm false to
+skip). --use_peft trains LoRA adapters instead of the whole model.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from datasets import DatasetDict
-from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_sepnorm import SepNormBertForSequenceClassification
-from hf_sepnorm.data import GLUE_TASKS, get_glue_task, load_glue, write_glue_predictions
+from hf_sepnorm.adapters import PeftArguments, apply_peft
+from hf_sepnorm.data import GLUE_TASKS, HUB_DATASET_ID, load_glue, write_glue_predictions
 from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.metrics import load_glue_metric
 from hf_sepnorm.training import (
     SepNormModelArguments,
+    SepNormTrainer,
+    SepNormTrainingArguments,
     load_or_build_model,
     parse_arguments,
-    prepare_for_processes,
-    push_results,
-    take_over_hub_push,
-    train_and_evaluate,
 )
 
 
@@ -38,6 +37,7 @@ class GlueArguments:
         default=None, metadata={"help": "Folder of the task's official TSV files (default: the Hub's nyu-mll/glue)."}
     )
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the checkpoint's."})
+    vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of a tokenizer trained on the task's text."})
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
@@ -49,82 +49,113 @@ def first(dataset, count: int | None):
 
 
 def main(args=None):
-    model_args, glue_args, training_args = parse_arguments(
-        SepNormModelArguments, GlueArguments, TrainingArguments, args=args
+    model_args, data_args, peft_args, training_args = parse_arguments(
+        SepNormModelArguments, GlueArguments, PeftArguments, SepNormTrainingArguments, args=args
     )
     set_seed(training_args.seed)
-    task = get_glue_task(glue_args.task_name)
-    raw = load_glue(task.name, glue_args.data_dir, cache_dir=model_args.cache_dir)
-    limits = {"train": glue_args.max_train_samples, "validation": glue_args.max_eval_samples,
-              "test": glue_args.max_predict_samples}  # fmt: skip
-    raw = DatasetDict({split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()})
-    tokenizer_source = glue_args.tokenizer_name or model_args.model_name_or_path
+
+    raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir)
+    features = raw["train"].features
+    is_regression = features["label"].dtype in ("float32", "float64")
+    label_list = [] if is_regression else features["label"].names
+    text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
+
+    tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is not None:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=model_args.revision)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_source, revision=model_args.revision, cache_dir=model_args.cache_dir
+        )
     else:  # from scratch: a tokenizer of the task's own training text
         tokenizer = train_tokenizer_once(
-            lambda: (text for column in task.output_text_columns for text in raw["train"][column]),
-            vocab_size=8000,
+            lambda: (text for column in text_columns for text in raw["train"][column]),
+            vocab_size=data_args.vocab_size,
             save_dir=training_args.output_dir,
             training_args=training_args,
         )
 
-    def tokenize(batch):
-        texts = [batch[column] for column in task.output_text_columns]
-        return tokenizer(*texts, truncation=True, max_length=glue_args.max_seq_length)
-
-    with training_args.main_process_first(desc="tokenizing"):
-        encoded = raw.map(tokenize, batched=True, remove_columns=list(task.output_text_columns), desc="Tokenizing")
-    validation_splits = [split for split in encoded if split.startswith("validation")]
-    test_splits = [split for split in encoded if split.startswith("test")]
-    eval_datasets = {
-        split.replace("validation", "eval").replace("_matched", "").replace("_mismatched", "_mm"): encoded[split]
-        for split in validation_splits
-    }
-
     model = load_or_build_model(
         SepNormBertForSequenceClassification,
         model_args,
-        vocab_size=len(tokenizer),
-        num_labels=task.num_labels,
-        **({} if task.is_regression else {"id2label": dict(enumerate(task.label_list))}),
-        **({} if task.is_regression else {"label2id": {label: i for i, label in enumerate(task.label_list)}}),
+        new_model_fields={"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id},
+        num_labels=1 if is_regression else len(label_list),
+        **({} if is_regression else {"id2label": dict(enumerate(label_list))}),
+        **({} if is_regression else {"label2id": {label: i for i, label in enumerate(label_list)}}),
     )
-    metric = load_glue_metric(task.name)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    model = apply_peft(model, peft_args)
+
+    def tokenize(batch):
+        return tokenizer(*(batch[column] for column in text_columns), truncation=True, max_length=data_args.max_seq_length)
+
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_predict_samples}  # fmt: skip
+    with training_args.main_process_first(desc="tokenizing"):
+        encoded = {
+            split: first(dataset, limits[split.split("_")[0]]).map(
+                tokenize, batched=True, remove_columns=text_columns, desc=f"Tokenizing {split}"
+            )
+            for split, dataset in raw.items()
+        }
+    # MNLI has two validation sets: "eval" is the matched one, "eval_mm" the mismatched one
+    eval_datasets = {
+        "eval_mm" if split.endswith("_mismatched") else "eval": dataset
+        for split, dataset in encoded.items()
+        if split.startswith("validation")
+    }
+    metric = load_glue_metric(data_args.task_name)
 
     def compute_metrics(prediction):
         logits = prediction.predictions
-        predicted = np.squeeze(logits) if task.is_regression else np.argmax(logits, axis=-1)
+        predicted = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
         return metric.compute(predictions=predicted, references=prediction.label_ids)
 
-    def predict(trainer):
-        for split in test_splits:
-            dataset = encoded[split].remove_columns("label")
-            logits = trainer.predict(dataset, metric_key_prefix="predict").predictions
-            predicted = np.squeeze(logits) if task.is_regression else np.argmax(logits, axis=-1)
-            if trainer.is_world_process_zero():
-                write_glue_predictions(
-                    task.name, predicted, training_args.output_dir, split=split, indices=dataset["idx"]
-                )
-
-    callbacks = prepare_for_processes(model, training_args, model_args)
-    push = take_over_hub_push(training_args)
-    trainer = Trainer(
+    trainer = SepNormTrainer(
         model=model,
         args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset=next(iter(eval_datasets.values())),
+        train_dataset=encoded["train"],  # also what the [CLS] BatchNorm statistics are re-estimated on
+        eval_dataset=eval_datasets["eval"],
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=callbacks,
     )
-    metrics = train_and_evaluate(
-        trainer, training_args, model_args, eval_datasets, recalibrate_before_evaluation=True, predict=predict
-    )
-    if push:
-        push_results(trainer, training_args, glue_args.data_dir or f"nyu-mll/glue ({task.name})", "text-classification")
-    return metrics
+
+    results = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics = {**train_result.metrics, "train_samples": len(encoded["train"])}
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+
+    if training_args.do_eval:
+        metrics = {}
+        for prefix, dataset in eval_datasets.items():
+            metrics.update(trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix))
+            metrics[f"{prefix}_samples"] = len(dataset)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
+    if training_args.do_predict:
+        for split in (split for split in encoded if split.startswith("test")):
+            dataset = encoded[split].remove_columns("label")
+            logits = trainer.predict(dataset, metric_key_prefix="predict").predictions
+            predicted = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
+            if trainer.is_world_process_zero():
+                write_glue_predictions(
+                    data_args.task_name, predicted, training_args.output_dir, split=split, indices=dataset["idx"]
+                )
+
+    card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": HUB_DATASET_ID,
+            "dataset_args": data_args.task_name}  # fmt: skip
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    return results
 
 
 if __name__ == "__main__":

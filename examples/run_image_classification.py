@@ -4,39 +4,45 @@
     python examples/run_image_classification.py --model_name_or_path mae-checkpoint --train_dir cifar10/train \
         --validation_dir cifar10/test --output_dir out --do_train --do_eval [--linear_probe]
 
-Starts from a SepNorm or stock ViT-MAE checkpoint (the classifier head is new) or from scratch. Reports top-1 and
-top-5 accuracy. The [CLS] BatchNorm statistics are re-estimated on unmasked training images: before training when
-linear probing (the frozen encoder's statistics come from masked pretraining), after it when fine-tuning.
+Starts from a SepNorm or stock ViT-MAE checkpoint (the classifier head is new; the checkpoint's config and image
+processor stand) or from scratch. Reports top-1 and top-5 accuracy. The [CLS] BatchNorm statistics are re-estimated
+on unmasked training images: before training when linear probing (the frozen encoder normalizes [CLS] with them,
+and they come from masked pretraining), and by SepNormTrainer after training. --use_peft trains LoRA adapters.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from datasets import ClassLabel
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import set_seed
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
+from hf_sepnorm.adapters import PeftArguments, apply_peft
 from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
+    SepNormTrainer,
+    SepNormTrainingArguments,
+    checkpoint_config,
     freeze_backbone_for_linear_probe,
     load_or_build_model,
     parse_arguments,
-    prepare_for_processes,
-    push_results,
-    take_over_hub_push,
-    train_and_evaluate,
 )
-from hf_sepnorm.training.runner import recalibrate
+
+# A new model's settings; a checkpoint keeps its own unless the flag is given.
+NEW_MODEL_DEFAULTS = {"num_channels": 3, "classifier_pooling": "cls"}
 
 
 @dataclass
 class ClassificationArguments:
     linear_probe: bool = field(default=False, metadata={"help": "Freeze the encoder; train only the classifier."})
-    num_channels: int = field(default=3, metadata={"help": "1 for grey images, 3 for RGB."})
-    classifier_pooling: str = field(default="cls", metadata={"help": "cls or mean.", "choices": ["cls", "mean"]})
+    num_channels: int | None = field(default=None, metadata={"help": "1 for grey images, 3 for RGB (new model: 3)."})
+    classifier_pooling: str | None = field(
+        default=None, metadata={"help": "What the classifier pools (new model: cls).", "choices": ["cls", "mean"]}
+    )
 
 
 def collate(examples):
@@ -56,14 +62,19 @@ def top_k_accuracy(eval_prediction) -> dict[str, float]:
 
 
 def main(args=None):
-    model_args, data_args, task_args, training_args = parse_arguments(
-        SepNormModelArguments, ImageDataArguments, ClassificationArguments, TrainingArguments, args=args
-    )
+    model_args, data_args, task_args, peft_args, training_args = parse_arguments(
+        SepNormModelArguments, ImageDataArguments, ClassificationArguments, PeftArguments, SepNormTrainingArguments,
+        args=args,
+    )  # fmt: skip
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     set_seed(training_args.seed)
+
+    given = {name: getattr(task_args, name) for name in NEW_MODEL_DEFAULTS if getattr(task_args, name) is not None}
+    config = checkpoint_config(model_args)
+    num_channels = given.get("num_channels") or (config.num_channels if config else NEW_MODEL_DEFAULTS["num_channels"])
     images = prepare_images(
-        data_args,
-        task_args.num_channels,
+        dataclasses.replace(data_args, image_size=data_args.image_size or (config.image_size if config else None)),
+        num_channels,
         model_args.model_name_or_path,
         training_args.seed,
         augment=not task_args.linear_probe,
@@ -75,35 +86,52 @@ def main(args=None):
     model = load_or_build_model(
         SepNormViTMAEForImageClassification,
         model_args,
-        image_size=images.image_size,
-        num_channels=task_args.num_channels,
+        new_model_fields={**NEW_MODEL_DEFAULTS, "image_size": images.image_size},
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
-        classifier_pooling=task_args.classifier_pooling,
+        **given,
     )
     if task_args.linear_probe:
         freeze_backbone_for_linear_probe(model)
-    callbacks = [images.augmentation_callback, *prepare_for_processes(model, training_args, model_args)]
-    push = take_over_hub_push(training_args)
-    trainer = Trainer(
+    model = apply_peft(model, peft_args)
+
+    trainer = SepNormTrainer(
         model=model,
         args=training_args,
-        train_dataset=images.splits["train"],
+        train_dataset=images.splits["train"],  # also what the [CLS] BatchNorm statistics are re-estimated on
         eval_dataset=images.splits["validation"] if training_args.do_eval else None,
         data_collator=collate,
         processing_class=images.processor,
         compute_metrics=top_k_accuracy,
-        callbacks=callbacks,
+        callbacks=[images.augmentation_callback],
     )
-    if task_args.linear_probe and training_args.do_train:
-        recalibrate(trainer, model_args)
-    metrics = train_and_evaluate(
-        trainer, training_args, model_args, recalibrate_before_evaluation=not task_args.linear_probe
-    )
-    if push:
-        push_results(trainer, training_args, data_args.dataset_name or "image folder", "image-classification")
-    return metrics
+
+    results = {}
+    if training_args.do_train:
+        if task_args.linear_probe and training_args.resume_from_checkpoint is None:
+            trainer.recalibrate_cls_batchnorm()  # the frozen encoder trains the head with these statistics
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics = {**train_result.metrics, "train_samples": len(images.splits["train"])}
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+
+    if training_args.do_eval:
+        metrics = {**trainer.evaluate(), "eval_samples": len(images.splits["validation"])}
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
+    card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
+            "dataset_args": data_args.dataset_config_name}  # fmt: skip
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    return results
 
 
 if __name__ == "__main__":

@@ -5,33 +5,39 @@
         --do_train --do_eval --config_overrides "patch_size=4,hidden_size=192,num_hidden_layers=6" --cls_norm batch
 
 Folders use the image-folder layout (<dir>/<class>/<image>) or hold MNIST-format idx files (Fashion-MNIST).
-The image processor is saved with the model. Runs under `accelerate launch` on any number of processes.
+The image processor is saved with the model. Continuing from a checkpoint (--model_name_or_path) keeps its config
+and its image processor; only the flags given change them. Runs under `accelerate launch` on any number of processes.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import set_seed
 
 from hf_sepnorm import SepNormViTMAEForPreTraining
 from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
+    SepNormTrainer,
+    SepNormTrainingArguments,
+    checkpoint_config,
     load_or_build_model,
     parse_arguments,
-    prepare_for_processes,
-    push_results,
-    take_over_hub_push,
-    train_and_evaluate,
 )
+
+# A new model's settings; a checkpoint keeps its own unless the flag is given.
+NEW_MODEL_DEFAULTS = {"num_channels": 3, "mask_ratio": 0.75, "norm_pix_loss": True}
 
 
 @dataclass
 class MAEArguments:
-    num_channels: int = field(default=3, metadata={"help": "1 for grey images, 3 for RGB."})
-    mask_ratio: float = field(default=0.75, metadata={"help": "Share of patches masked (new models)."})
-    norm_pix_loss: bool = field(default=True, metadata={"help": "Reconstruct per-patch normalized pixels (new models)."})
+    num_channels: int | None = field(default=None, metadata={"help": "1 for grey images, 3 for RGB (new model: 3)."})
+    mask_ratio: float | None = field(default=None, metadata={"help": "Share of patches masked (new model: 0.75)."})
+    norm_pix_loss: bool | None = field(
+        default=None, metadata={"help": "Reconstruct per-patch normalized pixels (new model: true)."}
+    )
 
 
 def collate(examples):
@@ -40,38 +46,62 @@ def collate(examples):
 
 def main(args=None):
     model_args, data_args, mae_args, training_args = parse_arguments(
-        SepNormModelArguments, ImageDataArguments, MAEArguments, TrainingArguments, args=args
+        SepNormModelArguments, ImageDataArguments, MAEArguments, SepNormTrainingArguments, args=args
     )
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     training_args.label_names = ["pixel_values"]  # so that evaluation reports the reconstruction loss
     set_seed(training_args.seed)
-    images = prepare_images(
-        data_args, mae_args.num_channels, model_args.model_name_or_path, training_args.seed, augment=True
-    )
 
+    given = {name: value for name, value in dataclasses.asdict(mae_args).items() if value is not None}
+    config = checkpoint_config(model_args)
+    num_channels = given.get("num_channels") or (config.num_channels if config else NEW_MODEL_DEFAULTS["num_channels"])
+    images = prepare_images(
+        dataclasses.replace(data_args, image_size=data_args.image_size or (config.image_size if config else None)),
+        num_channels,
+        model_args.model_name_or_path,
+        training_args.seed,
+        augment=True,
+    )
     model = load_or_build_model(
         SepNormViTMAEForPreTraining,
         model_args,
-        image_size=images.image_size,
-        num_channels=mae_args.num_channels,
-        mask_ratio=mae_args.mask_ratio,
-        norm_pix_loss=mae_args.norm_pix_loss,
+        new_model_fields={**NEW_MODEL_DEFAULTS, "image_size": images.image_size},
+        **given,
     )
-    callbacks = [images.augmentation_callback, *prepare_for_processes(model, training_args, model_args)]
-    push = take_over_hub_push(training_args)
-    trainer = Trainer(
+
+    trainer = SepNormTrainer(
         model=model,
         args=training_args,
         train_dataset=images.splits["train"] if training_args.do_train else None,
         eval_dataset=images.splits["validation"] if training_args.do_eval else None,
         data_collator=collate,
         processing_class=images.processor,
-        callbacks=callbacks,
+        callbacks=[images.augmentation_callback],
     )
-    metrics = train_and_evaluate(trainer, training_args, model_args)
-    if push:
-        push_results(trainer, training_args, dataset_name=data_args.dataset_name or "image folder", task_name="mae")
-    return metrics
+
+    results = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics = {**train_result.metrics, "train_samples": len(images.splits["train"])}
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+
+    if training_args.do_eval:
+        metrics = {**trainer.evaluate(), "eval_samples": len(images.splits["validation"])}
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
+    card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
+            "dataset_args": data_args.dataset_config_name}  # fmt: skip
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    return results
 
 
 if __name__ == "__main__":

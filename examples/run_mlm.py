@@ -6,25 +6,24 @@
         --cls_norm batch --max_steps 1000
 
 Without --tokenizer_name (or a checkpoint with a tokenizer), a WordPiece tokenizer is trained on the training text
-and saved with the model. Runs under `accelerate launch` on any number of processes.
+and saved with the model. Runs under `accelerate launch` on any number of processes; SepNormTrainer re-estimates the
+[CLS] BatchNorm statistics on training batches after training (--recalibrate_cls_norm false to skip).
 """
 
 import math
 from dataclasses import dataclass, field
 
 from datasets import load_dataset
-from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
 from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus, train_tokenizer_once
 from hf_sepnorm.training import (
     SepNormModelArguments,
+    SepNormTrainer,
+    SepNormTrainingArguments,
     load_or_build_model,
     parse_arguments,
-    prepare_for_processes,
-    push_results,
-    take_over_hub_push,
-    train_and_evaluate,
 )
 
 
@@ -35,7 +34,8 @@ class DataArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub text dataset instead of files."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
     text_column: str = field(default="text", metadata={"help": "The Hub dataset's text column."})
-    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out % without a validation file."})
+    # argparse formats help strings with %: a literal percent sign is written %%
+    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out %% without a validation file."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer to use instead of training one."})
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of the tokenizer trained on the text."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens per block, [CLS] and [SEP] included."})
@@ -64,47 +64,66 @@ def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, 
     )
 
 
+def first(dataset, count: int | None):
+    return dataset if count is None else dataset.select(range(min(count, len(dataset))))
+
+
 def main(args=None):
     model_args, data_args, training_args = parse_arguments(
-        SepNormModelArguments, DataArguments, TrainingArguments, args=args
+        SepNormModelArguments, DataArguments, SepNormTrainingArguments, args=args
     )
     set_seed(training_args.seed)
     corpus = load_corpus(data_args)
     tokenizer = load_tokenizer(model_args, data_args, corpus, training_args)
     with training_args.main_process_first(desc="tokenizing"):
         blocks = cls_led_blocks(corpus, tokenizer, data_args.max_seq_length)
-    train_dataset = blocks["train"].select(range(min(len(blocks["train"]), data_args.max_train_samples or 2**62)))
-    eval_dataset = blocks["validation"].select(
-        range(min(len(blocks["validation"]), data_args.max_eval_samples or 2**62))
-    )
+    train_dataset = first(blocks["train"], data_args.max_train_samples)
+    eval_dataset = first(blocks["validation"], data_args.max_eval_samples)
 
     model = load_or_build_model(
         SepNormBertForMaskedLM,
         model_args,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        max_position_embeddings=max(512, data_args.max_seq_length),
+        new_model_fields={
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "max_position_embeddings": max(512, data_args.max_seq_length),
+        },
     )
-    callbacks = prepare_for_processes(model, training_args, model_args)
-    push = take_over_hub_push(training_args)
-    trainer = Trainer(
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    trainer = SepNormTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
         eval_dataset=eval_dataset if training_args.do_eval else None,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
         processing_class=tokenizer,
-        callbacks=callbacks,
     )
-    metrics = train_and_evaluate(
-        trainer,
-        training_args,
-        model_args,
-        derived_eval_metrics=lambda metrics: {"eval_perplexity": math.exp(min(metrics["eval_loss"], 700))},
-    )
-    if push:
-        push_results(trainer, training_args, dataset_name=data_args.dataset_name or "text files", task_name="fill-mask")
-    return metrics
+
+    results = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+
+    if training_args.do_eval:
+        metrics = {**trainer.evaluate(), "eval_samples": len(eval_dataset)}
+        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 700))  # exp overflows a float past ~709
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
+    card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
+            "dataset_args": data_args.dataset_config_name}  # fmt: skip
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    return results
 
 
 if __name__ == "__main__":

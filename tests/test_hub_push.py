@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_bert_config, tiny_vit_mae_config
+from family_checkpoints import run_snippets_without_package, save_image, save_sepnorm_checkpoint, usage_snippets
 from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -31,7 +32,7 @@ from transformers import (
     ViTImageProcessor,
 )
 
-from hf_sepnorm import SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
+from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, push_to_hub
 from hf_sepnorm.cli import main as cli_main
 
@@ -384,3 +385,36 @@ def test_commit_timeout_is_reported_and_the_folder_untouched(hub_server, trainer
         push_to_hub(trainer_folder, repo_id, timeout=3.0)
     assert folder_digest(trainer_folder) == before
     assert set(hub_server.files(repo_id)) == {".gitattributes"}
+
+
+PUSHED_HEADS = [
+    pytest.param("sepnorm_bert", "AutoModelForSequenceClassification", id="bert"),
+    pytest.param("sepnorm_roberta", "AutoModelForSequenceClassification", id="roberta"),
+    pytest.param("sepnorm_vit_mae", "AutoModelForImageClassification", id="vit_mae"),
+]
+
+
+@pytest.mark.parametrize("model_type, auto_class", PUSHED_HEADS)
+def test_every_family_pushes_and_its_card_snippet_loads_it_from_the_hub(hub_server, tmp_path, model_type, auto_class):  # noqa: F811
+    family = FAMILIES[model_type]
+    model_class = family.heads[auto_class]
+    folder = save_sepnorm_checkpoint(model_class, tmp_path / "saved", num_labels=3)
+    repo_id = f"{TEST_USER}/tiny-{model_type}"
+
+    commit = push_to_hub(folder, repo_id)
+
+    pushed = hub_server.files(repo_id, commit.oid)
+    code_files = {reference.split(".")[0] + ".py" for reference in family.expected_auto_map().values()}
+    assert code_files | {"sepnorm.py", family.preprocessor.config_file, "model.safetensors"} <= set(pushed)
+    card = ModelCard(pushed["README.md"].decode())
+    assert card.data.pipeline_tag == family.pipeline_tags[auto_class]
+    assert card.data.tags == ["sepnorm", "custom_code", *family.stock_model_types]
+    assert commit.commit_message == f"Upload SepNorm {family.name} checkpoint"
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text("\n".join(usage_snippets(pushed["README.md"].decode())))  # as written: repo id, revision main
+    save_image(tmp_path / "image.jpg")
+    env = {"HF_ENDPOINT": hub_server.endpoint, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "fresh_home")}
+    ran = run_snippets_without_package([snippet], tmp_path, env)[str(snippet)]
+    assert ran["class"] == model_class.__name__ and ran["module"].startswith("transformers_modules.")
+    assert "predicted" in ran["names"]

@@ -5,9 +5,16 @@ import re
 import pytest
 import torch
 from conftest import bert_inputs, tiny_bert_config, tiny_vit_mae_config
+from family_checkpoints import (
+    run_snippets_without_package,
+    save_image,
+    save_sepnorm_checkpoint,
+    usage_snippets,
+)
 from huggingface_hub import ModelCard
 
 from hf_sepnorm import (
+    FAMILIES,
     ClsBatchNorm,
     SepNormBertForMaskedLM,
     SepNormBertForMultipleChoice,
@@ -19,6 +26,7 @@ from hf_sepnorm import (
     SepNormViTMAEForPreTraining,
 )
 from hf_sepnorm.hub import render_model_card
+from hf_sepnorm.hub.cards import supported_transformers
 
 GLUE_RESULTS = {"accuracy": 0.912, "f1": 0.905}
 COMPARISON = [
@@ -98,7 +106,7 @@ def test_glue_card_holds_results_training_comparison_and_citation():
     assert "| normalization | accuracy |" in text
     assert "| ShareNorm | 0.897 |" in text and "| SepNorm | 0.912 |" in text
     assert "| f1 | 0.905 |" in text
-    assert "transformers>=5,<6" in text
+    assert f"transformers{supported_transformers()}" in text and supported_transformers().startswith(">=5.")
     assert "On Separate Normalization in Self-supervised Transformers" in text
     assert "Chen, Xiaohui and Wang, Yinkai and Du, Yuanqi and Hassoun, Soha and Liu, Li-Ping" in text
     assert "booktitle = {Advances in Neural Information Processing Systems}" in text
@@ -177,3 +185,111 @@ def test_statistics_re_estimation_snippet_averages_the_batch_statistics():
         torch.testing.assert_close(norm.running_mean, torch.stack([x.mean(0) for x in inputs]).mean(0))
         torch.testing.assert_close(norm.running_var, torch.stack([x.var(0) for x in inputs]).mean(0))
         assert norm.momentum == model.config.cls_norm_momentum
+
+
+# ---- metadata: metrics only, a data set id only where there is one ----
+
+TRAINER_RESULTS = {  # what trainer.evaluate() returns and all_results.json holds
+    "eval_accuracy": 0.875,
+    "eval_loss": 0.31,
+    "eval_runtime": 1.93,
+    "eval_samples_per_second": 414.2,
+    "eval_steps_per_second": 51.8,
+    "eval_samples": 800,
+    "epoch": 3.0,
+    "train_loss": 0.12,
+    "train_runtime": 61.0,
+    "train_samples": 6000,
+    "total_flos": 1.2e12,
+    "eval_model_preparation_time": "n/a",
+}
+
+
+def test_model_index_holds_the_metrics_only():
+    card = reloaded(
+        render_model_card(
+            tiny_bert_config(architectures=["SepNormBertForSequenceClassification"]),
+            repo_id="lab/glue",
+            eval_results=TRAINER_RESULTS,
+            dataset_name="nyu-mll/glue",
+            task_name="sst2",
+        )
+    )
+    assert {(r.metric_type, r.metric_value) for r in card.data.eval_results} == {("accuracy", 0.875), ("loss", 0.31)}
+    assert {r.dataset_config for r in card.data.eval_results} == {"sst2"}
+    evaluation = card.text.split("## Evaluation")[1].split("##")[0]
+    assert evaluation.split() == "| metric | value | |---|---| | accuracy | 0.875 | | loss | 0.31 |".split()
+
+
+@pytest.mark.parametrize(
+    "dataset_name", ["image folder", "imagefolder", "csv", "text files", "../shared/data/glue/SST-2", "LOCAL"]
+)
+def test_no_dataset_id_where_there_is_none(dataset_name, tmp_path):
+    if dataset_name == "LOCAL":  # a local folder whose name could be a Hub id
+        (tmp_path / "cifar10").mkdir()
+        dataset_name = str(tmp_path / "cifar10")
+    card = reloaded(
+        render_model_card(
+            tiny_vit_mae_config(architectures=["SepNormViTMAEForPreTraining"]),
+            repo_id="lab/mae",
+            eval_results=TRAINER_RESULTS,
+            dataset_name=dataset_name,
+            task_name="mae",
+        )
+    )
+    assert card.data.datasets is None
+    assert card.data.eval_results is None and "model-index" not in str(card)  # the Hub rejects one without data set
+    assert f"Data: `{dataset_name}` (`mae`)" in card.text and "| accuracy | 0.875 |" in card.text
+
+
+def test_a_relative_folder_named_like_a_dataset_is_not_an_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "glue").mkdir(parents=True)
+    card = render_model_card(tiny_bert_config(), repo_id="lab/x", eval_results={"accuracy": 1.0}, dataset_name="data/glue")
+    assert card.data.datasets is None and card.data.eval_results is None
+
+
+# ---- the usage snippets run as written, where hf_sepnorm is not installed ----
+
+# what each head's snippet computes, beyond `outputs`
+SNIPPET_RESULTS = {
+    "AutoModel": "cls_embedding",
+    "AutoModelForMaskedLM": "predicted_token",
+    "AutoModelForSequenceClassification": "predicted",
+    "AutoModelForTokenClassification": "predicted",
+    "AutoModelForQuestionAnswering": "answer",
+    "AutoModelForMultipleChoice": "best_choice",
+    "AutoModelForImageClassification": "predicted",
+    "AutoModelForPreTraining": "cls_embedding",
+}
+
+
+@pytest.mark.parametrize(
+    "model_type",
+    ["sepnorm_bert", "sepnorm_roberta", "sepnorm_vit_mae"],
+)
+def test_usage_snippets_of_every_head_run_verbatim_without_the_package(model_type, tmp_path):
+    family = FAMILIES[model_type]
+    snippet_files, expected = [], {}
+    for auto_class, model_class in family.heads.items():
+        labels = {"num_labels": 3} if "Classification" in auto_class else {}  # QA's head has 2 outputs
+        folder = save_sepnorm_checkpoint(model_class, tmp_path / model_class.__name__, **labels)
+        card = render_model_card(
+            family.config_class.from_pretrained(folder), repo_id=f"lab/{model_class.__name__}", revision="0a1b2c3d"
+        )
+        snippets = usage_snippets(str(reloaded(card)))
+        code = "\n".join(snippets)
+        assert f'repo_id = "lab/{model_class.__name__}"\nrevision = "0a1b2c3d"' in code
+        assert code.count("trust_remote_code=True, revision=revision") == code.count(".from_pretrained(")
+        snippet_file = tmp_path / f"{model_class.__name__}.py"
+        snippet_file.write_text(code.replace(f'"lab/{model_class.__name__}"', repr(str(folder))))
+        snippet_files.append(str(snippet_file))
+        expected[str(snippet_file)] = (model_class.__name__, SNIPPET_RESULTS[auto_class])
+    save_image(tmp_path / "image.jpg")  # "an image of yours"
+
+    ran = run_snippets_without_package(snippet_files, tmp_path, {"HF_HUB_OFFLINE": "1"})
+
+    for snippet_file, (class_name, result_name) in expected.items():
+        assert ran[snippet_file]["class"] == class_name
+        assert ran[snippet_file]["module"].startswith("transformers_modules.")  # the checkpoint's own code
+        assert result_name in ran[snippet_file]["names"]

@@ -13,6 +13,7 @@ from transformers import (
     AutoModelForTokenClassification,
     BertConfig,
     BertForMaskedLM,
+    BertModel,
     BertForSequenceClassification,
 )
 
@@ -48,7 +49,8 @@ def test_auto_classes_build_heads_with_a_sepnorm_backbone(auto_class, model_clas
     assert isinstance(config, SepNormBertConfig)
     model = auto_class.from_config(config)
     assert type(model) is model_class
-    assert type(model.base_model) is SepNormBertModel
+    # a head keeps transformers' backbone class; only its norms change
+    assert type(model.base_model) is (SepNormBertModel if model_class is SepNormBertModel else BertModel)
     # 2 layers x 2 norms; the embedding norm, whose [CLS] input is the same for every sample, stays shared
     assert len(sepnorm_paths(model.base_model)) == 4
     inputs = bert_inputs()
@@ -180,3 +182,57 @@ def test_torch_compile_fullgraph_forward_and_backward():
     torch.testing.assert_close(cls_norm.weight.grad, reference_cls_norm.weight.grad)
     torch.testing.assert_close(cls_norm.running_mean, reference_cls_norm.running_mean)
     assert cls_norm.num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize("cls_norm", ["batch", "layer"])
+@pytest.mark.parametrize("training", [True, False])
+def test_feed_forward_chunking_normalizes_only_position_0_as_cls(cls_norm, training):
+    """`chunk_size_feed_forward` runs BERT's output norm per sequence chunk: row 0 of each chunk is not [CLS]."""
+    unchunked = SepNormBertForSequenceClassification(tiny_bert_config(cls_norm=cls_norm)).train(training)
+    with torch.no_grad():
+        for module in unchunked.modules():
+            if isinstance(module, SepNormLayerNorm):
+                module.cls_norm.weight.fill_(2.0)  # a [CLS] norm that visibly differs from the token norm
+                if cls_norm == "batch":
+                    module.cls_norm.running_mean.fill_(0.5)
+    for chunk_size in (1, 5):
+        config = tiny_bert_config(cls_norm=cls_norm, chunk_size_feed_forward=chunk_size)
+        chunked = SepNormBertForSequenceClassification(config)
+        chunked.load_state_dict(unchunked.state_dict())
+        chunked.train(training)
+        inputs = bert_inputs()
+        expected = unchunked.bert(**inputs).last_hidden_state
+        torch.testing.assert_close(chunked.bert(**inputs).last_hidden_state, expected, rtol=0, atol=1e-6)
+        if training:  # and the [CLS] BatchNorm saw the [CLS] rows only: same running statistics
+            torch.testing.assert_close(chunked.state_dict(), unchunked.state_dict(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls_norm", ["batch", "layer"])
+def test_models_built_in_another_default_dtype_work(cls_norm):
+    config = tiny_bert_config(cls_norm=cls_norm)
+    model = AutoModel.from_config(config, dtype=torch.bfloat16)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        built_under_default = SepNormBertForMaskedLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    for built in (model, built_under_default):
+        assert built.base_model.encoder.layer[0].output.LayerNorm.weight.dtype == torch.bfloat16
+        cls_norm_module = built.base_model.encoder.layer[0].output.LayerNorm.cls_norm
+        expected = torch.float32 if cls_norm == "batch" else torch.bfloat16
+        assert {tensor.dtype for tensor in cls_norm_module.state_dict().values() if tensor.is_floating_point()} == {
+            expected
+        }
+        for mode in (True, False):
+            output = built.train(mode)(**bert_inputs())
+            assert torch.isfinite(output[0].float()).all()
+
+
+@pytest.mark.parametrize("model_class", [*HEADS.values()], ids=lambda c: c.__name__)
+def test_every_class_keeps_its_parents_forward_signature(model_class):
+    import inspect
+
+    stock_class = next(base for base in model_class.__mro__[1:] if base.__module__.startswith("transformers.models"))
+    assert inspect.signature(model_class.forward) == inspect.signature(stock_class.forward)
+    assert model_class.forward is stock_class.forward

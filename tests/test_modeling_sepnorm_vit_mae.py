@@ -42,7 +42,9 @@ def fixed_noise(batch_size: int = 4) -> torch.Tensor:
 def test_auto_classes_build_heads_with_a_sepnorm_backbone(auto_class, model_class):
     config = AutoConfig.for_model("sepnorm_vit_mae", **TINY_VIT_MAE, num_labels=5)
     model = auto_class.from_config(config)
-    assert type(model) is model_class and type(model.base_model) is SepNormViTMAEModel
+    assert type(model) is model_class
+    # a head keeps transformers' backbone class; only its norms change
+    assert type(model.base_model) is (SepNormViTMAEModel if model_class is SepNormViTMAEModel else ViTMAEModel)
     # 2 layers x 2 norms + the final norm, less layer 0's first norm (its [CLS] input is the same for every image)
     assert sepnorm_paths(model.base_model) == [
         "layers.0.layernorm_after",
@@ -170,3 +172,28 @@ def test_torch_compile_fullgraph_pretraining_step():
     assert torch.isfinite(loss)
     assert model.vit.layernorm.cls_norm.weight.grad is not None
     assert model.decoder.decoder_norm.cls_norm.num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize(
+    "model_class, stock_class",
+    [(SepNormViTMAEModel, ViTMAEModel), (SepNormViTMAEForPreTraining, ViTMAEForPreTraining)],
+)
+def test_models_keep_their_parents_forward_signature(model_class, stock_class):
+    import inspect
+
+    assert inspect.signature(model_class.forward) == inspect.signature(stock_class.forward)
+    assert "noise" in inspect.signature(model_class.forward).parameters
+
+
+def test_classifier_returns_a_tuple_when_asked():
+    model = SepNormViTMAEForImageClassification(tiny_vit_mae_config(num_labels=3)).eval()
+    inputs = image_inputs()
+    labels = torch.tensor([0, 1, 2, 0])
+    expected = model(**inputs, labels=labels)
+    as_tuple = model(**inputs, labels=labels, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], expected.loss)
+    torch.testing.assert_close(as_tuple[1], expected.logits)
+    model.config.return_dict = False
+    loss, logits = model(**inputs, labels=labels)
+    torch.testing.assert_close(logits, expected.logits)

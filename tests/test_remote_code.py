@@ -9,12 +9,15 @@ import textwrap
 import pytest
 import torch
 from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_config
+from family_checkpoints import inputs_for, sepnorm_config
 from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import save_file
 
 from hf_sepnorm import (
     SepNormBertForMaskedLM,
     SepNormBertForSequenceClassification,
+    SepNormRobertaForMaskedLM,
+    SepNormRobertaForSequenceClassification,
     SepNormViTMAEForImageClassification,
     SepNormViTMAEForPreTraining,
 )
@@ -54,15 +57,27 @@ def load_in_fresh_process(folder, auto_class_name, tmp_path):
     return json.loads(result.stdout.strip().splitlines()[-1]), load_file(tmp_path / "out.safetensors")["output"]
 
 
+def tiny_roberta_config(**overrides):
+    return sepnorm_config("sepnorm_roberta", **overrides)
+
+
+def roberta_inputs(batch_size: int = 4):
+    return inputs_for("sepnorm_roberta", batch_size)
+
+
 CASES = [
     (SepNormBertForSequenceClassification, tiny_bert_config, bert_inputs, "AutoModelForSequenceClassification"),
     (SepNormBertForMaskedLM, tiny_bert_config, bert_inputs, "AutoModelForMaskedLM"),
+    (SepNormRobertaForSequenceClassification, tiny_roberta_config, roberta_inputs, "AutoModelForSequenceClassification"),
+    (SepNormRobertaForMaskedLM, tiny_roberta_config, roberta_inputs, "AutoModelForMaskedLM"),
     (SepNormViTMAEForImageClassification, tiny_vit_mae_config, image_inputs, "AutoModelForImageClassification"),
     (SepNormViTMAEForPreTraining, tiny_vit_mae_config, image_inputs, "AutoModelForPreTraining"),
 ]
 
 
-@pytest.mark.parametrize("model_class, make_config, make_inputs, auto_class_name", CASES, ids=[c[3] for c in CASES])
+@pytest.mark.parametrize(
+    "model_class, make_config, make_inputs, auto_class_name", CASES, ids=[case[0].__name__ for case in CASES]
+)
 def test_remote_code_gives_bit_identical_outputs(tmp_path, model_class, make_config, make_inputs, auto_class_name):
     model = model_class(make_config(num_labels=3)).train()
     model(**make_inputs(batch_size=8))  # running statistics away from their initial values

@@ -1,10 +1,12 @@
 """The SepNorm layer on its own: numerics against a plain reference, BatchNorm edge cases, dtypes, config checks."""
 
 import copy
+import dataclasses
 import warnings
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from torch import nn
 
 from hf_sepnorm import ClsBatchNorm, SepNormBertConfig, SepNormLayerNorm, SepNormViTMAEConfig
@@ -202,15 +204,24 @@ def test_sync_batchnorm_conversion_finds_the_cls_norm():
 @pytest.mark.parametrize("config_class", [SepNormBertConfig, SepNormViTMAEConfig])
 @pytest.mark.parametrize(
     "field, value, allowed",
-    [("cls_norm", "group", "'batch', 'layer', 'rms', 'shared'"), ("sepnorm_scope", "first", "'all', 'final'")],
+    [
+        ("cls_norm", "group", "'batch', 'layer', 'rms', 'shared'"),
+        ("sepnorm_scope", "first", "'all', 'final'"),
+        ("decoder_cls_norm", "instance", "'batch', 'layer', 'rms', 'shared'"),
+        ("classifier_pooling", "max", "'cls', 'mean'"),
+    ],
 )
-def test_unknown_config_values_name_the_allowed_ones(config_class, field, value, allowed):
-    with pytest.raises(ValueError, match=f"Unknown {field}='{value}': choose one of {allowed}"):
+def test_unknown_config_values_name_the_field_and_the_allowed_ones(config_class, field, value, allowed):
+    if field not in {field.name for field in dataclasses.fields(config_class)}:
+        pytest.skip(f"{config_class.__name__} has no {field}")
+    message = rf"Field '{field}' expected one of \({allowed}\), got {value}"
+    with pytest.raises(StrictDataclassFieldValidationError, match=message):
         config_class(**{field: value})
+    config = config_class()
+    with pytest.raises(StrictDataclassFieldValidationError, match=message):  # set later, too
+        setattr(config, field, value)
 
 
-def test_unknown_vit_mae_decoder_and_pooling_values():
-    with pytest.raises(ValueError, match="decoder_cls_norm"):
-        SepNormViTMAEConfig(decoder_cls_norm="instance")
-    with pytest.raises(ValueError, match="classifier_pooling='max'"):
-        SepNormViTMAEConfig(classifier_pooling="max")
+def test_cls_norm_momentum_outside_0_1_is_named():
+    with pytest.raises(StrictDataclassClassValidationError, match=r"cls_norm_momentum=1.5 must lie in \[0, 1\]"):
+        SepNormBertConfig(cls_norm_momentum=1.5)

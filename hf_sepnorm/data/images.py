@@ -16,6 +16,8 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 from transformers import BaseImageProcessor, TrainerCallback, ViTImageProcessorPil
 
+from .splits import with_validation_split
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_SPLITS = {"train": "train", "validation": "t10k"}
 
@@ -85,11 +87,7 @@ def load_image_folders(
         if validation_dir is not None:
             data_files["validation"] = f"{validation_dir}/**"
         splits = load_dataset("imagefolder", data_files=data_files)
-        if "validation" not in splits:
-            held_out = splits["train"].train_test_split(
-                test_size=validation_split_percentage / 100, seed=seed, stratify_by_column="label"
-            )
-            splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
+        splits = with_validation_split(splits, validation_split_percentage, seed=seed, stratify_by_column="label")
         splits = DatasetDict(
             {
                 name: split.shuffle(seed=seed).select(range(min(len(split), limit or len(split))))
@@ -192,9 +190,7 @@ def _load_splits(data_args, seed: int) -> DatasetDict:
     splits = splits.rename_columns(
         {old: new for old, new in ((data_args.image_column, "image"), (data_args.label_column, "label")) if old != new}
     )
-    if "validation" not in splits:
-        held_out = splits["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, seed=seed)
-        splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
+    splits = with_validation_split(splits, data_args.validation_split_percentage, seed=seed)
     return splits.cast_column("image", Image(decode=False))
 
 

@@ -9,6 +9,8 @@ from datasets import DatasetDict, load_dataset
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, TrainingArguments
 
+from .splits import with_validation_split
+
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
     "unk_token": "[UNK]",
@@ -37,10 +39,7 @@ def load_text_corpus(
     check_text_files(validation_files or [], "--validation_file")
     data_files = {"train": train_files, **({"validation": validation_files} if validation_files else {})}
     corpus = load_dataset("text", data_files=data_files).filter(lambda row: bool(row["text"].strip()))
-    if "validation" not in corpus:
-        split = corpus["train"].train_test_split(test_size=validation_split_percentage / 100, shuffle=False)
-        corpus = DatasetDict(train=split["train"], validation=split["test"])
-    return corpus
+    return with_validation_split(corpus, validation_split_percentage, shuffle=False)
 
 
 def train_wordpiece_tokenizer(

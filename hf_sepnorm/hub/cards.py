@@ -1,34 +1,30 @@
-"""Model cards for SepNorm checkpoints: huggingface_hub's `ModelCard` rendered from the Jinja templates in
-`model_cards/` (one per model family), with the metadata the Hub indexes (pipeline tag, tags, data sets, base model,
-license, `model-index` evaluation results)."""
+"""Model cards for SepNorm checkpoints: huggingface_hub's `ModelCard` rendered from the Jinja template
+`model_cards/sepnorm.md` (one template; the family's section and names come from `hf_sepnorm.families`), with the
+metadata the Hub indexes (pipeline tag, tags, data sets, base model, license, `model-index` evaluation results).
+
+`render_model_card` is the one place that decides what goes into the metadata: every path that writes a card (a push
+of a folder, the Trainer's `create_model_card`) passes the run's raw metrics and data set name through it.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import importlib.metadata
 import importlib.resources
+import os
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from packaging.requirements import Requirement
 from transformers import PreTrainedConfig, PreTrainedModel
 
-from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
-from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
+from ..families import family_of
 
-# The templates live at the root of the source tree (see the report on packaging them for non-editable installs).
-# the repository's model_cards/ folder, installed as the package hf_sepnorm.model_cards (see setup.cfg)
-TEMPLATES_FOLDER = importlib.resources.files("hf_sepnorm.model_cards")
-
-SUPPORTED_TRANSFORMERS = ">=5,<6"
-
-# The Hub pipeline tag of each task head; backbones and the MAE pretraining head get their family's feature tag.
-PIPELINE_TAG_BY_AUTO_CLASS = {
-    "AutoModelForMaskedLM": "fill-mask",
-    "AutoModelForSequenceClassification": "text-classification",
-    "AutoModelForTokenClassification": "token-classification",
-    "AutoModelForQuestionAnswering": "question-answering",
-    "AutoModelForMultipleChoice": "multiple-choice",
-    "AutoModelForImageClassification": "image-classification",
-}
+# The repository's model_cards/ folder is installed as the package hf_sepnorm.model_cards (package_dir in setup.cfg),
+# so the template is found the same way in an editable install and in a wheel.
+TEMPLATE = importlib.resources.files("hf_sepnorm.model_cards") / "sepnorm.md"
 
 # Fields worth a line in the card's configuration summary, when the config has them.
 SUMMARIZED_CONFIG_FIELDS = (
@@ -49,40 +45,11 @@ SUMMARIZED_CONFIG_FIELDS = (
     "num_labels",
 )
 
-
-@dataclasses.dataclass(frozen=True)
-class CardFamily:
-    tag: str  # the Hub tag of the stock architecture
-    template: str  # file name in TEMPLATES_FOLDER
-    backbone: type[PreTrainedModel]  # its `sepnorm_auto_classes` maps every Auto class to the family's head
-    feature_pipeline_tag: str
-
-    def auto_class_of(self, architecture: str | None) -> str:
-        """The Auto class that loads `architecture` (a class name of this family); the backbone's without one."""
-        if architecture is None:
-            return "AutoModel"
-        for auto_class, model_class in self.backbone.sepnorm_auto_classes.items():
-            if model_class.__name__ == architecture:
-                return auto_class
-        raise ValueError(f"{architecture!r} is not a model class of the {self.tag} SepNorm family.")
-
-    def pipeline_tag_of(self, auto_class: str) -> str:
-        return PIPELINE_TAG_BY_AUTO_CLASS.get(auto_class, self.feature_pipeline_tag)
-
-
-CARD_FAMILIES = {
-    "sepnorm_bert": CardFamily("bert", "sepnorm_bert.md", SepNormBertModel, "feature-extraction"),
-    "sepnorm_vit_mae": CardFamily("vit_mae", "sepnorm_vit_mae.md", SepNormViTMAEModel, "image-feature-extraction"),
-}
-
-
-def card_family(config: PreTrainedConfig) -> CardFamily:
-    try:
-        return CARD_FAMILIES[config.model_type]
-    except KeyError:
-        raise ValueError(
-            f"No SepNorm model card for model_type={config.model_type!r}: expected one of {', '.join(CARD_FAMILIES)}."
-        ) from None
+# Trainer metrics that describe the run rather than the model (transformers' own cards leave them out too):
+# eval_runtime, eval_samples_per_second, eval_steps_per_second, epoch, eval_samples, ...
+RUN_STATISTICS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "step", "samples", "total_flos")
+# Trainer prefixes of metrics that are not an evaluation of the model on held-out data, or not this one's
+OTHER_SPLITS = ("train_", "test_", "predict_")
 
 
 def render_model_card(
@@ -102,16 +69,22 @@ def render_model_card(
 
     model_or_config: the model, or its config (whose `architectures`, as `save_pretrained` writes it, names the
         head; a config without one is described as the family's backbone).
-    eval_results: metric name -> value, e.g. {"accuracy": 0.91}, put in the `model-index` and the results table.
-    dataset_name: the Hub id of the data set trained and evaluated on (e.g. "nyu-mll/glue"); `task_name` its
-        configuration or sub-task (e.g. "sst2"). The `model-index` names the data set "unspecified" without one.
+    eval_results: the evaluation metrics, as the Trainer returns or saves them (`trainer.evaluate()`,
+        eval_results.json, all_results.json) or already named without prefix ({"accuracy": 0.91}). Only metrics
+        reach the card: the "eval_" prefix is dropped, and so are run statistics (runtime, samples or steps per
+        second, epoch, sample counts), train_/test_/predict_ entries and non-numbers.
+    dataset_name: the data trained and evaluated on. The metadata (`datasets`, `model-index`) names it only if it is a
+        Hub data set id ("nyu-mll/glue", "cifar10"); a description ("image folder"), a local path or a `datasets`
+        builder name ("imagefolder", "csv") is shown in the card's text only, and then the `model-index`, which the
+        Hub rejects without a data set, is left out (the metrics stay in the card's table).
+    task_name: the data set's configuration (e.g. GLUE's "sst2"); in the metadata only along with a Hub data set id.
     base_model: the checkpoint this one was converted or fine-tuned from.
     training_summary: how it was trained (steps, hyper-parameters, ...), shown as a table.
     comparison: rows of a ShareNorm-vs-SepNorm table, e.g. [{"norm": "ShareNorm", "accuracy": 0.89}, ...].
     revision: what the usage snippet pins; pass a commit sha when you know it (a commit cannot name its own sha).
     """
     config = model_or_config.config if isinstance(model_or_config, PreTrainedModel) else model_or_config
-    family = card_family(config)
+    family = family_of(config.model_type)
     if isinstance(model_or_config, PreTrainedModel):
         architecture = type(model_or_config).__name__
     else:
@@ -119,67 +92,107 @@ def render_model_card(
     auto_class = family.auto_class_of(architecture)
     pipeline_tag = family.pipeline_tag_of(auto_class)
     model_name = repo_id.split("/")[-1]
+    metrics = evaluation_metrics(eval_results or {})
+    dataset_id = hub_dataset_id(dataset_name)
     columns = table_columns(comparison or [])
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag=pipeline_tag,
-        tags=["sepnorm", "custom_code", family.tag],
-        datasets=[dataset_name] if dataset_name else None,
+        tags=["sepnorm", "custom_code", *family.stock_model_types],
+        datasets=[dataset_id] if dataset_id else None,
         base_model=base_model,
         license=license,
-        model_name=model_name if eval_results else None,  # only the model-index uses it
-        eval_results=model_index_results(eval_results, pipeline_tag, dataset_name, task_name),
+        model_name=model_name if metrics and dataset_id else None,  # only the model-index uses it
+        eval_results=model_index_results(metrics, pipeline_tag, dataset_id, task_name),
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path(family)),
+        template_path=str(template_path()),
         repo_id=repo_id,
         title=model_name,
         revision=revision,
+        family=family,
         auto_class=auto_class,
         architecture=architecture or family.backbone.__name__,
         config=config,
         config_summary={field: getattr(config, field) for field in SUMMARIZED_CONFIG_FIELDS if hasattr(config, field)},
-        supported_transformers=SUPPORTED_TRANSFORMERS,
+        supported_transformers=supported_transformers(),
         dataset_name=dataset_name,
         task_name=task_name,
         base_model=base_model,
-        results=eval_results or {},
+        results=metrics,
         training_summary=training_summary or {},
         comparison_columns=columns,
         comparison_rows=[[row.get(column, "") for column in columns] for row in comparison or []],
     )
 
 
-def template_path(family: CardFamily) -> Path:
-    path = TEMPLATES_FOLDER / family.template
-    if not path.is_file():
+def template_path() -> Path:
+    if not TEMPLATE.is_file():
         raise FileNotFoundError(
-            f"The SepNorm model card template {path} is missing: hf_sepnorm must be installed from its source tree "
-            "(`pip install -e .`) or with the templates packaged."
+            f"The SepNorm model card template {TEMPLATE} is missing: reinstall hf_sepnorm (`pip install -e .` from its "
+            "source tree, or a wheel, which packages model_cards/ as hf_sepnorm.model_cards)."
         )
-    return path
+    return TEMPLATE
+
+
+@functools.cache
+def supported_transformers() -> str:
+    """The transformers versions hf_sepnorm declares (setup.cfg), e.g. ">=5.24,<6": those the code is tested with."""
+    for line in importlib.metadata.requires("hf_sepnorm") or ():
+        requirement = Requirement(line)
+        if requirement.name == "transformers" and requirement.marker is None:
+            return ",".join(sorted(map(str, requirement.specifier), key=lambda spec: not spec.startswith(">")))
+    raise RuntimeError("hf_sepnorm's metadata declares no transformers requirement: reinstall hf_sepnorm.")
+
+
+def evaluation_metrics(results: dict) -> dict[str, float]:
+    """The metrics among a Trainer's results, named without their "eval_" prefix: {"eval_accuracy": 0.9,
+    "eval_runtime": 1.2, "epoch": 3.0, "train_loss": 0.1} -> {"accuracy": 0.9}."""
+    metrics = {}
+    for key, value in results.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or key.startswith(OTHER_SPLITS):
+            continue
+        name = key.removeprefix("eval_")
+        if name not in RUN_STATISTICS:
+            metrics[name] = value
+    return metrics
+
+
+def hub_dataset_id(dataset_name: str | None) -> str | None:
+    """`dataset_name` if it can name a data set on the Hub; None for a description, a local path or a builder name."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    if not dataset_name or os.path.exists(dataset_name) or dataset_name in _PACKAGED_DATASETS_MODULES:
+        return None
+    try:
+        validate_repo_id(dataset_name)
+    except HFValidationError:
+        return None
+    return dataset_name
 
 
 def model_index_results(
-    eval_results: dict[str, float] | None, pipeline_tag: str, dataset_name: str | None, task_name: str | None
+    metrics: dict[str, float], pipeline_tag: str, dataset_id: str | None, dataset_config: str | None
 ) -> list[EvalResult] | None:
-    if not eval_results:
+    if not metrics or dataset_id is None:
         return None
-    dataset_type = dataset_name or "unspecified"
     return [
         EvalResult(
             task_type=pipeline_tag,
-            dataset_type=dataset_type,
-            dataset_name=f"{dataset_type} ({task_name})" if task_name else dataset_type,
-            dataset_config=task_name,
+            dataset_type=dataset_id,
+            dataset_name=f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id,
+            dataset_config=dataset_config,
             metric_type=metric,
             metric_value=value,
         )
-        for metric, value in eval_results.items()
+        for metric, value in metrics.items()
     ]
 
 
 def table_columns(rows: list[dict]) -> list[str]:
     """Every key of `rows`, in order of first appearance."""
     return list(dict.fromkeys(key for row in rows for key in row))
+
+
+__all__ = ["evaluation_metrics", "hub_dataset_id", "render_model_card"]

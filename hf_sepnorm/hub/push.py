@@ -8,7 +8,6 @@ left byte-for-byte as it was, whether the push succeeds or fails.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +24,9 @@ from huggingface_hub import (
     metadata_load,
 )
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
-from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.dynamic_module_utils import get_relative_imports
 
-from ..remote_code.configuration_sepnorm_bert import SepNormBertConfig
-from ..remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
-from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
-from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
+from ..families import FAMILIES, SepNormFamily
 from .cards import render_model_card
 
 # huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.
@@ -54,9 +49,6 @@ NOT_PUBLISHED = [
 # a stale one would shadow new sharded weights, so the commit deletes those the folder no longer has.
 WEIGHT_FILES = ["*.safetensors", "*.safetensors.index.json"]
 
-# entries of the Trainer's eval results that measure speed, not the model
-EVAL_SPEED_METRICS = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
-
 
 class CheckpointFolderError(ValueError):
     """The folder cannot be published as it is; nothing was sent to the Hub."""
@@ -64,34 +56,6 @@ class CheckpointFolderError(ValueError):
 
 class HubPushError(RuntimeError):
     """A step of a push failed on the Hub's side (an error answer after huggingface_hub's retries, or no answer)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FolderFamily:
-    name: str
-    config_class: type[PreTrainedConfig]
-    backbone: type[PreTrainedModel]  # its `sepnorm_auto_classes` lists every head of the family
-    processor_file: str
-    processor_saver: str
-
-    def expected_auto_map(self) -> dict[str, str]:
-        """The `auto_map` entries `save_pretrained` writes for the family, as "module.Class"."""
-        classes = {"AutoConfig": self.config_class, **self.backbone.sepnorm_auto_classes}
-        return {auto: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for auto, cls in classes.items()}
-
-
-FOLDER_FAMILIES = {
-    "sepnorm_bert": FolderFamily(
-        "BERT", SepNormBertConfig, SepNormBertModel, "tokenizer_config.json", "tokenizer.save_pretrained(folder)"
-    ),
-    "sepnorm_vit_mae": FolderFamily(
-        "ViT-MAE",
-        SepNormViTMAEConfig,
-        SepNormViTMAEModel,
-        "preprocessor_config.json",
-        "image_processor.save_pretrained(folder)",
-    ),
-}
 
 
 def push_to_hub(
@@ -148,23 +112,24 @@ def push_to_hub(
             )
 
 
-def check_checkpoint_folder(folder: Path) -> FolderFamily:
+def check_checkpoint_folder(folder: Path) -> SepNormFamily:
     """The folder's family, once checked that the folder holds a loadable SepNorm checkpoint."""
     config = read_config(folder)
-    family = FOLDER_FAMILIES.get(config.get("model_type"))
+    family = FAMILIES.get(config.get("model_type"))
     if family is None:
         raise CheckpointFolderError(
             f"{folder}/config.json has model_type={config.get('model_type')!r}: not a SepNorm checkpoint "
-            f"(expected one of {', '.join(FOLDER_FAMILIES)})."
+            f"(expected one of {', '.join(FAMILIES)})."
         )
     auto_map = config.get("auto_map") or {}
     check_auto_map(folder, auto_map, family)
     check_code_files(folder, auto_map)
     check_weights(folder)
-    if not (folder / family.processor_file).is_file():
+    preprocessor = family.preprocessor
+    if not (folder / preprocessor.config_file).is_file():
         raise CheckpointFolderError(
-            f"{folder} has no {family.processor_file}: save the {family.name} preprocessing next to the model with "
-            f"`{family.processor_saver}`."
+            f"{folder} has no {preprocessor.config_file}: save the {family.name} preprocessing next to the model with "
+            f"`{preprocessor.kind}.save_pretrained(folder)`."
         )
     return family
 
@@ -178,7 +143,7 @@ def read_config(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def check_auto_map(folder: Path, auto_map: dict, family: FolderFamily) -> None:
+def check_auto_map(folder: Path, auto_map: dict, family: SepNormFamily) -> None:
     wrong = {
         auto: reference for auto, reference in family.expected_auto_map().items() if auto_map.get(auto) != reference
     }
@@ -242,32 +207,27 @@ def files_to_publish(folder: Path) -> list[str]:
     return list(filter_repo_objects(paths, ignore_patterns=NOT_PUBLISHED))
 
 
-def card_for_folder(folder: Path, family: FolderFamily, repo_id: str, revision: str) -> ModelCard:
+def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision: str) -> ModelCard:
     # a Trainer's README.md names the data set and the model it started from, when it was told them
     readme = folder / "README.md"
     trainer_card = (metadata_load(readme) if readme.is_file() else None) or {}
     return render_model_card(
         family.config_class.from_pretrained(folder),
         repo_id=repo_id,
-        eval_results=trainer_eval_metrics(folder),
+        eval_results=trainer_results(folder),
         dataset_name=first(trainer_card.get("datasets")),
         base_model=first(trainer_card.get("base_model")),
         revision=revision,
     )
 
 
-def trainer_eval_metrics(folder: Path) -> dict[str, float]:
-    """The evaluation metrics the Trainer saved (`eval_results.json`, else `all_results.json`), named without their
-    "eval_" prefix, e.g. {"accuracy": 0.91, "loss": 0.27}."""
+def trainer_results(folder: Path) -> dict:
+    """The results the Trainer saved (`eval_results.json`, else `all_results.json`), as saved: `render_model_card`
+    keeps the metrics among them."""
     for name in ("eval_results.json", "all_results.json"):
         path = folder / name
         if path.is_file():
-            results = json.loads(path.read_text(encoding="utf-8"))
-            return {
-                key.removeprefix("eval_"): value
-                for key, value in results.items()
-                if key.startswith("eval_") and key not in EVAL_SPEED_METRICS and isinstance(value, (int, float))
-            }
+            return json.loads(path.read_text(encoding="utf-8"))
     return {}
 
 

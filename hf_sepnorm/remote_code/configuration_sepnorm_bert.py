@@ -1,10 +1,12 @@
 """Configuration of the SepNorm BERT family: `BertConfig` plus the SepNorm fields."""
 
+from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
 from .sepnorm import SepNormConfigMixin
 
 
+@strict
 class SepNormBertConfig(SepNormConfigMixin, BertConfig):
     r"""A [`BertConfig`] with the fields of [`SepNormConfigMixin`]: `cls_norm` ("batch", "layer", "rms" or
     "shared"), `sepnorm_scope` ("all" or "final") and `cls_norm_momentum`.

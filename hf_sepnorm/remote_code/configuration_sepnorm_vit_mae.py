@@ -1,10 +1,14 @@
 """Configuration of the SepNorm ViT-MAE family: `ViTMAEConfig` plus the SepNorm fields."""
 
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
 from transformers import ViTMAEConfig
 
-from .sepnorm import CLS_NORM_KINDS, SepNormConfigMixin, check_choice
+from .sepnorm import ClsNormKind, SepNormConfigMixin
 
 
+@strict
 class SepNormViTMAEConfig(SepNormConfigMixin, ViTMAEConfig):
     r"""A [`ViTMAEConfig`] with the fields of [`SepNormConfigMixin`] and:
 
@@ -18,13 +22,8 @@ class SepNormViTMAEConfig(SepNormConfigMixin, ViTMAEConfig):
     model_type = "sepnorm_vit_mae"
     readable_model_types = ("vit_mae", "sepnorm_vit_mae")
 
-    decoder_cls_norm: str = "shared"
-    classifier_pooling: str = "cls"
-
-    def validate_sepnorm_fields(self):
-        super().validate_sepnorm_fields()
-        check_choice("decoder_cls_norm", self.decoder_cls_norm, CLS_NORM_KINDS)
-        check_choice("classifier_pooling", self.classifier_pooling, ("cls", "mean"))
+    decoder_cls_norm: ClsNormKind = "shared"
+    classifier_pooling: Literal["cls", "mean"] = "cls"
 
 
 __all__ = ["SepNormViTMAEConfig"]

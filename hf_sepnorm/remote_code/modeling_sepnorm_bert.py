@@ -17,45 +17,60 @@ from .configuration_sepnorm_bert import SepNormBertConfig
 from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
 
 
-class SepNormBertPreTrainedModel(SepNormPreTrainedMixin, BertPreTrainedModel):
-    config_class = SepNormBertConfig
-    config: SepNormBertConfig
+def bert_sepnorm_locations(config) -> dict[str, list[str]]:
+    """BERT's post-norm layers (RoBERTa's too): the embedding norm, then each layer's attention and output norms."""
+    layers = range(config.num_hidden_layers)
+    norms = ["embeddings.LayerNorm"] + [
+        f"encoder.layer.{i}.{norm}" for i in layers for norm in ("attention.output.LayerNorm", "output.LayerNorm")
+    ]
+    final_norm = f"encoder.layer.{layers[-1]}.output.LayerNorm"
+    return {"cls_norm": select_sepnorm_paths(config, "cls_norm", norms, final_norm, "embeddings.LayerNorm")}
 
 
-def check_text_inputs(config, input_ids, attention_mask, token_type_ids, inputs_embeds) -> None:
+def bert_sepnorms_in_chunked_feed_forward(config) -> dict[str, str]:
+    """`BertLayer.feed_forward_chunk` ends with `output.LayerNorm`."""
+    return {f"encoder.layer.{i}": "output.LayerNorm" for i in range(config.num_hidden_layers)}
+
+
+def check_text_inputs(inputs: dict, max_position_embeddings: int, reserved_positions: int = 0) -> None:
     """Shape checks that transformers leaves to broadcasting (a mask of the wrong shape is silently broadcast)."""
+    input_ids, inputs_embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
+    if input_ids is None and inputs_embeds is None:
+        return  # transformers says that one of them is needed
     shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
     if len(shape) != 2:
         raise ValueError(f"input_ids must be (batch, sequence); got shape {shape}.")
     if shape[1] == 0:
-        raise ValueError("Empty sequences: SepNorm BERT needs at least the [CLS] token at position 0.")
-    if shape[1] > config.max_position_embeddings:
+        raise ValueError("Empty sequences: a SepNorm model needs at least the [CLS] token at position 0.")
+    if shape[1] > max_position_embeddings - reserved_positions:
+        reserved = f" less {reserved_positions} reserved positions" if reserved_positions else ""
         raise ValueError(
-            f"Sequences of {shape[1]} tokens exceed max_position_embeddings={config.max_position_embeddings}: "
+            f"Sequences of {shape[1]} tokens exceed max_position_embeddings={max_position_embeddings}{reserved}: "
             "truncate them (tokenizer(..., truncation=True, max_length=...))."
         )
-    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+    for name in ("attention_mask", "token_type_ids"):
+        tensor = inputs.get(name)
         if tensor is not None and tuple(tensor.shape) != shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the input ids have shape {shape}.")
 
 
-class SepNormBertModel(SepNormBertPreTrainedModel, BertModel):
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, *args, **kwargs):  # fmt: skip
-        if input_ids is not None or inputs_embeds is not None:
-            check_text_inputs(self.config, input_ids, attention_mask, token_type_ids, inputs_embeds)
-        return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, *args, **kwargs)
+class SepNormBertPreTrainedModel(SepNormPreTrainedMixin, BertPreTrainedModel):
+    config_class = SepNormBertConfig
+    config: SepNormBertConfig
 
     def sepnorm_locations(self) -> dict[str, list[str]]:
-        layers = range(self.config.num_hidden_layers)
-        norms = ["embeddings.LayerNorm"] + [
-            f"encoder.layer.{i}.{norm}" for i in layers for norm in ("attention.output.LayerNorm", "output.LayerNorm")
-        ]
-        final_norm = f"encoder.layer.{layers[-1]}.output.LayerNorm"
-        return {"cls_norm": select_sepnorm_paths(self.config, "cls_norm", norms, final_norm, "embeddings.LayerNorm")}
+        return bert_sepnorm_locations(self.config)
+
+    def sepnorms_in_chunked_feed_forward(self) -> dict[str, str]:
+        return bert_sepnorms_in_chunked_feed_forward(self.config)
+
+    @staticmethod
+    def check_base_model_inputs(config, inputs: dict) -> None:
+        check_text_inputs(inputs, config.max_position_embeddings)
 
 
-SepNormBertPreTrainedModel.sepnorm_backbone_class = SepNormBertModel
+class SepNormBertModel(SepNormBertPreTrainedModel, BertModel):
+    pass
 
 
 class SepNormBertForMaskedLM(SepNormBertPreTrainedModel, BertForMaskedLM):

@@ -10,6 +10,8 @@ from torch import nn
 from transformers import ViTMAEForPreTraining, ViTMAEModel, ViTMAEPreTrainedModel
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple
 
 from .configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
@@ -19,28 +21,30 @@ def _block_norms(prefix: str, num_layers: int) -> list[str]:
     return [f"{prefix}.{i}.{norm}" for i in range(num_layers) for norm in ("layernorm_before", "layernorm_after")]
 
 
+def check_pixel_values(config, inputs: dict) -> None:
+    pixel_values = inputs.get("pixel_values")
+    if pixel_values is None or pixel_values.ndim != 4:
+        shape = None if pixel_values is None else tuple(pixel_values.shape)
+        raise ValueError(f"pixel_values must be (batch, channels, height, width); got {shape}.")
+
+
 class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel):
     config_class = SepNormViTMAEConfig
     config: SepNormViTMAEConfig
-
-
-class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
-    def forward(self, pixel_values=None, *args, **kwargs):
-        if pixel_values is None or pixel_values.ndim != 4:
-            shape = None if pixel_values is None else tuple(pixel_values.shape)
-            raise ValueError(f"pixel_values must be (batch, channels, height, width); got {shape}.")
-        return super().forward(pixel_values, *args, **kwargs)
 
     def sepnorm_locations(self) -> dict[str, list[str]]:
         norms = _block_norms("layers", self.config.num_hidden_layers) + ["layernorm"]
         return {"cls_norm": select_sepnorm_paths(self.config, "cls_norm", norms, "layernorm", norms[0])}
 
+    check_base_model_inputs = staticmethod(check_pixel_values)
 
-SepNormViTMAEPreTrainedModel.sepnorm_backbone_class = SepNormViTMAEModel
+
+class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
+    pass
 
 
 class SepNormViTMAEForPreTraining(SepNormViTMAEPreTrainedModel, ViTMAEForPreTraining):
-    def sepnorm_locations(self) -> dict[str, list[str]]:
+    def head_sepnorm_locations(self) -> dict[str, list[str]]:
         norms = _block_norms("decoder.decoder_layers", self.config.decoder_num_hidden_layers) + ["decoder.decoder_norm"]
         return {"decoder_cls_norm": select_sepnorm_paths(self.config, "decoder_cls_norm", norms, norms[-1])}
 
@@ -53,19 +57,20 @@ class SepNormViTMAEForImageClassification(SepNormViTMAEPreTrainedModel):
     def __init__(self, config: SepNormViTMAEConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.vit = SepNormViTMAEModel(config)
+        self.vit = ViTMAEModel(config)
         unmasked_config = copy.deepcopy(config)
         unmasked_config.mask_ratio = 0.0
         self.vit.embeddings.config = unmasked_config
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         interpolate_pos_encoding: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> ImageClassifierOutput:
         if pixel_values is None:
             raise ValueError("SepNormViTMAEForImageClassification needs `pixel_values`.")
@@ -73,7 +78,7 @@ class SepNormViTMAEForImageClassification(SepNormViTMAEPreTrainedModel):
         num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
         in_order = torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
         outputs = self.vit(
-            pixel_values, noise=in_order, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
+            pixel_values, noise=in_order, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True, **kwargs
         )
         sequence = outputs.last_hidden_state
         pooled = sequence[:, 0] if self.config.classifier_pooling == "cls" else sequence[:, 1:].mean(dim=1)

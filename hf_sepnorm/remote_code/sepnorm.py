@@ -8,30 +8,28 @@ This file travels with every checkpoint (remote code): it may import only the st
 transformers.
 """
 
-from __future__ import annotations
-
 import contextlib
 import dataclasses
+import functools
+import inspect
 import warnings
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 from transformers import initialization as init
 
-CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")
-SEPNORM_SCOPES = ("all", "final")
-
-
-def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"Unknown {field}={value!r}: choose one of {', '.join(repr(a) for a in allowed)}.")
+ClsNormKind = Literal["batch", "layer", "rms", "shared"]
+SepNormScope = Literal["all", "final"]
+CLS_NORM_KINDS = get_args(ClsNormKind)
+SEPNORM_SCOPES = get_args(SepNormScope)
 
 
 @dataclasses.dataclass
 class SepNormConfigMixin:
-    """The SepNorm fields shared by every SepNorm config class.
+    """The SepNorm fields shared by every SepNorm config class (each decorated with `@strict`, like transformers'
+    configs, which checks the `Literal` fields and runs the `validate_*` hooks).
 
     cls_norm: how [CLS] is normalized. "batch" (the paper's default: BatchNorm over the batch), "layer" (a LayerNorm
         of its own), "rms" (an RMSNorm of its own) or "shared" (the ShareNorm baseline: exactly the stock model).
@@ -41,8 +39,8 @@ class SepNormConfigMixin:
 
     readable_model_types: ClassVar[tuple[str, ...]] = ()  # the config.json model types this config loads
 
-    cls_norm: str = "batch"
-    sepnorm_scope: str = "all"
+    cls_norm: ClsNormKind = "batch"
+    sepnorm_scope: SepNormScope = "all"
     cls_norm_momentum: float = 0.1
 
     def __post_init__(self, **kwargs):
@@ -54,12 +52,9 @@ class SepNormConfigMixin:
                 f"{' or '.join(repr(t) for t in self.readable_model_types)} configs: load that checkpoint with its own "
                 "family's class (the Auto classes pick it)."
             )
-        self.validate_sepnorm_fields()
         super().__post_init__(**kwargs)
 
-    def validate_sepnorm_fields(self):
-        check_choice("cls_norm", self.cls_norm, CLS_NORM_KINDS)
-        check_choice("sepnorm_scope", self.sepnorm_scope, SEPNORM_SCOPES)
+    def validate_cls_norm_momentum(self):
         if not 0.0 <= self.cls_norm_momentum <= 1.0:
             raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")
 
@@ -192,9 +187,11 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
 
 
 def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
-    check_choice("cls_norm", kind, CLS_NORM_KINDS[:-1])
     if kind == "batch":
-        return ClsBatchNorm(hidden_size, eps=eps, momentum=momentum)
+        # fp32 whatever the default dtype the model is built in (`from_config(..., dtype=torch.bfloat16)`)
+        return ClsBatchNorm(hidden_size, eps=eps, momentum=momentum, dtype=torch.float32)
+    if kind not in ("layer", "rms"):
+        raise ValueError(f"Unknown [CLS] norm {kind!r}: choose one of 'batch', 'layer', 'rms'.")
     if kind == "layer":
         return nn.LayerNorm(hidden_size, eps=eps)
     return nn.RMSNorm(hidden_size, eps=eps)
@@ -261,7 +258,7 @@ class SepNormLayerNorm(nn.LayerNorm):
         self.cls_norm = cls_norm
 
     @classmethod
-    def replacing(cls, layer_norm: nn.LayerNorm, kind: str, momentum: float = 0.1) -> SepNormLayerNorm:
+    def replacing(cls, layer_norm: nn.LayerNorm, kind: str, momentum: float = 0.1) -> "SepNormLayerNorm":
         """A SepNorm of the same shape, eps, device and dtype as `layer_norm`, sharing its parameters."""
         (hidden_size,) = layer_norm.normalized_shape
         sepnorm = cls(hidden_size, build_cls_norm(kind, hidden_size, layer_norm.eps, momentum), eps=layer_norm.eps)
@@ -270,7 +267,19 @@ class SepNormLayerNorm(nn.LayerNorm):
             sepnorm.cls_norm.to(device=layer_norm.weight.device)
         return sepnorm
 
+    # True while the layer this norm ends runs its feed-forward on sequence chunks (see `normalize_whole_output_of`)
+    deferred_to_layer_output = False
+
+    def normalize_whole_output_of(self, layer: nn.Module) -> None:
+        """Make this norm, which ends `layer`'s feed-forward, normalize `layer`'s whole output when the feed-forward
+        runs one sequence chunk at a time (transformers' `apply_chunking_to_forward` with
+        `layer.chunk_size_feed_forward > 0`): applied to a chunk, it would take the chunk's row 0 for [CLS]."""
+        layer.register_forward_pre_hook(functools.partial(_defer_while_chunking, self))
+        layer.register_forward_hook(functools.partial(_normalize_deferred_output, self), prepend=True)
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.deferred_to_layer_output:
+            return hidden_states  # the layer normalizes its whole output after its chunks
         cls_norm = self.cls_norm
         if (
             type(cls_norm) is ClsBatchNorm
@@ -308,6 +317,19 @@ class SepNormLayerNorm(nn.LayerNorm):
         self.cls_norm.weight.copy_(self.weight)
         if getattr(self.cls_norm, "bias", None) is not None:
             self.cls_norm.bias.copy_(self.bias)
+
+
+def _defer_while_chunking(norm: SepNormLayerNorm, layer: nn.Module, args) -> None:
+    chunking = layer.chunk_size_feed_forward > 0
+    if norm.deferred_to_layer_output != chunking:  # no attribute write in the usual unchunked case (compiles as is)
+        norm.deferred_to_layer_output = chunking
+
+
+def _normalize_deferred_output(norm: SepNormLayerNorm, layer: nn.Module, args, output: torch.Tensor):
+    if norm.deferred_to_layer_output:
+        norm.deferred_to_layer_output = False
+        return norm(output)
+    return None
 
 
 def nonfinite_cls_batches(model: nn.Module) -> int:
@@ -375,21 +397,46 @@ def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: fl
 class SepNormPreTrainedMixin:
     """Mixed into a family's `PreTrainedModel` subclass: installs the SepNorms before transformers' `post_init`.
 
-    A family says where the norms go by overriding `sepnorm_locations`; a task head whose `__init__` (inherited from
-    transformers) builds the stock backbone gets it promoted, in place, to the family's SepNorm backbone class
-    `sepnorm_backbone_class`, which adds no state of its own beyond the norms it installs.
+    Every class of a family, base model and heads alike, keeps its transformers parent's modules and `forward`. The
+    family only says where the norms go in the base model (`sepnorm_locations`), which of them transformers runs on
+    sequence chunks (`sepnorms_in_chunked_feed_forward`) and what its base model's inputs must look like
+    (`check_base_model_inputs`); a head may add norms of its own (`head_sepnorm_locations`, the MAE decoder's).
     """
 
-    sepnorm_backbone_class: ClassVar[type | None] = None
     sepnorm_auto_classes: ClassVar[dict[str, type]] = {}
 
     def sepnorm_locations(self) -> dict[str, list[str]]:
-        """Map each config field naming a [CLS] norm kind to the LayerNorm paths (relative to `self`) it applies to."""
+        """Map each config field naming a [CLS] norm kind to the LayerNorm paths, relative to the base model, it
+        applies to."""
         return {}
 
+    def head_sepnorm_locations(self) -> dict[str, list[str]]:
+        """The same for the norms a head has outside its base model, relative to the head."""
+        return {}
+
+    def sepnorms_in_chunked_feed_forward(self) -> dict[str, str]:
+        """Map base-model layers whose feed-forward transformers runs one sequence chunk at a time
+        (`config.chunk_size_feed_forward > 0`) to the path, in the layer, of the norm that feed-forward ends with."""
+        return {}
+
+    @staticmethod
+    def check_base_model_inputs(config, inputs: dict) -> None:
+        """Raise a clear error for base-model inputs (by name) that transformers would get wrong silently."""
+
     def install_sepnorms(self) -> None:
-        for kind_field, paths in self.sepnorm_locations().items():
-            install_sepnorm(self, paths, getattr(self.config, kind_field), self.config.cls_norm_momentum)
+        base_model = self.base_model
+        momentum = self.config.cls_norm_momentum
+        for model, locations in ((base_model, self.sepnorm_locations()), (self, self.head_sepnorm_locations())):
+            for kind_field, paths in locations.items():
+                install_sepnorm(model, paths, getattr(self.config, kind_field), momentum)
+        for layer_path, norm_path in self.sepnorms_in_chunked_feed_forward().items():
+            layer = base_model.get_submodule(layer_path)
+            if isinstance(layer.get_submodule(norm_path), SepNormLayerNorm):
+                layer.get_submodule(norm_path).normalize_whole_output_of(layer)
+        # the checks run as a hook so that the base model keeps transformers' `forward` and its signature
+        input_names = tuple(inspect.signature(type(base_model).forward).parameters)[1:]
+        check = functools.partial(_check_inputs_by_name, type(self).check_base_model_inputs, input_names)
+        base_model.register_forward_pre_hook(check, with_kwargs=True)
 
     def post_init(self):
         # duck-typed: remote code may load the config class from another copy of this file
@@ -398,10 +445,6 @@ class SepNormPreTrainedMixin:
                 f"{type(self).__name__} needs a SepNorm config, got {type(self.config).__name__}. Build one with "
                 f"`{self.config_class.__name__}(**config.to_dict())` or `{self.config_class.__name__}.from_pretrained(...)`."
             )
-        backbone = getattr(self, self.base_model_prefix, None)
-        if backbone is not None and not isinstance(backbone, SepNormPreTrainedMixin):
-            backbone.__class__ = self.sepnorm_backbone_class
-            backbone.install_sepnorms()
         self.install_sepnorms()
         if any(isinstance(module, ClsBatchNorm) for module in self.modules()):
             self._keep_in_fp32_modules_strict = {*(self._keep_in_fp32_modules_strict or ()), *ClsBatchNorm.fp32_keys}
@@ -454,6 +497,10 @@ class SepNormPreTrainedMixin:
         super()._set_gradient_checkpointing(
             enable, checkpoint_updating_statistics_once(gradient_checkpointing_func), **kwargs
         )
+
+
+def _check_inputs_by_name(check, input_names, module, args, kwargs):
+    check(module.config, {**dict(zip(input_names, args)), **kwargs})
 
 
 def _qualified_name(cls: type) -> str:

@@ -1,21 +1,22 @@
-"""What the example scripts share: arguments, the starting model, multi-process [CLS] statistics, the run flow."""
+"""Training SepNorm models with the HF Trainer: `SepNormTrainer`, its arguments, the starting model, multi-process
+[CLS] statistics."""
 
-from .arguments import ImageDataArguments, SepNormModelArguments, parse_arguments
+from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
-from .models import freeze_backbone_for_linear_probe, load_or_build_model
-from .runner import prepare_for_processes, push_results, take_over_hub_push, train_and_evaluate
+from .models import checkpoint_config, freeze_backbone_for_linear_probe, load_or_build_model
+from .trainer import SepNormTrainer, last_complete_checkpoint
 
 __all__ = [
     "ImageDataArguments",
     "SepNormModelArguments",
+    "SepNormTrainingArguments",
     "parse_arguments",
     "ClsStatisticsCallback",
     "ClsSyncBatchNorm",
     "convert_cls_batchnorm_to_sync",
+    "checkpoint_config",
     "freeze_backbone_for_linear_probe",
     "load_or_build_model",
-    "prepare_for_processes",
-    "push_results",
-    "take_over_hub_push",
-    "train_and_evaluate",
+    "SepNormTrainer",
+    "last_complete_checkpoint",
 ]

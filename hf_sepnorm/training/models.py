@@ -4,42 +4,56 @@ from __future__ import annotations
 
 import logging
 
-from transformers import AutoConfig, PreTrainedModel
+from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
 from ..conversion import check_nothing_left_random, convert_stock_checkpoint
+from ..families import STOCK_MODEL_TYPES
 from .arguments import SepNormModelArguments
 
 logger = logging.getLogger(__name__)
 
-STOCK_MODEL_TYPES = ("bert", "vit_mae")
+
+def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | None:
+    """The config of the checkpoint a run starts from; None for a model trained from scratch."""
+    if model_args.model_name_or_path is None:
+        return None
+    return AutoConfig.from_pretrained(model_args.model_name_or_path, **_hub_kwargs(model_args))
 
 
 def load_or_build_model(
-    model_class: type[PreTrainedModel], model_args: SepNormModelArguments, **config_fields
+    model_class: type[PreTrainedModel],
+    model_args: SepNormModelArguments,
+    new_model_fields: dict | None = None,
+    **config_fields,
 ) -> PreTrainedModel:
     """The model a run starts from, as `model_class`.
 
-    - no `model_name_or_path`: a new model from `model_class.config_class`, `config_fields`, the SepNorm flags
-      (cls_norm defaults to "batch") and `--config_overrides`;
+    - no `model_name_or_path`: a new model from `model_class.config_class`, `new_model_fields`, `config_fields`, the
+      SepNorm flags (cls_norm defaults to "batch") and `--config_overrides`;
     - a stock BERT / ViT-MAE checkpoint: converted (the [CLS] norms start from the LayerNorms they sit in);
     - a SepNorm checkpoint: loaded; `--cls_norm` / `--sepnorm_scope`, when given, change its SepNorms.
-    `config_fields` are task fields such as `num_labels`. A new task head may start random; nothing else may.
+    `new_model_fields` are the script's defaults for a new model (e.g. `num_channels=3`): a checkpoint's own config
+    stands against them. `config_fields` apply to every model: task fields such as `num_labels`, and the options the
+    user passed explicitly. A new task head may start random; nothing else may.
     """
     sepnorm_fields = model_args.sepnorm_overrides()
     if model_args.model_name_or_path is None:
-        config = model_class.config_class(**{"cls_norm": "batch", **config_fields, **sepnorm_fields})
+        config = model_class.config_class(
+            **{"cls_norm": "batch", **(new_model_fields or {}), **config_fields, **sepnorm_fields}
+        )
         if model_args.config_overrides:
             config.update_from_string(model_args.config_overrides)
-            config.validate_sepnorm_fields()
+            config.validate()  # the strict config checks each field as it is set, and its `validate_*` hooks here
         logger.info("Training a new %s from scratch: %s", model_class.__name__, config.to_diff_dict())
         return model_class(config)
 
-    hub_kwargs = {
-        "revision": model_args.revision,
-        "cache_dir": model_args.cache_dir,
-        "trust_remote_code": model_args.trust_remote_code,
-    }
-    checkpoint_type = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs).model_type
+    if model_args.config_overrides:
+        raise ValueError(
+            f"--config_overrides applies to a model built from scratch; {model_args.model_name_or_path} has its own "
+            "config. Leave out --model_name_or_path to build a new model, or --config_overrides to continue training."
+        )
+    hub_kwargs = _hub_kwargs(model_args)
+    checkpoint_type = checkpoint_config(model_args).model_type
     if checkpoint_type in STOCK_MODEL_TYPES:
         logger.info("Converting the stock %s checkpoint %s", checkpoint_type, model_args.model_name_or_path)
         return convert_stock_checkpoint(
@@ -54,6 +68,14 @@ def load_or_build_model(
     )
     check_nothing_left_random(model, loading_info, model_args.model_name_or_path, allow_new_head=True)
     return model
+
+
+def _hub_kwargs(model_args: SepNormModelArguments) -> dict:
+    return {
+        "revision": model_args.revision,
+        "cache_dir": model_args.cache_dir,
+        "trust_remote_code": model_args.trust_remote_code,
+    }
 
 
 def freeze_backbone_for_linear_probe(model: PreTrainedModel) -> None:

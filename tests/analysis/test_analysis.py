@@ -20,7 +20,6 @@ from hf_sepnorm import (
 )
 from hf_sepnorm.analysis import (
     alignment,
-    analyze_embeddings,
     effective_rank,
     extract_cls_embeddings,
     linear_probe_accuracy,
@@ -283,30 +282,6 @@ def test_linear_probe_standardizes_features():
         return features, labels
 
     assert linear_probe_accuracy(*tiny_signal(400), *tiny_signal(200)) == 1.0
-
-
-# ---------------------------------------------------------------------------------------------------- summary
-
-
-def test_analyze_embeddings_summarizes_spread_and_probe():
-    train, train_labels = gaussian_blobs(100)
-    test, test_labels = gaussian_blobs(20)
-    summary = analyze_embeddings(train, train_labels, test_embeddings=test, test_labels=test_labels)
-
-    assert summary["uniformity"] == uniformity(train)
-    assert summary["effective_rank"] == pytest.approx(effective_rank(train))
-    assert summary["effective_rank_ratio"] == pytest.approx(summary["effective_rank"] / 8)
-    spectrum = singular_value_spectrum(train)
-    assert summary["top_singular_value_share"] == pytest.approx(float(spectrum[0] / spectrum.sum()))
-    assert summary["linear_probe_accuracy"] == 1.0
-    assert "linear_probe_accuracy" not in analyze_embeddings(train)
-    assert analyze_embeddings(collapsed())["top_singular_value_share"] == 1.0
-
-
-def test_analyze_embeddings_needs_all_probe_inputs_together():
-    train, train_labels = gaussian_blobs(10)
-    with pytest.raises(ValueError, match="together"):
-        analyze_embeddings(train, train_labels)
 
 
 # ------------------------------------------------------------------------------------------------------ plots

@@ -5,8 +5,11 @@ import json
 import sys
 from pathlib import Path
 
+import datasets
+import huggingface_hub
 import pytest
 from conftest import TINY_BERT_OVERRIDES
+from safetensors.torch import load_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -91,4 +94,32 @@ def test_bad_arguments_stop_before_training(tmp_path, arguments, error, message,
         run_glue.main([*arguments, "--output_dir", str(tmp_path / "out"), "--do_train"])
     if error is SystemExit:
         assert "invalid choice: 'squad'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_training_batch_of_one_is_refused_before_training_with_the_fix(mlm_checkpoint, data_dir, tmp_path):
+    """Re-estimating the [CLS] BatchNorm statistics needs batches of 2 or more: a run with batches of one must stop
+    before it trains, not after (when the trained model would be lost), and name the fix."""
+    arguments = ["--model_name_or_path", str(mlm_checkpoint), "--task_name", "sst2",
+                 "--data_dir", str(data_dir / "glue" / "SST-2"), "--do_train", "--do_eval", "--max_steps", "2",
+                 "--max_train_samples", "16", "--max_eval_samples", "8", "--max_seq_length", "32",
+                 "--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "1"]  # fmt: skip
+    with pytest.raises(ValueError, match=r"--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"):
+        run_glue.main([*arguments, "--output_dir", str(tmp_path / "refused")])
+    assert not list((tmp_path / "refused").glob("checkpoint-*")) and not (tmp_path / "refused" / "model.safetensors").exists()
+
+    # the second fix the message names: the run trains and keeps what it trained
+    run_glue.main([*arguments, "--output_dir", str(tmp_path / "kept"), "--recalibrate_cls_norm", "false"])
+    weights = load_file(tmp_path / "kept" / "model.safetensors")
+    assert weights["bert.encoder.layer.0.output.LayerNorm.cls_norm.num_batches_tracked"].item() == 3  # the MLM's 3
+    assert {"train_results.json", "eval_results.json"} <= {path.name for path in (tmp_path / "kept").iterdir()}
+
+
+def test_without_data_dir_and_offline_the_error_names_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(Exception, match="--data_dir"):
+        run_glue.main(["--task_name", "sst2", "--output_dir", str(tmp_path / "out"), "--do_train"])
     assert not (tmp_path / "out").exists()

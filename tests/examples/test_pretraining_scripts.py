@@ -113,6 +113,33 @@ def test_resume_from_checkpoint_reaches_the_same_weights(fashion_mnist_dir, tmp_
     assert resumed["vit.layernorm.cls_norm.num_batches_tracked"].item() == 6
 
 
+def test_continuing_mae_pretraining_keeps_the_checkpoints_config(fashion_mnist_dir, tmp_path):
+    """A 1-channel checkpoint, pretrained without norm_pix_loss at mask ratio 0.5: continuing it without flags keeps
+    all three and prepares images with its own processor; a flag given explicitly changes only what it names."""
+    data = ["--train_dir", str(fashion_mnist_dir), "--max_train_samples", "64", "--max_eval_samples", "16",
+            "--do_train", "--max_steps", "2", *COMMON]  # fmt: skip
+    checkpoint = tmp_path / "grey"
+    run_mae.main(
+        [*data, "--output_dir", str(checkpoint), "--num_channels", "1", "--norm_pix_loss", "false",
+         "--mask_ratio", "0.5", "--config_overrides", f"patch_size=7,{TINY_VIT_OVERRIDES}"]
+    )  # fmt: skip
+
+    def continued(name: str, *flags: str) -> dict:
+        run_mae.main([*data, "--do_eval", "--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / name),
+                      *flags])  # fmt: skip
+        assert 0 < results(tmp_path / name)["eval_loss"] < 10
+        return json.loads((tmp_path / name / "config.json").read_text())
+
+    config = continued("continued")
+    fields = ("num_channels", "norm_pix_loss", "mask_ratio", "image_size", "patch_size")
+    assert tuple(config[field] for field in fields) == (1, False, 0.5, 28, 7)
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "continued")
+    assert len(processor.image_mean) == 1 and processor.size["height"] == 28
+
+    config = continued("remasked", "--mask_ratio", "0.6")
+    assert tuple(config[field] for field in fields) == (1, False, 0.6, 28, 7)
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

@@ -1,10 +1,13 @@
-"""`run_glue.py --push_to_hub` against the local Hub server: the pushed repo loads without the package."""
+"""`run_glue.py --push_to_hub` against the local Hub server: the Trainer pushes (at the end, and checkpoints with
+`--hub_strategy`), with this package's model card, and the pushed repo loads without the package."""
 
 import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+import transformers.utils.hub
 from conftest import TINY_BERT_OVERRIDES
 from hub_server import TEST_TOKEN, TEST_USER, card_metadata, hub_server  # noqa: F401 - `hub_server` is a fixture
 from test_hub_push import PROBES, load_from_hub_in_fresh_process
@@ -15,34 +18,60 @@ sys.path.insert(0, str(EXAMPLES))
 
 import run_glue  # noqa: E402
 
+CODE_FILES = {"modeling_sepnorm_bert.py", "configuration_sepnorm_bert.py", "sepnorm.py"}
 
-def test_run_glue_push_to_hub_loads_with_trust_remote_code(hub_server, data_dir, tmp_path):  # noqa: F811
-    repo_id = f"{TEST_USER}/sst2-sepnorm"
-    output_dir = tmp_path / "sst2"
+
+@pytest.fixture
+def trainer_hub(hub_server, monkeypatch):  # noqa: F811
+    """The local Hub, also for the Trainer, whose shared `HfApi` copies the endpoint when it is first built. The GLUE
+    metric stays the local copy (the local Hub serves model repos only)."""
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", None)
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    return hub_server
+
+
+def run_glue_sst2(data_dir, output_dir: Path, *extra: str) -> None:
     run_glue.main(
         ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(output_dir),
-         "--do_train", "--do_eval", "--max_steps", "3", "--max_train_samples", "128", "--max_eval_samples", "32",
-         "--per_device_train_batch_size", "8", "--config_overrides", TINY_BERT_OVERRIDES, "--report_to", "none",
-         "--disable_tqdm", "true", "--push_to_hub", "--hub_model_id", repo_id, "--hub_token", TEST_TOKEN]
+         "--do_train", "--do_eval", "--max_train_samples", "128", "--max_eval_samples", "32",
+         "--per_device_train_batch_size", "8", "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "1000",
+         "--recalibration_batches", "4", "--report_to", "none", "--disable_tqdm", "true", "--push_to_hub",
+         "--hub_token", TEST_TOKEN, *extra]
     )  # fmt: skip
-    commit = hub_server.history(repo_id)[0]
-    pushed = hub_server.files(repo_id, commit.oid)
-    assert {"model.safetensors", "modeling_sepnorm_bert.py", "sepnorm.py", "tokenizer.json"} <= set(pushed)
-    assert not any(name.startswith("checkpoint-") or name.endswith(".bin") for name in pushed)
 
-    # the card is ours, with the run's own evaluation result in its model-index
-    metadata = card_metadata(pushed["README.md"])
-    assert "sepnorm" in metadata["tags"] and metadata["pipeline_tag"] == "text-classification"
-    measured = json.loads((output_dir / "all_results.json").read_text())["eval_accuracy"]
-    reported = {
+
+def model_index_metrics(metadata: dict) -> dict[str, float]:
+    return {
         metric["type"]: metric["value"]
         for entry in metadata["model-index"]
         for result in entry["results"]
         for metric in result["metrics"]
     }
-    assert any(abs(value - measured) < 1e-9 for value in reported.values()), reported
 
-    loaded, logits = load_from_hub_in_fresh_process(hub_server, repo_id, commit.oid, tmp_path)
+
+def test_run_glue_push_to_hub_loads_with_trust_remote_code(trainer_hub, data_dir, tmp_path):
+    repo_id = f"{TEST_USER}/sst2-sepnorm"
+    output_dir = tmp_path / "sst2"
+    run_glue_sst2(data_dir, output_dir, "--max_steps", "3", "--hub_model_id", repo_id)
+    commit = trainer_hub.history(repo_id)[0]
+    assert commit.title == "End of training"
+    pushed = trainer_hub.files(repo_id, commit.oid)
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "all_results.json"} | CODE_FILES <= set(
+        pushed
+    )
+    assert not any(name.startswith("checkpoint-") for name in pushed)
+
+    # the card is this package's, its model-index the run's evaluation metrics only, on the GLUE data set
+    metadata = card_metadata(pushed["README.md"])
+    assert "sepnorm" in metadata["tags"] and metadata["pipeline_tag"] == "text-classification"
+    assert metadata["datasets"] == ["nyu-mll/glue"]
+    assert {result["dataset"]["config"] for entry in metadata["model-index"] for result in entry["results"]} == {"sst2"}
+    measured = json.loads((output_dir / "all_results.json").read_text())
+    reported = model_index_metrics(metadata)
+    assert any(value == pytest.approx(measured["eval_accuracy"], abs=1e-9) for value in reported.values()), reported
+    assert not any(word in name for name in reported for word in ("runtime", "per_second", "samples")), reported
+
+    loaded, logits = load_from_hub_in_fresh_process(trainer_hub, repo_id, commit.oid, tmp_path)
     assert loaded["module"].startswith("transformers_modules.")
     assert loaded["class"] == "SepNormBertForSequenceClassification"
     local_model = AutoModelForSequenceClassification.from_pretrained(output_dir).eval()
@@ -51,3 +80,23 @@ def test_run_glue_push_to_hub_loads_with_trust_remote_code(hub_server, data_dir,
         expected = local_model(**tokenizer(PROBES, padding=True, return_tensors="pt")).logits
     assert torch.equal(logits["pinned"], expected)
     assert torch.equal(logits["from_card"], expected)
+
+
+def test_checkpoint_pushes_to_a_new_branch_carry_the_modeling_code(trainer_hub, data_dir, tmp_path):
+    repo_id = f"{TEST_USER}/sst2-checkpoints"
+    run_glue_sst2(
+        data_dir, tmp_path / "out", "--max_steps", "3", "--save_steps", "2", "--hub_model_id", repo_id,
+        "--hub_strategy", "checkpoint", "--hub_revision", "experiment",
+    )  # fmt: skip
+    history = trainer_hub.history(repo_id, "experiment")
+    titles = [commit.title for commit in history]
+    assert titles[0] == "End of training" and "Training in progress, step 2" in titles, titles
+    assert [commit.title for commit in trainer_hub.history(repo_id, "main")] == ["initial commit"]
+
+    step_2 = next(commit for commit in history if commit.title == "Training in progress, step 2")
+    mid_training = trainer_hub.files(repo_id, step_2.oid)
+    # what trust_remote_code needs to load the repo as it is mid-training: the config's auto_map names the code
+    assert {"config.json", "model.safetensors"} | CODE_FILES <= set(mid_training), sorted(mid_training)
+    final = trainer_hub.files(repo_id, history[0].oid)
+    assert "last-checkpoint/trainer_state.json" in final  # what --resume_from_checkpoint needs, from the Hub
+    assert "sepnorm" in card_metadata(final["README.md"])["tags"]

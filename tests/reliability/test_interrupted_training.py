@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import run_mae  # noqa: E402
 
-from hf_sepnorm.training.runner import last_complete_checkpoint  # noqa: E402
+from hf_sepnorm.training import last_complete_checkpoint  # noqa: E402
 
 
 def arguments(fashion_mnist_dir, output_dir, *extra):

@@ -1,0 +1,187 @@
+"""The report of `hf-sepnorm compare`, rendered from its `results.json` alone (no number is typed in): per track the
+data sizes, baselines, validity gate, per-arm means, paired differences against `shared` with 95 % intervals and
+tests, per-seed values, plots with captions, and one verdict line."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .recipes import BASELINE_ARM
+from .statistics import CONFIDENCE, POWER, holm_adjusted, paired_comparison
+
+COMPARED_ROLES = ("primary", "secondary", "pretraining")
+
+
+def _number(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:.4g}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def _direction(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def _values(runs: dict, arm: str, key: str) -> list[float]:
+    return [run[key] for run in runs[arm]]
+
+
+def gate_status(track: dict) -> tuple[bool, list[str]]:
+    """Whether trained [CLS] beats its reference (random init) in every arm, as a paired 95 % interval above 0 over
+    seeds, and a line per (arm, check) saying how it went."""
+    runs, metrics = track["runs"], {metric["key"]: metric for metric in track["metrics"]}
+    passed, lines = True, []
+    for trained, reference in track["gate"]:
+        higher = metrics[trained]["higher_is_better"]
+        for arm in runs:
+            trained_values, reference_values = _values(runs, arm, trained), _values(runs, arm, reference)
+            if len(trained_values) < 2:
+                passed = False
+                lines.append(f"`{arm}`: {trained} vs {reference} needs at least 2 seeds for an interval: not checked.")
+                continue
+            comparison = paired_comparison(reference_values, trained_values, higher)
+            ok = comparison.verdict == "better"
+            passed &= ok
+            lines.append(
+                f"`{arm}`: {trained} {statistics.mean(trained_values):.4f} vs {reference} "
+                f"{statistics.mean(reference_values):.4f}, difference {comparison.mean_difference:+.4f} "
+                f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]: {'passed' if ok else 'FAILED'}"
+            )
+    return passed, lines
+
+
+def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
+    """Per non-baseline arm, per compared metric: the paired comparison against `shared` (as a dict), with the
+    Holm-adjusted t-test p-value over the secondary metrics, and the verdict ("inconclusive" when the gate failed,
+    except for the pretraining objective)."""
+    runs = track["runs"]
+    if BASELINE_ARM not in runs or len(runs[BASELINE_ARM]) < 2:
+        return {}
+    gate_passed, _ = gate_status(track)
+    compared = [metric for metric in track["metrics"] if metric["role"] in COMPARED_ROLES]
+    comparisons: dict[str, dict[str, dict]] = {}
+    for arm in runs:
+        if arm == BASELINE_ARM:
+            continue
+        rows = {}
+        for metric in compared:
+            result = paired_comparison(_values(runs, BASELINE_ARM, metric["key"]), _values(runs, arm, metric["key"]),
+                                       metric["higher_is_better"])  # fmt: skip
+            row = {**result.__dict__, "differences": list(result.differences)}
+            if not gate_passed and metric["role"] != "pretraining":
+                row["verdict"] = "inconclusive (validity gate failed)"
+            rows[metric["key"]] = row
+        secondary = [metric["key"] for metric in compared if metric["role"] == "secondary"]
+        for key, adjusted in zip(secondary, holm_adjusted([rows[key]["t_p"] for key in secondary])):
+            rows[key]["holm_p"] = adjusted
+        comparisons[arm] = rows
+    return comparisons
+
+
+def verdict_lines(track: dict, comparisons: dict) -> list[str]:
+    primary = next(metric for metric in track["metrics"] if metric["role"] == "primary")
+    if not comparisons:
+        return [f"No paired verdict: it needs the `{BASELINE_ARM}` arm and at least 2 seeds."]
+    lines = []
+    for arm, rows in comparisons.items():
+        row = rows[primary["key"]]
+        lines.append(
+            f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']} ({_direction(primary['higher_is_better'])}): "
+            f"{row['verdict']}** — mean paired difference {row['mean_difference']:+.4f}, "
+            f"{CONFIDENCE:.0%} CI [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], n = {row['n']} seeds; the smallest "
+            f"difference this run detects with {POWER:.0%} power is ±{row['detectable_effect']:.4f}."
+        )
+    return lines
+
+
+def _track_section(name: str, track: dict) -> list[str]:
+    runs, arms = track["runs"], list(track["runs"])
+    metrics = track["metrics"]
+    comparisons = track_comparisons(track)
+    gate_passed, gate_lines = gate_status(track)
+    lines = [f"## {track['title']} (`{name}` track)", ""]
+    lines += ["Verdict:", ""] + [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
+    lines += ["Data: " + "; ".join(f"{key}: {value}" for key, value in track["data"].items()) + ".", ""]
+
+    lines += ["Validity gate — trained [CLS] must beat the same architecture's [CLS] at random initialization in every "
+              f"arm (paired {CONFIDENCE:.0%} interval above 0): **{'passed' if gate_passed else 'failed'}**."]  # fmt: skip
+    if not gate_passed:
+        lines += ["Every row but the pretraining objective reads *inconclusive*: the readouts and downstream results do "
+                  "not show that training taught the [CLS] token anything a random network's does not carry."]  # fmt: skip
+    lines += [""] + [f"- {line}" for line in gate_lines] + [""]
+
+    lines += ["Baselines (test set, no training):", "", "| baseline | value | what |", "|---|---|---|"]
+    lines += [f"| {key} | {_number(value)} | {what} |" for key, (value, what) in track["baselines"].items()] + [""]
+
+    seeds = len(next(iter(runs.values())))
+    lines += [f"Mean over {seeds} seeds per arm:", "",
+              "| metric | better | " + " | ".join(f"`{arm}`" for arm in arms) + " |",
+              "|---|---|" + "---|" * len(arms)]  # fmt: skip
+    for metric in metrics:
+        cells = [_number(statistics.mean(_values(runs, arm, metric["key"]))) for arm in arms]
+        label = metric["description"] + (" **(primary)**" if metric["role"] == "primary" else "")
+        lines.append(f"| {label} | {_direction(metric['higher_is_better']).split()[0]} | " + " | ".join(cells) + " |")
+    lines.append("")
+
+    if comparisons:
+        lines += [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
+                  "secondary rows of an arm; detectable = smallest true difference found with 80 % power):", "",
+                  "| arm | metric | better | mean difference | 95 % CI | paired t p | Wilcoxon p | Holm p | detectable | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for arm, rows in comparisons.items():
+            for metric in metrics:
+                row = rows.get(metric["key"])
+                if row is None:
+                    continue
+                lines.append(
+                    f"| `{arm}` | {metric['key']} | {_direction(metric['higher_is_better']).split()[0]} | "
+                    f"{row['mean_difference']:+.4f} | [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] | {row['t_p']:.3g} | "
+                    f"{_number(row['wilcoxon_p'])} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
+                    f"{row['verdict']} |"
+                )
+        lines.append("")
+
+    lines += ["Per-seed values:", "", "| metric | arm | " + " | ".join(f"seed {s}" for s in range(seeds)) + " |",
+              "|---|---|" + "---|" * seeds]  # fmt: skip
+    for metric in metrics:
+        for arm in arms:
+            lines.append(f"| {metric['key']} | `{arm}` | " + " | ".join(_number(v) for v in _values(runs, arm, metric["key"])) + " |")
+    lines.append("")
+
+    for figure in track.get("figures", []):
+        lines += [f"![{figure['alt']}]({figure['file']})", "", f"*{figure['caption']}*", ""]
+    lines += [f"Recipe ({track['seconds'] / 60:.1f} min for this track):", "", "```json",
+              json.dumps(track["recipe"], indent=2), "```", ""]  # fmt: skip
+    return lines
+
+
+def render_report(summary: dict) -> str:
+    """The Markdown report of a `results.json` summary."""
+    lines = [
+        f"# ShareNorm vs SepNorm — `{summary['preset']}` preset",
+        "",
+        f"{summary['seeds']} seeds per arm, the same seeds in every arm (seed i of an arm is paired with seed i of "
+        f"`{BASELINE_ARM}`); only the [CLS] normalization differs between arms. Device: {summary['device']}. "
+        f"[CLS] BatchNorm statistics re-estimated on training data before readouts and evaluation: "
+        f"{'yes' if summary['recalibrate_cls_norm'] else 'no'}. Total time {summary['seconds'] / 60:.1f} min. "
+        f"{summary['note']}.",
+        "",
+        "Arms: " + "; ".join(f"`{name}` = {text}" for name, text in summary["arm_descriptions"].items()) + ".",
+        "",
+        "Readouts are measured on held-out test data after standardizing every feature with statistics of the training "
+        "data, so that a per-feature rescaling (which a [CLS] BatchNorm applies by construction) cannot change them; "
+        "the raw-vector uniformity and effective rank are secondary rows for that reason. Every row of a table uses the "
+        "same full test set.",
+        "",
+    ]
+    for name, track in summary["tracks"].items():
+        lines += _track_section(name, track)
+    return "\n".join(lines)
+
+
+def render_report_file(results_json: str | Path) -> str:
+    return render_report(json.loads(Path(results_json).read_text()))

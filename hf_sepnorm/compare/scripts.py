@@ -1,0 +1,67 @@
+"""Running the example scripts (`examples/run_*.py`) from `hf-sepnorm compare`: the comparison trains exactly what a
+user trains, through each script's `main(args)`, instead of a pipeline of its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+EXAMPLES_ENV = "HF_SEPNORM_EXAMPLES"
+
+
+def examples_dir() -> Path:
+    """The folder of the example scripts: `$HF_SEPNORM_EXAMPLES`, else `examples/` of this source checkout."""
+    folder = Path(os.environ.get(EXAMPLES_ENV) or Path(__file__).resolve().parents[2] / "examples")
+    if not (folder / "run_mae.py").is_file():
+        raise FileNotFoundError(
+            f"`hf-sepnorm compare` runs the example scripts, and {folder} holds none. Run it from a source checkout "
+            f"of hf_sepnorm (pip install -e .), or set {EXAMPLES_ENV} to the checkout's examples/ folder."
+        )
+    return folder
+
+
+def has_script(name: str) -> bool:
+    try:
+        return (examples_dir() / f"{name}.py").is_file()
+    except FileNotFoundError:
+        return False
+
+
+_modules: dict[str, object] = {}
+
+
+def run_script(name: str, args: list[str]) -> dict[str, float]:
+    """`examples/<name>.py`'s `main(args)`: its metrics (the script also writes them to `--output_dir`)."""
+    if name not in _modules:
+        path = examples_dir() / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"hf_sepnorm_examples_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[name] = module
+    return _modules[name].main([str(arg) for arg in args])
+
+
+def training_flags(output_dir: Path, *, steps: int, learning_rate: float, batch_size: int, seed: int) -> list[str]:
+    """The `TrainingArguments` every run of the comparison shares: AdamW with 5 % warm-up then cosine decay, no
+    checkpoints, evaluation after training. The device is the Trainer's choice (a GPU when there is one)."""
+    return [
+        "--output_dir", output_dir, "--do_train", "--do_eval", "--max_steps", steps, "--learning_rate", learning_rate,
+        "--per_device_train_batch_size", batch_size, "--per_device_eval_batch_size", batch_size,
+        "--weight_decay", 0.05, "--warmup_steps", max(1, steps // 20), "--lr_scheduler_type", "cosine",
+        "--logging_steps", max(1, steps // 10), "--save_strategy", "no", "--report_to", "none", "--seed", seed,
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+def write_run_log(output_dir: Path, metrics: dict[str, float]) -> Path:
+    """`log_history.json` in `output_dir`: the Trainer's log (training losses, learning rates) followed by the
+    metrics `main` returned, evaluation included, so that one file holds the whole run."""
+    state_file = Path(output_dir) / "trainer_state.json"
+    history = json.loads(state_file.read_text()).get("log_history", []) if state_file.is_file() else []
+    logged_keys = {key for entry in history for key in entry}
+    final = {key: value for key, value in metrics.items() if key not in logged_keys or key.startswith("eval_")}
+    path = Path(output_dir) / "log_history.json"
+    path.write_text(json.dumps([*history, {"final_metrics": final}], indent=1))
+    return path

@@ -1,0 +1,255 @@
+"""`SepNormTrainer`: the HF Trainer, doing what SepNorm's [CLS] BatchNorms need inside the Trainer's own hooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from transformers import PreTrainedModel, Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
+from transformers.trainer import FSDP_MODEL_NAME
+from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+from transformers.utils.hub import hf_api
+
+from ..recalibration import recalibrate_cls_batchnorm
+from ..remote_code.sepnorm import cls_batchnorms
+from .arguments import SepNormTrainingArguments
+from .distributed import ClsStatisticsCallback, average_cls_statistics, convert_cls_batchnorm_to_sync
+
+logger = logging.getLogger(__name__)
+
+# What a checkpoint's weights are saved as: the model, sharded or not, a LoRA adapter, FSDP's own state dict files.
+CHECKPOINT_WEIGHTS = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, ADAPTER_SAFE_WEIGHTS_NAME, f"{FSDP_MODEL_NAME}*")
+# `resume_from_checkpoint` values that mean "the last complete checkpoint of output_dir"
+LAST_CHECKPOINT = ("true", "last")
+
+
+class SepNormTrainer(Trainer):
+    """A `transformers.Trainer` for SepNorm models. Same constructor and methods as the Trainer; the [CLS]
+    BatchNorm options come from `SepNormTrainingArguments` (a plain `TrainingArguments` gets their defaults).
+
+    - **Several processes** (built under `torchrun` / `accelerate launch`): the [CLS] BatchNorms become
+      `ClsSyncBatchNorm` (statistics of the global batch; `sync_cls_batchnorm=False` keeps per-process statistics,
+      averaged after each step), and a callback checks at the end of training that every rank holds the same state.
+    - **`train`**: refuses, before the first step, a setting whose [CLS] re-estimation cannot work (training batches
+      of one sample); `resume_from_checkpoint=True`, `"true"` or `"last"` resumes from the last *complete*
+      checkpoint (a save killed half-way is skipped); after training, re-estimates the [CLS] statistics, so that the
+      final model saved next carries them.
+    - **`evaluate` / `predict`**: re-estimate the [CLS] statistics first when training moved them since the last
+      re-estimation (`recalibrate_cls_batchnorm`).
+    - **The Hub**: `create_model_card` writes this package's model card (`hf_sepnorm.hub.render_model_card`), so
+      `push_to_hub` publishes it; checkpoint pushes (`hub_strategy`) carry the modeling code the config's
+      `auto_map` names; `hub_revision` names a branch that is created if missing.
+    """
+
+    def __init__(self, model: PreTrainedModel | torch.nn.Module | None = None, args=None, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if model is not None and args is not None and args.world_size > 1:
+            # before the Trainer wraps the model for distributed training
+            synchronized = sepnorm_option(args, "sync_cls_batchnorm") and convert_cls_batchnorm_to_sync(model) > 0
+            logger.info("%d processes; [CLS] BatchNorm statistics synchronized: %s", args.world_size, synchronized)
+            callbacks.append(ClsStatisticsCallback(statistics_synchronized=synchronized))
+        super().__init__(model=model, args=args, callbacks=callbacks, **kwargs)
+        self.cls_statistics_step: int | None = None  # the global step of the last re-estimation
+
+    # ---- [CLS] BatchNorm statistics ----
+
+    def recalibrate_cls_batchnorm(self) -> int:
+        """Re-estimate the [CLS] BatchNorm statistics on `recalibration_batches` training batches (PreciseBN), on
+        every process alike. Returns the number of batches used; 0 when there is nothing to do (turned off, no
+        [CLS] BatchNorm, no training data)."""
+        if not self.recalibrates():
+            return 0
+        self.check_recalibration_can_run()
+        # A fixed seed: the batches drawn (and MAE's masks) do not depend on, nor change, the training's random state,
+        # so an evaluation does not alter the run that follows it and a resumed run ends on the same statistics.
+        device = self.args.device
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device.index or 0], device_type=device.type):
+            torch.manual_seed(self.args.seed)
+            used = recalibrate_cls_batchnorm(
+                self.model, self.get_train_dataloader(), max_batches=sepnorm_option(self.args, "recalibration_batches")
+            )
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            average_cls_statistics(self.model)  # identical on every rank, also without ClsSyncBatchNorm
+        self.cls_statistics_step = self.state.global_step
+        logger.info("Re-estimated the [CLS] BatchNorm statistics on %d training batches", used)
+        return used
+
+    def recalibrates(self) -> bool:
+        return bool(
+            sepnorm_option(self.args, "recalibrate_cls_norm")
+            and self.train_dataset is not None
+            and self.model is not None
+            and cls_batchnorms(self.model)
+        )
+
+    def check_recalibration_can_run(self) -> None:
+        """Batches of one sample have no variance: re-estimation skips them, and with only those it cannot run."""
+        samples = len(self.train_dataset) if has_length(self.train_dataset) else None
+        if self._train_batch_size < 2 or (samples is not None and samples < 2):
+            raise ValueError(
+                f"Re-estimating the [CLS] BatchNorm statistics needs training batches of 2 or more samples; this run "
+                f"has batches of {self._train_batch_size} (--per_device_train_batch_size) and {samples} training "
+                "samples. Use --per_device_train_batch_size 2 or more (with --gradient_accumulation_steps to "
+                "keep the effective batch size), or turn re-estimation off with --recalibrate_cls_norm false."
+            )
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        if self.recalibrates():
+            self.check_recalibration_can_run()  # now, rather than after training, with nothing saved yet
+        output = super().train(resume_from_checkpoint=self.complete_checkpoint(resume_from_checkpoint), **kwargs)
+        try:
+            self.recalibrate_cls_batchnorm()
+        except Exception:
+            self.save_model()
+            logger.error(
+                "Re-estimating the [CLS] BatchNorm statistics after training failed; the trained model is saved in "
+                "%s with the running statistics of training.",
+                self.args.output_dir,
+            )
+            raise
+        return output
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        self.recalibrate_if_stale()
+        return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        self.recalibrate_if_stale()
+        return super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def recalibrate_if_stale(self) -> None:
+        if self.cls_statistics_step != self.state.global_step:
+            self.recalibrate_cls_batchnorm()
+
+    # ---- resuming ----
+
+    def complete_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        """The checkpoint to resume from: `True`/"true"/"last" is the last complete one of `output_dir`; a given
+        folder must be complete."""
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return None
+        if resume_from_checkpoint is True or resume_from_checkpoint.lower() in LAST_CHECKPOINT:
+            checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise FileNotFoundError(
+                    f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in {self.args.output_dir}."
+                )
+            logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
+            return str(checkpoint)
+        if not checkpoint_is_complete(Path(resume_from_checkpoint)):
+            last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
+            raise ValueError(
+                f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
+                f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."
+            )
+        return resume_from_checkpoint
+
+    # ---- the Hub ----
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        super().init_hf_repo(token=token, private=private)
+        branch = self.args.hub_revision
+        if self.is_world_process_zero() and branch and not branch.startswith("refs/pr/"):
+            # the Trainer commits to `hub_revision` and the Hub refuses commits to a branch that does not exist
+            token = token if token is not None else self.args.hub_token
+            hf_api().create_branch(self.hub_model_id, branch=branch, token=token, exist_ok=True)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # The Trainer pushes the output folder after copying only the config and weights into it from the
+        # checkpoint; the config's auto_map names the modeling code, which must travel with it.
+        if self.is_world_process_zero():
+            for code_file in Path(checkpoint_folder).glob("*.py"):
+                shutil.copy(code_file, self.args.output_dir)
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write this package's model card to `output_dir/README.md` (what `push_to_hub` publishes): usage with
+        `trust_remote_code`, the [CLS] BatchNorm caveats, the training recipe and the evaluation results of the run.
+
+        As in transformers' example scripts, `dataset_tags` is the Hub id of the data set (give it only where there
+        is one) and `dataset_args` its configuration; `finetuned_from` becomes `base_model` when it is a Hub id.
+        `language`, `tasks` and `dataset` are accepted for the Trainer's signature; the card derives its task from
+        the model class. A PEFT model gets the Trainer's own card (peft writes the adapter's)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not isinstance(model, PreTrainedModel):
+            return super().create_model_card(
+                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+            )
+        if not self.is_world_process_zero():
+            return
+        from ..hub import render_model_card
+
+        card = render_model_card(
+            model,
+            repo_id=self.hub_model_id or self.args.hub_model_id or model_name or Path(self.args.output_dir).name,
+            eval_results=self.evaluation_results(),
+            dataset_name=first(dataset_tags),
+            task_name=first(dataset_args),
+            base_model=finetuned_from if finetuned_from and not Path(finetuned_from).exists() else None,
+            training_summary={
+                "max_steps": self.state.max_steps,
+                "learning_rate": self.args.learning_rate,
+                "per_device_train_batch_size": self.args.per_device_train_batch_size,
+                "processes": self.args.world_size,
+                "seed": self.args.seed,
+                "bf16": self.args.bf16,
+            },
+            revision=self.args.hub_revision or "main",
+            **({"license": license} if license else {}),
+        )
+        for tag in [tags] if isinstance(tags, str) else tags or []:
+            if tag not in card.data.tags:
+                card.data.tags.append(tag)
+        card.save(Path(self.args.output_dir) / "README.md")
+
+    def evaluation_results(self) -> dict[str, float]:
+        """The latest value of every `eval_*` entry the run logged (all eval datasets, resumed runs included), as
+        the Trainer names them; `render_model_card` picks the ones that measure the model."""
+        return {
+            key: value for entry in self.state.log_history for key, value in entry.items() if key.startswith("eval_")
+        }
+
+
+def sepnorm_option(args, name: str):
+    """A `SepNormTrainingArguments` option, with its default for a plain `TrainingArguments`."""
+    return getattr(args, name, getattr(SepNormTrainingArguments, name))
+
+
+def first(value: str | list[str] | None) -> str | None:
+    return value[0] if isinstance(value, list) else value
+
+
+def checkpoint_is_complete(checkpoint: Path) -> bool:
+    """The Trainer writes a checkpoint's trainer_state.json last: a save killed before it ends leaves none, or a
+    partial one."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(next(checkpoint.glob(pattern), None) is not None for pattern in CHECKPOINT_WEIGHTS)
+
+
+def last_complete_checkpoint(output_dir: str) -> Path | None:
+    """The highest-numbered complete `checkpoint-N` of `output_dir` (the Trainer's own choice for
+    `resume_from_checkpoint=True`, the highest-numbered one, may be a save that was killed half-way)."""
+    checkpoints = sorted(
+        (path for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.name.split("-")[-1].isdigit()),
+        key=lambda path: int(path.name.split("-")[-1]),
+    )
+    return next((path for path in reversed(checkpoints) if checkpoint_is_complete(path)), None)

@@ -1,0 +1,120 @@
+"""Paired statistics (hf_sepnorm.compare.statistics) with known answers, and the report rendered from results.json:
+baselines, validity gate, intervals, per-seed values, verdicts."""
+
+import math
+
+import pytest
+from scipy import stats
+
+from hf_sepnorm.compare.report import gate_status, render_report, track_comparisons
+from hf_sepnorm.compare.statistics import holm_adjusted, paired_comparison
+
+
+def test_paired_interval_and_tests_on_known_differences():
+    baseline = [10.0, 10.0, 10.0, 10.0, 10.0]
+    treatment = [11.0, 12.0, 13.0, 14.0, 15.0]  # differences 1..5: mean 3, sd sqrt(2.5)
+    result = paired_comparison(baseline, treatment, higher_is_better=True)
+    half_width = stats.t.ppf(0.975, 4) * math.sqrt(2.5) / math.sqrt(5)
+    assert result.n == 5 and result.differences == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert result.mean_difference == 3.0
+    assert result.ci_low == pytest.approx(3 - half_width) and result.ci_high == pytest.approx(3 + half_width)
+    expected = stats.ttest_rel(treatment, baseline)
+    assert result.t_p == pytest.approx(expected.pvalue)
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(expected.confidence_interval(0.95)))
+    assert result.wilcoxon_p == pytest.approx(2 / 32)  # all 5 signs positive: 2 of the 2^5 sign patterns as extreme
+    assert result.verdict == "better"
+    assert paired_comparison(baseline, treatment, higher_is_better=False).verdict == "worse"
+
+
+def test_an_interval_containing_zero_is_no_detectable_difference():
+    result = paired_comparison([1.0, 2.0, 3.0, 4.0], [1.5, 1.5, 3.5, 3.5])
+    assert result.ci_low < 0 < result.ci_high and result.verdict == "no detectable difference"
+    identical = paired_comparison([1.0, 2.0], [1.0, 2.0])
+    assert identical.t_p == 1.0 and identical.wilcoxon_p is None and identical.verdict == "no detectable difference"
+
+
+@pytest.mark.parametrize("n", [5, 10, 30])
+def test_detectable_effect_has_80_percent_power(n):
+    """At the reported detectable effect, a two-sided paired t-test at alpha 0.05 has power close to 0.8 (exact
+    power from the noncentral t distribution with the sd measured)."""
+    differences = [math.sin(i) for i in range(n)]
+    result = paired_comparison([0.0] * n, differences)
+    sd = stats.tstd(differences)
+    noncentrality = result.detectable_effect * math.sqrt(n) / sd
+    critical = stats.t.ppf(0.975, n - 1)
+    power = stats.nct.sf(critical, n - 1, noncentrality) + stats.nct.cdf(-critical, n - 1, noncentrality)
+    assert 0.72 < power < 0.82
+
+
+def test_paired_comparison_needs_one_value_per_seed_and_two_seeds():
+    with pytest.raises(ValueError, match="one per seed"):
+        paired_comparison([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        paired_comparison([1.0], [2.0])
+
+
+def test_holm_adjustment_known_values():
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjusted([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjusted([]) == []
+
+
+# ---- the report, from a results.json summary ----
+
+
+def summary(random_probe: float) -> dict:
+    """Two arms, 5 seeds; `batch-all` has a probe 0.05 above `shared` in every seed (plus noise) and a worse loss."""
+    noise = [0.001, -0.002, 0.0, 0.002, -0.001]
+    runs = {
+        "shared": [{"mae_eval_loss": 0.5 + n, "linear_probe_accuracy": 0.60 + n, "knn_accuracy": 0.5,
+                    "random_init_linear_probe_accuracy": random_probe + n} for n in noise],
+        "batch-all": [{"mae_eval_loss": 0.6 + n, "linear_probe_accuracy": 0.65 - n, "knn_accuracy": 0.5 + n,
+                       "random_init_linear_probe_accuracy": random_probe - n} for n in noise],
+    }  # fmt: skip
+    metrics = [
+        {"key": "mae_eval_loss", "higher_is_better": False, "description": "MAE loss", "role": "pretraining"},
+        {"key": "linear_probe_accuracy", "higher_is_better": True, "description": "linear probe", "role": "primary"},
+        {"key": "knn_accuracy", "higher_is_better": True, "description": "20-NN", "role": "secondary"},
+        {"key": "random_init_linear_probe_accuracy", "higher_is_better": True, "description": "random-init probe",
+         "role": "reference"},
+    ]  # fmt: skip
+    track = {
+        "title": "Images", "data": {"train images": 1437, "test images": 360}, "recipe": {"steps": 3},
+        "metrics": metrics, "gate": [["linear_probe_accuracy", "random_init_linear_probe_accuracy"]],
+        "baselines": {"chance": [0.1, "1 / classes"], "linear probe on raw pixels": [0.97, "pixels"]},
+        "runs": runs, "figures": [{"file": "image_spectrum.png", "alt": "spectrum", "caption": "Spectra of seed 0."}],
+        "seconds": 60.0,
+    }  # fmt: skip
+    return {"preset": "tiny", "note": "a check", "seeds": 5, "arms": ["shared", "batch-all"], "device": "CPU (x86_64)",
+            "arm_descriptions": {"shared": "ShareNorm", "batch-all": "SepNorm"}, "recalibrate_cls_norm": True,
+            "seconds": 61.0, "tracks": {"image": track}}  # fmt: skip
+
+
+def test_report_with_a_passed_gate_states_the_measured_verdicts():
+    data = summary(random_probe=0.3)
+    assert gate_status(data["tracks"]["image"])[0]
+    comparisons = track_comparisons(data["tracks"]["image"])["batch-all"]
+    assert comparisons["linear_probe_accuracy"]["verdict"] == "better"
+    assert comparisons["mae_eval_loss"]["verdict"] == "worse"  # lower is better, and it went up
+    assert comparisons["knn_accuracy"]["holm_p"] == pytest.approx(comparisons["knn_accuracy"]["t_p"])  # one secondary
+    report = render_report(data)
+    assert "**`batch-all` vs `shared`, linear probe (higher is better): better**" in report
+    assert "mean paired difference +0.0500" in report and "n = 5 seeds" in report
+    assert "Validity gate" in report and "**passed**" in report
+    assert "| linear probe on raw pixels | 0.9700 | pixels |" in report
+    assert "| linear_probe_accuracy | `shared` | 0.6010 | 0.5980 | 0.6000 | 0.6020 | 0.5990 |" in report
+    assert "| MAE loss | lower |" in report and "| linear probe **(primary)** | higher |" in report
+    assert "![spectrum](image_spectrum.png)\n\n*Spectra of seed 0.*" in report
+    assert "train images: 1437; test images: 360" in report and "Device: CPU (x86_64)" in report
+    assert "seconds |" not in report
+
+
+def test_report_with_a_failed_gate_reads_inconclusive_except_for_pretraining():
+    data = summary(random_probe=0.62)  # random init probes as well as the trained [CLS] of `shared`
+    passed, lines = gate_status(data["tracks"]["image"])
+    assert not passed and any(line.startswith("`shared`") and line.endswith("FAILED") for line in lines)
+    comparisons = track_comparisons(data["tracks"]["image"])["batch-all"]
+    assert comparisons["linear_probe_accuracy"]["verdict"] == "inconclusive (validity gate failed)"
+    assert comparisons["mae_eval_loss"]["verdict"] == "worse"
+    report = render_report(data)
+    assert "**failed**" in report and "inconclusive (validity gate failed)**" in report
