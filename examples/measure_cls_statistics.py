@@ -1,38 +1,40 @@
 #!/usr/bin/env python
 """How far apart are a SepNorm model's [CLS] outputs in train mode (batch statistics) and eval mode (running
-statistics), before and after re-estimating the statistics, and what does that do to a linear probe?
+statistics), before and after re-estimating the statistics, and what does re-estimation do to the readouts?
 
-    python examples/measure_cls_statistics.py --output docs/results/cls_statistics.json
+    python examples/measure_cls_statistics.py --seeds 5 --output docs/results/cls_statistics.json
 
-A tiny ViT-MAE (4 layers, 64 hidden) is MAE-pretrained for 300 steps on scikit-learn's digits (AdamW 1.5e-3,
-batch 64) once per arm; then, on the same 256 test images, the mean relative difference of the final [CLS] hidden
-state between train and eval mode is measured with masking as in pretraining (mask ratio 0.75) and without (as in
-every downstream use), before and after `recalibrate_cls_batchnorm` on unmasked training images. The arm
-"batch, first norm too" also separates the first norm, whose [CLS] input is the same for every image.
+Per arm and seed, a tiny ViT-MAE (4 layers, 64 hidden, patch 2) is MAE-pretrained on scikit-learn's digits with
+examples/run_mae.py (--recalibrate_cls_norm false, so that the saved model keeps the running statistics of
+training). Then, on the 360 test images: the mean relative difference of the final [CLS] hidden state between train
+and eval mode, with masking as in pretraining (mask ratio 0.75) and without (as every downstream use); and the
+readouts of `hf_sepnorm.analysis.readout_summary` (linear probe with C chosen by cross-validation, 20-NN, on
+training-standardized features) — both before and after `recalibrate_cls_batchnorm` on `--recalibration_samples`
+unmasked training images. Paired differences (after - before) over seeds are printed with 95 % intervals.
 """
 
 import argparse
 import contextlib
 import json
+import statistics
+import tempfile
 from pathlib import Path
 
 import torch
-from transformers import set_seed
 
-from hf_sepnorm import SepNormViTMAEConfig, SepNormViTMAEForImageClassification, SepNormViTMAEForPreTraining
-from hf_sepnorm.analysis import linear_probe_accuracy
-from hf_sepnorm.compare.tracks import batches, digits_images, stack_images, train
-from hf_sepnorm.data.images import ImageTransform, make_image_processor
+from hf_sepnorm import SepNormViTMAEForImageClassification
+from hf_sepnorm.analysis import extract_cls_embeddings, readout_summary
+from hf_sepnorm.compare.scripts import run_script, training_flags
+from hf_sepnorm.compare.statistics import paired_comparison
+from hf_sepnorm.compare.tracks import load_pixels, write_digits_folders
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms, install_sepnorm
+from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 
-ARMS = {"batch": "batch", "batch, first norm too": "batch", "layer": "layer", "shared": "shared"}
-MODEL = dict(
-    image_size=8, patch_size=2, num_channels=1, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-    intermediate_size=128, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=4,
-    decoder_intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=10,
-)  # fmt: skip
-NUM_PATCHES = 16
+ARMS = {"batch-all": ("batch", "all"), "batch-final": ("batch", "final")}
+MODEL = ("hidden_size=64,num_hidden_layers=4,num_attention_heads=4,intermediate_size=128,decoder_hidden_size=32,"
+         "decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64,patch_size=2,"
+         "hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0")  # fmt: skip
+BATCH_SIZE = 64
 
 
 @contextlib.contextmanager
@@ -54,7 +56,8 @@ def final_cls(backbone, pixel_values, mask_ratio: float, train_mode: bool) -> to
     backbone.eval()
     masking = backbone.embeddings.config
     previous, masking.mask_ratio = masking.mask_ratio, mask_ratio
-    noise = torch.rand(len(pixel_values), NUM_PATCHES, generator=torch.Generator().manual_seed(0))
+    num_patches = backbone.embeddings.patch_embeddings.num_patches
+    noise = torch.rand(len(pixel_values), num_patches, generator=torch.Generator().manual_seed(0))
     context = batch_statistics_without_update(backbone) if train_mode else contextlib.nullcontext()
     try:
         with torch.no_grad(), context:
@@ -69,68 +72,76 @@ def relative_gap(backbone, pixel_values, mask_ratio: float) -> float:
     return ((eval_mode - train_mode).norm(dim=-1) / train_mode.norm(dim=-1)).mean().item()
 
 
-def probe(classifier, train_loader, test_loader) -> float:
-    from hf_sepnorm.analysis import extract_cls_embeddings
+def batches(pixels, labels, order=None):
+    order = torch.arange(len(labels)) if order is None else order
+    for start in range(0, len(order), BATCH_SIZE):
+        index = order[start : start + BATCH_SIZE]
+        yield {"pixel_values": pixels[index].float() / 127.5 - 1.0, "labels": labels[index]}
 
-    train_x, train_y = extract_cls_embeddings(classifier, train_loader, return_labels=True)
-    test_x, test_y = extract_cls_embeddings(classifier, test_loader, return_labels=True)
-    return linear_probe_accuracy(train_x, train_y, test_x, test_y)
+
+def readouts(model, data) -> dict[str, float]:
+    train_x, train_y = extract_cls_embeddings(model, batches(*data["train"]), return_labels=True)
+    test_x, test_y = extract_cls_embeddings(model, batches(*data["test"]), return_labels=True)
+    summary = readout_summary(train_x, train_y, test_x, test_y)
+    return {key: summary[key] for key in ("linear_probe_accuracy", "knn_accuracy", "uniformity", "effective_rank")}
 
 
-def measure_arm(arm: str, splits, steps: int, seed: int, work_dir: Path) -> dict[str, float]:
-    set_seed(seed)
-    config = SepNormViTMAEConfig(cls_norm=ARMS[arm], **MODEL)
-    mae = SepNormViTMAEForPreTraining(config)
-    classifier = SepNormViTMAEForImageClassification(config)  # the same encoder, never masking
-    if arm == "batch, first norm too":
-        for model in (mae.vit, classifier.vit):
-            install_sepnorm(model, ["layers.0.layernorm_before"], "batch", config.cls_norm_momentum)
-    processor = make_image_processor(8, 1)
-    plain = {name: split.with_transform(ImageTransform(processor, 1, False)) for name, split in splits.items()}
-    train(mae, work_dir / arm, plain["train"], steps=steps, learning_rate=1.5e-3, batch_size=64, seed=seed,
-          collator=stack_images)  # fmt: skip
-
-    classifier.vit.load_state_dict(mae.vit.state_dict())
-    classifier.eval()
-    test_pixels = stack_images([plain["test"][i] for i in range(256)])["pixel_values"]
-    train_loader = batches(plain["train"], stack_images, 64)
-    test_loader = batches(plain["test"], stack_images, 64)
-    result = {
-        "gap_masked_0.75": relative_gap(classifier.vit, test_pixels, 0.75),
-        "gap_unmasked": relative_gap(classifier.vit, test_pixels, 0.0),
-        "probe_accuracy": probe(classifier, train_loader, test_loader),
-    }
-    if cls_batchnorms(classifier):
-        first = getattr(classifier.vit.layers[0].layernorm_before, "cls_norm", None)
-        if first is not None:
-            result["first_norm_running_var_max"] = first.running_var.max().item()
-        recalibrate_cls_batchnorm(classifier, train_loader, max_batches=20)
-        result["gap_unmasked_recalibrated"] = relative_gap(classifier.vit, test_pixels, 0.0)
-        result["probe_accuracy_recalibrated"] = probe(classifier, train_loader, test_loader)
+def measure(arm: str, seed: int, steps: int, recalibration_samples: int, folder: Path, data, work_dir: Path) -> dict:
+    cls_norm, scope = ARMS[arm]
+    output_dir = work_dir / f"{arm}-seed{seed}"
+    run_script("run_mae", [
+        "--train_dir", folder / "train", "--validation_dir", folder / "test", "--num_channels", 1,
+        "--config_overrides", MODEL, "--cls_norm", cls_norm, "--sepnorm_scope", scope, "--recalibrate_cls_norm", "false",
+        *training_flags(output_dir, steps=steps, learning_rate=1.5e-3, batch_size=BATCH_SIZE, seed=seed),
+    ])  # fmt: skip
+    model = SepNormViTMAEForImageClassification.from_pretrained(output_dir, num_labels=10)
+    test_pixels = data["test"][0].float() / 127.5 - 1.0
+    result = {"gap_masked_0.75": relative_gap(model.vit, test_pixels, 0.75),
+              "gap_unmasked": relative_gap(model.vit, test_pixels, 0.0), **readouts(model, data)}  # fmt: skip
+    order = torch.randperm(len(data["train"][1]), generator=torch.Generator().manual_seed(seed))
+    used = recalibrate_cls_batchnorm(model, batches(*data["train"], order), max_batches=-(-recalibration_samples // BATCH_SIZE))
+    result["recalibration_samples"] = min(used * BATCH_SIZE, len(order))
+    result["gap_unmasked_recalibrated"] = relative_gap(model.vit, test_pixels, 0.0)
+    result.update({f"{key}_recalibrated": value for key, value in readouts(model, data).items()})
     return result
 
 
-def main():
+def main(args=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--recalibration_samples", type=int, default=1024)
     parser.add_argument("--output", default="cls_statistics.json")
-    parser.add_argument("--work_dir", default="cls_statistics_runs")
-    args = parser.parse_args()
-    splits = digits_images()
-    results = {
-        arm: [measure_arm(arm, splits, args.steps, seed, Path(args.work_dir) / f"seed{seed}") for seed in range(args.seeds)]
-        for arm in ARMS
-    }
+    parser.add_argument("--work_dir", help="where the MAE runs go (default: a temporary folder)")
+    args = parser.parse_args(args)
+    with tempfile.TemporaryDirectory() as temporary:
+        work_dir = Path(args.work_dir or temporary)
+        folder = write_digits_folders(work_dir / "digits")
+        data = {split: load_pixels(folder / split)[:2] for split in ("train", "test")}
+        results = {arm: [measure(arm, seed, args.steps, args.recalibration_samples, folder, data, work_dir)
+                         for seed in range(args.seeds)] for arm in ARMS}  # fmt: skip
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "results": results}, indent=2))
-    keys = sorted({key for runs in results.values() for run in runs for key in run})
-    print("| arm | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    print(render(results))
+    return results
+
+
+def render(results: dict) -> str:
+    """Markdown: per arm, the mean of each measurement before and after re-estimation and the paired difference."""
+    lines = ["| arm | measurement | before | after | after - before [95 % CI] | verdict |", "|---|---|---|---|---|---|"]
     for arm, runs in results.items():
-        cells = [
-            "–" if key not in runs[0] else " / ".join(f"{run[key]:.4g}" for run in runs) for key in keys
-        ]
-        print(f"| {arm} | " + " | ".join(cells) + " |")
+        pairs = [("gap_unmasked", False), ("linear_probe_accuracy", True), ("knn_accuracy", True)]
+        for key, higher in pairs:
+            before = [run[key] for run in runs]
+            after = [run[f"{key}_recalibrated"] for run in runs]
+            cells = f"{statistics.mean(before):.4f} | {statistics.mean(after):.4f}"
+            if len(runs) >= 2:
+                c = paired_comparison(before, after, higher)
+                cells += f" | {c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {c.verdict}"
+            else:
+                cells += " | – | –"
+            lines.append(f"| {arm} | {key} | {cells} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -83,12 +83,16 @@ def _boolean(value: str) -> bool:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import run_comparison
+    from .compare import ComparisonInputError, run_comparison
 
-    run_comparison(
-        args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
-        args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
-    )  # fmt: skip
+    try:
+        run_comparison(
+            args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
+            args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
+        )  # fmt: skip
+    except ComparisonInputError as error:
+        print(f"hf-sepnorm compare: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

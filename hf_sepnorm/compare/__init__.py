@@ -4,6 +4,7 @@ data, baselines, and a report of paired differences against ShareNorm."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import platform
 import time
@@ -25,6 +26,29 @@ def device_description() -> str:
     if torch.cuda.is_available():
         return f"GPU ({torch.cuda.get_device_name(0)})"
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class ComparisonInputError(ValueError):
+    """An argument of `hf-sepnorm compare` that cannot work, found before anything is trained."""
+
+
+def check_inputs(images: str | None, text: list[str] | None, glue_dir: str | None, pretrained_bert) -> None:
+    """Stop before any training when a data argument cannot work, naming the flag and the fix."""
+    if images is not None:
+        for split in ("train", "test"):
+            if not (Path(images) / split).is_dir():
+                reason = "no such folder" if not Path(images).is_dir() else f"{Path(images) / split} is missing"
+                raise ComparisonInputError(
+                    f"--images {images}: expected the image folders {Path(images) / 'train'} and "
+                    f"{Path(images) / 'test'} (<split>/<class>/<image>); {reason}."
+                )
+    for file in text or []:
+        if not Path(file).is_file():
+            raise ComparisonInputError(f"--text {file}: no such file (plain-text files for MLM pretraining).")
+    if (text or pretrained_bert) and glue_dir is None:
+        raise ComparisonInputError("The text tracks need --glue_dir, a folder of GLUE task folders (e.g. SST-2/).")
+    if glue_dir is not None and not Path(glue_dir).is_dir():
+        raise ComparisonInputError(f"--glue_dir {glue_dir}: no such folder (it holds SST-2/, CoLA/, ...).")
 
 
 def run_comparison(
@@ -50,16 +74,15 @@ def run_comparison(
     """
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
-        raise ValueError(f"Unknown arm(s) {unknown}; choose from {sorted(ARMS)}.")
+        raise ComparisonInputError(f"--arms: unknown arm(s) {unknown}; choose from {sorted(ARMS)}.")
     if BASELINE_ARM not in arms:
-        raise ValueError(f"The arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
+        raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
+    check_inputs(images, text, glue_dir, pretrained_bert)
     recipe = with_steps(PRESETS[preset], pretrain_steps, finetune_steps)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
-    if (text or pretrained_bert) and glue_dir is None:
-        raise ValueError("The text tracks need --glue_dir, a folder of GLUE task folders (e.g. SST-2/).")
 
     tracks = {}
     if images is not None or not (text or pretrained_bert):
@@ -89,11 +112,16 @@ def run_comparison(
         plots: dict[str, dict] = {}
         for seed, arm in tqdm([(s, a) for s in range(seeds) for a in arms], desc=f"compare {name}", unit="run"):
             run_dir = output_dir / "runs" / name / f"{arm}-seed{seed}"
-            run_started = time.time()
-            metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
+            finished = _finished_run(run_dir, track_recipe)
+            if finished is None:
+                run_started = time.time()
+                metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
+                torch.save(plot_data, run_dir / "test_cls.pt")
+                write_json(run_dir / "results.json", {"arm": arm, "seed": seed, "seconds": time.time() - run_started,
+                                                      "recipe": recipe_as_dict(track_recipe), "metrics": metrics})  # fmt: skip
+            else:  # an interrupted comparison, run again with the same arguments, keeps its finished runs
+                metrics, plot_data = finished
             runs[arm].append(metrics)
-            write_json(run_dir / "results.json", {"arm": arm, "seed": seed, "seconds": time.time() - run_started,
-                                                  "metrics": metrics})  # fmt: skip
             if seed == 0:
                 plots[arm] = plot_data
             tqdm.write(f"{name} {arm} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
@@ -114,6 +142,17 @@ def run_comparison(
     (output_dir / "report.md").write_text(report)
     print(report)
     return summary
+
+
+def _finished_run(run_dir: Path, recipe) -> tuple[dict, dict] | None:
+    """The metrics and plot data of a run that finished with the same recipe, or None."""
+    results, plot_file = run_dir / "results.json", run_dir / "test_cls.pt"
+    if not (results.is_file() and plot_file.is_file()):
+        return None
+    saved = json.loads(results.read_text())
+    if saved.get("recipe") != json.loads(json.dumps(recipe_as_dict(recipe))):
+        return None
+    return saved["metrics"], torch.load(plot_file)
 
 
 def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[dict[str, str]]:
@@ -138,4 +177,4 @@ def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[d
     ]  # fmt: skip
 
 
-__all__ = ["run_comparison", "render_report"]
+__all__ = ["run_comparison", "render_report", "check_inputs", "ComparisonInputError"]

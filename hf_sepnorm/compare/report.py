@@ -168,7 +168,7 @@ def render_report(summary: dict) -> str:
         f"`{BASELINE_ARM}`); only the [CLS] normalization differs between arms. Device: {summary['device']}. "
         f"[CLS] BatchNorm statistics re-estimated on training data before readouts and evaluation: "
         f"{'yes' if summary['recalibrate_cls_norm'] else 'no'}. Total time {summary['seconds'] / 60:.1f} min. "
-        f"{summary['note']}.",
+        f"Preset: {summary['note']}.",
         "",
         "Arms: " + "; ".join(f"`{name}` = {text}" for name, text in summary["arm_descriptions"].items()) + ".",
         "",
@@ -185,3 +185,9 @@ def render_report(summary: dict) -> str:
 
 def render_report_file(results_json: str | Path) -> str:
     return render_report(json.loads(Path(results_json).read_text()))
+
+
+if __name__ == "__main__":  # python -m hf_sepnorm.compare.report results.json > report.md
+    import sys
+
+    print(render_report_file(sys.argv[1]))

@@ -14,6 +14,7 @@ gate of the report compares the trained [CLS] with it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from PIL import Image as PILImage
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
@@ -96,6 +98,18 @@ def read_out(model, train_batches, test_batches, recalibration_batches, recalibr
     train_x, train_y = extract_cls_embeddings(model, train_batches, return_labels=True)
     test_x, test_y = extract_cls_embeddings(model, test_batches, return_labels=True)
     return readout_summary(train_x, train_y, test_x, test_y), test_x, test_y
+
+
+@contextlib.contextmanager
+def _expected_load_report_silenced():
+    """Loading an MAE checkpoint's encoder into a classifier leaves out the decoder and adds a head the readouts never
+    use: transformers' load report of that is expected, not news."""
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -239,7 +253,8 @@ class ImageTrack:
         write_run_log(mae_dir, mae)
         results = {"mae_eval_loss": mae["eval_loss"]}
 
-        trained = SepNormViTMAEForImageClassification.from_pretrained(mae_dir, num_labels=len(self.classes))
+        with _expected_load_report_silenced():
+            trained = SepNormViTMAEForImageClassification.from_pretrained(mae_dir, num_labels=len(self.classes))
         readouts, test_embeddings, test_labels = self._readouts(trained, seed)
         results.update(readouts)
         set_seed(seed)
@@ -256,7 +271,7 @@ class ImageTrack:
         write_run_log(finetune_dir, finetuned)
         results["finetune_accuracy"] = finetuned["eval_accuracy"]
         _drop_weights(run_dir)
-        return results, {"embeddings": test_embeddings, "labels": test_labels, "train": None}
+        return results, {"embeddings": test_embeddings, "labels": test_labels}
 
 
 def _drop_weights(run_dir: Path) -> None:

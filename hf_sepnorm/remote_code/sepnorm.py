@@ -480,11 +480,14 @@ class SepNormPreTrainedMixin:
             ) from error
 
     @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, ClsBatchNorm):
-            # not in checkpoints (non-persistent): transformers, loading on the meta device, leaves it uninitialized
-            init.zeros_(module.nonfinite_batches)
+    def initialize_weights(self):
+        super().initialize_weights()
+        # The counter is not in checkpoints (non-persistent): transformers, loading on the meta device, leaves it
+        # uninitialized, and a head's backbone is initialized by transformers' own `_init_weights`, which does not
+        # know it: zero it here for every [CLS] BatchNorm of the model.
+        for module in self.modules():
+            if isinstance(module, ClsBatchNorm):
+                init.zeros_(module.nonfinite_batches)
 
     def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
         # Save under the modules' own names rather than renamed back to a legacy layout (transformers' default for

@@ -142,6 +142,7 @@ class SepNormTextModelTest(SepNormModelTestMixin, common.ModelTesterMixin):
         # as transformers' BERT test: inputs_embeds instead of input_ids
         config, input_ids, token_type_ids, input_mask, *_ = self.model_tester.prepare_config_and_inputs()
         model = self.model_tester.build("Model", config)
+        input_ids = input_ids.clamp(min=config.pad_token_id + 1)  # no padding: RoBERTa numbers only other tokens
         embeds = model.get_input_embeddings()(input_ids)
         with torch.no_grad():
             from_ids = model(input_ids, attention_mask=input_mask, token_type_ids=token_type_ids).last_hidden_state

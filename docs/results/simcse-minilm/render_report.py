@@ -22,7 +22,7 @@ ARM_LABELS = {
     "batch-final": "`batch`, scope `final`",
     "layer-final": "`layer`, scope `final`",
 }
-SPLITS = {"stsb_train": "STS-B train (5,749 pairs, held out)", "stsb_dev": "STS-B dev (1,500 pairs)"}
+SPLITS = {"stsb_train": "STS-B train pairs (held out)", "stsb_dev": "STS-B dev pairs"}
 POOLINGS = {"": "[CLS]", "_standardized_cls": "[CLS] standardized (control)", "_mean_pooling": "mean of tokens"}
 PRIMARY = "eval_stsb_train_spearman"
 
@@ -36,6 +36,16 @@ def load_runs(runs_dir: Path) -> tuple[dict, dict]:
         else:
             untrained[record["arm"]] = record
     return untrained, trained
+
+
+def recipe_of(record: dict) -> dict[str, str]:
+    """The script arguments of a run as {name: value}."""
+    arguments, recipe = record["arguments"], {}
+    for i, argument in enumerate(arguments):
+        if argument.startswith("--"):
+            following = arguments[i + 1] if i + 1 < len(arguments) else ""
+            recipe[argument[2:]] = "" if following.startswith("--") else following
+    return recipe
 
 
 def metric(split: str, pooling: str) -> str:
@@ -67,6 +77,8 @@ def render(runs_dir: Path) -> str:
     expected_runs = 4 * 5
     finished = sum(len(s) for s in seeds_by_arm.values())
     example = next(iter(next(iter(trained.values())).values())) if trained else next(iter(untrained.values()))
+    recipe = recipe_of(example)
+    pairs = {split: example["metrics"][f"eval_{split}_pairs"] for split in SPLITS}
     lines = ["# Unsupervised SimCSE from a pretrained MiniLM: ShareNorm vs SepNorm arms, STS-B", ""]
     if finished < expected_runs:
         lines += [f"**PARTIAL RESULTS: {finished} of {expected_runs} trained runs finished** "
@@ -82,15 +94,20 @@ def render(runs_dir: Path) -> str:
         "  training sentences right after conversion and again after training.",
         "- Unsupervised SimCSE: both dropout views in one forward pass, in-batch negatives, InfoNCE at temperature",
         "  0.05, MLP (BERT's pooler) on [CLS] in training, [CLS] without it at evaluation.",
+        f"- {recipe['max_steps']} steps of {recipe['per_device_train_batch_size']} sentences (x 2 views), "
+        f"learning rate {recipe['learning_rate']}, max length {recipe['max_seq_length']} tokens, 1 process, CPU.",
         f"- Script arguments (same for every arm except the SepNorm options): `{' '.join(example['arguments'])}`",
         "- Training sentences: WikiText-2 validation split into sentences (9,014 sentences of >= 3 words); every",
         "  arm and seed draws from the same pool; seed i of every arm sees the same sentences in the same order.",
         "- This is a small CPU recipe (2 shared cores): far fewer steps and a smaller batch than the paper's",
         "  (batch 64, 1M Wikipedia sentences, BERT-base). Runtime per run is in the per-seed table.",
-        "- Evaluation: Spearman x 100 between the cosine of the two sentences' embeddings and the gold score, on the",
-        "  1,500 STS-B dev pairs and the 5,749 STS-B train pairs (held out: unsupervised SimCSE never reads labels,",
-        "  and no model selection was done, so both are test sets here; the train pairs, the larger, are primary).",
-        "- Control: `standardized [CLS]` = [CLS] standardized per feature with the mean and std of 1,024 training",
+        "- Evaluation: Spearman x 100 between the cosine of the two sentences' embeddings and the gold score, on",
+        f"  {pairs['stsb_dev']:,} of the 1,500 STS-B dev pairs and {pairs['stsb_train']:,} of the 5,749 STS-B train pairs",
+        "  (`--max_eval_samples`: evenly spaced through each file, so every genre is kept; a CPU-budget cut). The",
+        "  train pairs are held out (unsupervised SimCSE never reads labels) and no model selection was done, so",
+        "  both are test sets here; the train pairs are primary.",
+        f"- Control: `standardized [CLS]` = [CLS] standardized per feature with the mean and std of "
+        f"{int(recipe['standardization_samples']):,} training",
         "  sentences' [CLS] before the cosine. For `batch`, scope `final`, that is almost what the final [CLS]",
         "  BatchNorm does in eval mode, so comparing an arm against **`shared` standardized** separates SepNorm",
         "  training from mere standardization.",

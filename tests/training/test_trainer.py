@@ -1,0 +1,130 @@
+"""SepNormTrainer: the [CLS] BatchNorm statistics re-estimated inside the Trainer's hooks, a setting that cannot work
+refused before training, nothing trained lost, this package's model card from `create_model_card`."""
+
+import pytest
+import torch
+import yaml
+from test_trainer_integration import DigitsDataset, digits_config
+from transformers import TrainingArguments
+
+import hf_sepnorm.training.trainer as trainer_module
+from hf_sepnorm import SepNormViTMAEForImageClassification
+from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
+from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
+from hf_sepnorm.training import SepNormTrainer, SepNormTrainingArguments
+
+
+def make_trainer(tmp_path, arguments_class=SepNormTrainingArguments, **arguments) -> SepNormTrainer:
+    args = arguments_class(
+        output_dir=str(tmp_path),
+        **{"per_device_train_batch_size": 8, "learning_rate": 1e-3, "max_steps": 3, "report_to": [],
+           "disable_tqdm": True, "save_strategy": "no", "seed": 3, **arguments},
+    )  # fmt: skip
+    model = SepNormViTMAEForImageClassification(digits_config())
+    return SepNormTrainer(model=model, args=args, train_dataset=DigitsDataset(48), eval_dataset=DigitsDataset(16))
+
+
+def statistics(trainer) -> list[torch.Tensor]:
+    return [tensor.clone() for norm in cls_batchnorms(trainer.model) for tensor in (norm.running_mean, norm.running_var)]
+
+
+def assert_same(first: list[torch.Tensor], second: list[torch.Tensor]) -> None:
+    assert len(first) == len(second) and all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("arguments_class", [SepNormTrainingArguments, TrainingArguments])
+def test_statistics_are_re_estimated_before_evaluation_and_after_training_once_each(
+    tmp_path, monkeypatch, arguments_class
+):
+    trainer = make_trainer(tmp_path, arguments_class)  # a plain TrainingArguments gets SepNormTrainer's defaults
+    calls = []
+    original = trainer_module.recalibrate_cls_batchnorm
+    monkeypatch.setattr(
+        trainer_module, "recalibrate_cls_batchnorm", lambda *a, **k: calls.append(k["max_batches"]) or original(*a, **k)
+    )
+    initial = statistics(trainer)
+    trainer.evaluate()
+    assert calls == [50] and not any(torch.equal(a, b) for a, b in zip(initial, statistics(trainer)))
+    trainer.evaluate()
+    trainer.predict(DigitsDataset(8))
+    assert len(calls) == 1  # nothing moved the statistics since
+
+    random_state = torch.get_rng_state()
+    trainer.train()
+    assert len(calls) == 2  # after training, before the final model is saved
+    after_training = statistics(trainer)
+    trainer.evaluate()
+    assert len(calls) == 2
+
+    # exact averages over training batches drawn with the run's seed, whatever the random state around them
+    torch.manual_seed(12345)
+    before = torch.get_rng_state()
+    assert trainer.recalibrate_cls_batchnorm() == 6  # 48 samples: all 6 batches of 8 (at most 50)
+    assert torch.equal(torch.get_rng_state(), before)  # the training's random stream is left as it was
+    assert_same(after_training, statistics(trainer))
+    assert not torch.equal(random_state, torch.get_rng_state())  # (training did draw from it)
+
+
+def test_re_estimation_is_the_precise_bn_average_over_the_configured_batches(tmp_path):
+    trainer = make_trainer(tmp_path, recalibration_batches=2)
+    assert trainer.recalibrate_cls_batchnorm() == 2
+    estimated = statistics(trainer)
+    torch.manual_seed(trainer.args.seed)
+    recalibrate_cls_batchnorm(trainer.model, trainer.get_train_dataloader(), max_batches=2)
+    assert_same(estimated, statistics(trainer))
+
+
+def test_turned_off_nothing_is_re_estimated(tmp_path):
+    trainer = make_trainer(tmp_path, recalibrate_cls_norm=False)
+    initial = statistics(trainer)
+    trainer.evaluate()
+    assert_same(initial, statistics(trainer))
+    assert trainer.recalibrate_cls_batchnorm() == 0
+
+
+def test_training_batches_of_one_are_refused_before_the_first_step(tmp_path):
+    trainer = make_trainer(tmp_path, per_device_train_batch_size=1)
+    with pytest.raises(ValueError, match=r"batches of 1 .*--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+    with pytest.raises(ValueError, match="--per_device_train_batch_size 2 or more"):
+        trainer.evaluate()  # the same message, for an evaluation-only run
+
+
+def test_a_failed_re_estimation_after_training_saves_the_trained_model_first(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(trainer_module, "recalibrate_cls_batchnorm", fail)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        trainer.train()
+    reloaded = SepNormViTMAEForImageClassification.from_pretrained(tmp_path)
+    assert trainer.state.global_step == 3
+    assert all(norm.num_batches_tracked.item() == 3 for norm in cls_batchnorms(reloaded))
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, reloaded.state_dict()[key]), key
+
+
+def test_resume_from_last_needs_a_complete_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        trainer.train(resume_from_checkpoint="last")
+    (tmp_path / "checkpoint-2").mkdir()  # a save killed before it wrote anything
+    with pytest.raises(ValueError, match="checkpoint-2 is not a complete checkpoint"):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+
+
+def test_create_model_card_writes_the_sepnorm_card_with_the_runs_metrics(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.train()
+    loss = trainer.evaluate()["eval_loss"]
+    trainer.create_model_card(finetuned_from=str(tmp_path), dataset_tags="sepnorm-tests/digits", tags="digits")
+    text = (tmp_path / "README.md").read_text()
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert {"sepnorm", "digits"} <= set(metadata["tags"]) and metadata["pipeline_tag"] == "image-classification"
+    assert metadata["datasets"] == ["sepnorm-tests/digits"] and "base_model" not in metadata  # a local folder is no id
+    metrics = {m["type"]: m["value"] for e in metadata["model-index"] for r in e["results"] for m in r["metrics"]}
+    assert pytest.approx(loss) in metrics.values() and not any("runtime" in name for name in metrics)
+    assert "trust_remote_code=True" in text
