@@ -86,7 +86,8 @@ def main(args=None):
     model = apply_peft(model, peft_args)
 
     def tokenize(batch):
-        return tokenizer(*(batch[column] for column in text_columns), truncation=True, max_length=data_args.max_seq_length)
+        texts = [batch[column] for column in text_columns]
+        return tokenizer(*texts, truncation=True, max_length=data_args.max_seq_length)
 
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}  # fmt: skip
@@ -151,10 +152,7 @@ def main(args=None):
 
     card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": HUB_DATASET_ID,
             "dataset_args": data_args.task_name}  # fmt: skip
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
+    trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
     return results
 
 

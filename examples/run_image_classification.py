@@ -26,14 +26,14 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
-    checkpoint_config,
+    image_input_settings,
     freeze_backbone_for_linear_probe,
     load_or_build_model,
     parse_arguments,
 )
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
-NEW_MODEL_DEFAULTS = {"num_channels": 3, "classifier_pooling": "cls"}
+NEW_MODEL_DEFAULTS = {"classifier_pooling": "cls"}
 
 
 @dataclass
@@ -69,11 +69,9 @@ def main(args=None):
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     set_seed(training_args.seed)
 
-    given = {name: getattr(task_args, name) for name in NEW_MODEL_DEFAULTS if getattr(task_args, name) is not None}
-    config = checkpoint_config(model_args)
-    num_channels = given.get("num_channels") or (config.num_channels if config else NEW_MODEL_DEFAULTS["num_channels"])
+    num_channels, image_size = image_input_settings(model_args, task_args.num_channels, data_args.image_size)
     images = prepare_images(
-        dataclasses.replace(data_args, image_size=data_args.image_size or (config.image_size if config else None)),
+        dataclasses.replace(data_args, image_size=image_size),
         num_channels,
         model_args.model_name_or_path,
         training_args.seed,
@@ -86,11 +84,11 @@ def main(args=None):
     model = load_or_build_model(
         SepNormViTMAEForImageClassification,
         model_args,
-        new_model_fields={**NEW_MODEL_DEFAULTS, "image_size": images.image_size},
+        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": num_channels, "image_size": images.image_size},
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
-        **given,
+        **{name: getattr(task_args, name) for name in ("num_channels", "classifier_pooling") if getattr(task_args, name)},
     )
     if task_args.linear_probe:
         freeze_backbone_for_linear_probe(model)
@@ -127,10 +125,7 @@ def main(args=None):
 
     card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
             "dataset_args": data_args.dataset_config_name}  # fmt: skip
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
+    trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
     return results
 
 

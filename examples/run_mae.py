@@ -22,13 +22,13 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
-    checkpoint_config,
+    image_input_settings,
     load_or_build_model,
     parse_arguments,
 )
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
-NEW_MODEL_DEFAULTS = {"num_channels": 3, "mask_ratio": 0.75, "norm_pix_loss": True}
+NEW_MODEL_DEFAULTS = {"mask_ratio": 0.75, "norm_pix_loss": True}
 
 
 @dataclass
@@ -52,11 +52,9 @@ def main(args=None):
     training_args.label_names = ["pixel_values"]  # so that evaluation reports the reconstruction loss
     set_seed(training_args.seed)
 
-    given = {name: value for name, value in dataclasses.asdict(mae_args).items() if value is not None}
-    config = checkpoint_config(model_args)
-    num_channels = given.get("num_channels") or (config.num_channels if config else NEW_MODEL_DEFAULTS["num_channels"])
+    num_channels, image_size = image_input_settings(model_args, mae_args.num_channels, data_args.image_size)
     images = prepare_images(
-        dataclasses.replace(data_args, image_size=data_args.image_size or (config.image_size if config else None)),
+        dataclasses.replace(data_args, image_size=image_size),
         num_channels,
         model_args.model_name_or_path,
         training_args.seed,
@@ -65,8 +63,8 @@ def main(args=None):
     model = load_or_build_model(
         SepNormViTMAEForPreTraining,
         model_args,
-        new_model_fields={**NEW_MODEL_DEFAULTS, "image_size": images.image_size},
-        **given,
+        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": num_channels, "image_size": images.image_size},
+        **{name: value for name, value in dataclasses.asdict(mae_args).items() if value is not None},
     )
 
     trainer = SepNormTrainer(
@@ -97,10 +95,7 @@ def main(args=None):
 
     card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
             "dataset_args": data_args.dataset_config_name}  # fmt: skip
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
+    trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
     return results
 
 

@@ -119,10 +119,7 @@ def main(args=None):
 
     card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": data_args.dataset_name,
             "dataset_args": data_args.dataset_config_name}  # fmt: skip
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
+    trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
     return results
 
 

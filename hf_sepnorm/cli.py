@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .families import FAMILIES
 from .hub.cli import add_push_command
 from .remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 def add_convert_command(commands: argparse._SubParsersAction) -> None:
+    families = " / ".join(family.name for family in FAMILIES.values())
     convert = commands.add_parser(
         "convert",
-        help="convert a stock BERT / RoBERTa / ViT-MAE checkpoint into a SepNorm one",
-        description="Load a stock BERT, RoBERTa or ViT-MAE checkpoint (folder or Hub id) into its SepNorm class and "
-        "save it, with its tokenizer or image processor. Prints what is new: the [CLS] norms.",
+        help=f"convert a stock {families} checkpoint into a SepNorm one",
+        description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
+        "its tokenizer or image processor. Prints what is new: the [CLS] norms.",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
     convert.add_argument("output_dir", help="where to save the SepNorm checkpoint")

@@ -70,6 +70,12 @@ class _ExpectedLoadWarnings(logging.Filter):
         )
         self.held: list[logging.LogRecord] = []
 
+    def release(self) -> None:
+        """Log the held-back report after all, as transformers would have."""
+        for record in self.held:
+            logging.getLogger(record.name).handle(record)
+        self.held.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self.type_change.match(message):
@@ -83,17 +89,21 @@ class _ExpectedLoadWarnings(logging.Filter):
 @contextlib.contextmanager
 def expected_load_warnings_silenced(family: SepNormFamily) -> Iterator[_ExpectedLoadWarnings]:
     """Within the block, transformers' warnings that are expected when a stock checkpoint loads into its SepNorm
-    class are not shown: the model type change, and a load report (held in the yielded filter's `held`). Other
-    warnings pass."""
+    class are not shown: the model type change, and a load report (held in the yielded filter: `release` it when it
+    lists more than expected; it is released anyway if the block raises). Other warnings pass."""
     expected = _ExpectedLoadWarnings(family)
     loggers = [logging.getLogger(name) for name in TRANSFORMERS_LOAD_LOGGERS]
     for load_logger in loggers:
         load_logger.addFilter(expected)
+    raised = True
     try:
         yield expected
+        raised = False
     finally:
         for load_logger in loggers:
             load_logger.removeFilter(expected)
+        if raised:
+            expected.release()  # the report may explain the error (e.g. mismatched sizes)
 
 
 def only_cls_norms_missing(loading_info: dict) -> bool:
@@ -157,8 +167,7 @@ def convert_stock_checkpoint(
             stock_checkpoint, output_loading_info=True, **config_overrides
         )
     if not only_cls_norms_missing(loading_info):
-        for record in expected.held:  # the report lists more than the [CLS] norms: the user should see it
-            logging.getLogger(record.name).handle(record)
+        expected.release()  # the report lists more than the [CLS] norms: the user should see it
     check_nothing_left_random(model, loading_info, stock_checkpoint, allow_new_head=allow_new_head)
     if init_cls_norm_from_token_norm:
         init_cls_norms_from_token_norms(model)

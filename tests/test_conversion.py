@@ -159,24 +159,41 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
 
     layer = run_cli("convert", stock_folder, tmp_path / "layer", "--cls_norm", "layer", cwd=tmp_path)
     assert "computes exactly what the stock model computes" in layer.stdout
-    fresh = run_cli("convert", stock_folder, tmp_path / "fresh", "--cls_norm", "layer", "--fresh_cls_norm", cwd=tmp_path)
+    fresh = run_cli(
+        "convert", stock_folder, tmp_path / "fresh", "--cls_norm", "layer", "--fresh_cls_norm", cwd=tmp_path
+    )
     assert "default initialization" in fresh.stdout and "computes exactly" not in fresh.stdout
 
 
-def test_conversion_keeps_transformers_other_warnings(tmp_path, caplog):
+@pytest.fixture
+def transformers_log(caplog):
+    transformers_logger = logging.getLogger("transformers")
+    transformers_logger.addHandler(caplog.handler)  # transformers' loggers do not propagate to the root logger
+    yield caplog
+    transformers_logger.removeHandler(caplog.handler)
+    assert not logging.getLogger("transformers.modeling_utils").filters  # the conversion's filter is gone
+
+
+def load_reports(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "LOAD REPORT" in record.getMessage()]
+
+
+def test_conversion_keeps_transformers_other_warnings(tmp_path, transformers_log):
     """Only the expected messages are held back: a load report listing more than the [CLS] norms (here a new
     classifier head) is shown as transformers gives it."""
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
-    transformers_logger = logging.getLogger("transformers")
-    transformers_logger.addHandler(caplog.handler)  # transformers' loggers do not propagate to the root logger
-    try:
-        convert_stock_checkpoint(stock_folder, model_class=SepNormBertForSequenceClassification, allow_new_head=True)
-    finally:
-        transformers_logger.removeHandler(caplog.handler)
-    reports = [record.getMessage() for record in caplog.records if "LOAD REPORT" in record.getMessage()]
-    assert len(reports) == 1 and "classifier.weight" in reports[0]
-    assert not [record for record in caplog.records if "can yield errors" in record.getMessage()]
-    assert not logging.getLogger("transformers.modeling_utils").filters  # the filter is gone afterwards
+    convert_stock_checkpoint(stock_folder, model_class=SepNormBertForSequenceClassification, allow_new_head=True)
+    (report,) = load_reports(transformers_log)
+    assert "classifier.weight" in report
+    assert not [record for record in transformers_log.records if "can yield errors" in record.getMessage()]
+
+
+def test_failed_conversion_shows_the_load_report(tmp_path, transformers_log):
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+    with pytest.raises(RuntimeError, match="vocab_size=50"):
+        convert_stock_checkpoint(stock_folder, vocab_size=50)
+    (report,) = load_reports(transformers_log)
+    assert "word_embeddings.weight" in report and "MISMATCH" in report
 
 
 def test_real_pretrained_bert_converts_exactly(tmp_path):

@@ -397,7 +397,9 @@ PUSHED_HEADS = [
 
 
 @pytest.mark.parametrize("model_type, auto_class", PUSHED_HEADS)
-def test_every_family_pushes_and_its_card_snippet_loads_it_from_the_hub(hub_server, tmp_path, model_type, auto_class):  # noqa: F811
+def test_every_family_pushes_and_its_card_snippet_loads_it_from_the_hub(
+    hub_server, tmp_path, model_type, auto_class  # noqa: F811
+):
     family = FAMILIES[model_type]
     model_class = family.heads[auto_class]
     folder = save_sepnorm_checkpoint(model_class, tmp_path / "saved", num_labels=3)

@@ -246,7 +246,9 @@ def test_no_dataset_id_where_there_is_none(dataset_name, tmp_path):
 def test_a_relative_folder_named_like_a_dataset_is_not_an_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "glue").mkdir(parents=True)
-    card = render_model_card(tiny_bert_config(), repo_id="lab/x", eval_results={"accuracy": 1.0}, dataset_name="data/glue")
+    card = render_model_card(
+        tiny_bert_config(), repo_id="lab/x", eval_results={"accuracy": 1.0}, dataset_name="data/glue"
+    )
     assert card.data.datasets is None and card.data.eval_results is None
 
 

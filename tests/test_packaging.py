@@ -1,9 +1,13 @@
-"""Packaging: the declared dependency ranges are the tested ones, the license ships, the templates are packaged."""
+"""Packaging: the declared dependency ranges are the tested ones, the license ships, the card template is packaged."""
 
 import ast
 import configparser
 import importlib.metadata
+import os
+import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,40 @@ def test_the_card_template_is_package_data():
     assert "hf_sepnorm.model_cards" in SETUP["options"]["packages"].split()
     assert SETUP["options.package_data"]["hf_sepnorm.model_cards"].strip() == "*.md"
     assert (ROOT / "model_cards" / "sepnorm.md").is_file()
+
+
+def test_wheel_installs_a_package_that_renders_cards(tmp_path):
+    """A non-editable install (a wheel) has the card template, the license and every Hub-bound file, and renders a
+    card from where it is installed."""
+    source = tmp_path / "source"  # setuptools writes build/ next to setup.cfg: not in the working tree
+    for name in ("hf_sepnorm", "model_cards"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("hf_sepnorm-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    remote_code = {f"hf_sepnorm/remote_code/{path.name}" for path in (ROOT / "hf_sepnorm" / "remote_code").glob("*.py")}
+    assert {"hf_sepnorm/model_cards/sepnorm.md", "hf_sepnorm/families.py"} | remote_code <= names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
+    render = (
+        "import hf_sepnorm, sys\n"
+        "from hf_sepnorm.hub import render_model_card\n"
+        "card = render_model_card(hf_sepnorm.SepNormRobertaConfig(), repo_id='lab/x')\n"
+        "print(hf_sepnorm.__file__)\n"
+        "print('A RoBERTa (SepNormRobertaModel)' in card.text)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", render],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    installed_at, rendered = result.stdout.split()[-2:]
+    assert installed_at.startswith(str(tmp_path / "site")) and rendered == "True"

@@ -27,6 +27,7 @@ from hf_sepnorm import (
     SepNormBertForTokenClassification,
     SepNormBertModel,
     SepNormViTMAEForImageClassification,
+    SepNormViTMAEForPreTraining,
     SepNormViTMAEModel,
 )
 
@@ -124,19 +125,29 @@ def test_pipeline_from_a_local_folder(task, folders):
     assert pipe(*args, **kwargs) == output  # deterministic in eval
 
 
-def test_image_features_see_every_patch_in_place(folders):
-    """MAE pretraining masks 75 % of the patches at random, in eval too (the stock ViTMAEModel does); features for
-    downstream use come from a model whose mask_ratio is 0: every patch, in place, the same answer every time."""
-    pipe = pipeline("image-feature-extraction", model=str(folders["image-feature-extraction"]), trust_remote_code=True)
-    config = pipe.model.config
+def test_image_features_see_every_patch_in_place(tmp_path):
+    """MAE pretraining masks 75 % of the patches at random, and so does the stock ViTMAEModel in eval: features for
+    downstream use load the encoder with mask_ratio 0, which then sees every patch in place, every time."""
+    pretrained = SepNormViTMAEForPreTraining(tiny_vit_mae_config())
+    pretrained.save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    config = pretrained.config
     num_patches = (config.image_size // config.patch_size) ** 2
+
+    masked = pipeline("image-feature-extraction", model=str(tmp_path), trust_remote_code=True)
+    assert type(masked.model).__name__ == "SepNormViTMAEModel"
+    assert np.asarray(masked(image())).shape == (1, 1 + num_patches // 4, config.hidden_size)
+
+    pipe = pipeline("image-feature-extraction", model=str(tmp_path), trust_remote_code=True,
+                    model_kwargs={"mask_ratio": 0.0})  # fmt: skip
     features = np.asarray(pipe(image()))
     assert features.shape == (1, 1 + num_patches, config.hidden_size)
-    classifier = SepNormViTMAEForImageClassification(config).eval()
-    classifier.vit.load_state_dict(pipe.model.state_dict())
+    # the patches in place: what the pretrained encoder computes with the identity permutation as noise
+    pretrained.eval()
+    pretrained.vit.embeddings.config = pipe.model.config
     with torch.no_grad():
-        expected = classifier.vit(**pipe.image_processor(image(), return_tensors="pt"),
-                                  noise=torch.arange(num_patches)[None].float()).last_hidden_state  # fmt: skip
+        expected = pretrained.vit(**pipe.image_processor(image(), return_tensors="pt"),
+                                  noise=torch.arange(num_patches)[None]).last_hidden_state  # fmt: skip
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -162,7 +173,7 @@ def pushed(hub_server, folders):  # noqa: F811
     return repos
 
 
-def test_pipeline_by_repo_id_from_the_hub(pushed, tmp_path):
+def check_pipelines_by_repo_id(pushed) -> None:
     for task, (repo_id, sha) in pushed.items():
         pipe = pipeline(task, model=repo_id, revision=sha, trust_remote_code=True)
         args, kwargs = pipeline_inputs(task)
@@ -188,7 +199,9 @@ PIPELINES_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
 )
 
 
-def test_pipelines_without_the_package(pushed, tmp_path):
+def test_pipelines_by_repo_id_from_the_hub_with_and_without_the_package(pushed, tmp_path):
+    """In a process where hf_sepnorm cannot be imported, the pipelines run the repo's code and answer the same."""
+    check_pipelines_by_repo_id(pushed)
     tasks = ["text-classification", "image-classification"]
     result = subprocess.run(
         [sys.executable, "-c", PIPELINES_WITHOUT_PACKAGE, json.dumps([(t, *pushed[t]) for t in tasks]), TEXT],

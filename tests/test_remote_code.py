@@ -68,7 +68,12 @@ def roberta_inputs(batch_size: int = 4):
 CASES = [
     (SepNormBertForSequenceClassification, tiny_bert_config, bert_inputs, "AutoModelForSequenceClassification"),
     (SepNormBertForMaskedLM, tiny_bert_config, bert_inputs, "AutoModelForMaskedLM"),
-    (SepNormRobertaForSequenceClassification, tiny_roberta_config, roberta_inputs, "AutoModelForSequenceClassification"),
+    (
+        SepNormRobertaForSequenceClassification,
+        tiny_roberta_config,
+        roberta_inputs,
+        "AutoModelForSequenceClassification",
+    ),
     (SepNormRobertaForMaskedLM, tiny_roberta_config, roberta_inputs, "AutoModelForMaskedLM"),
     (SepNormViTMAEForImageClassification, tiny_vit_mae_config, image_inputs, "AutoModelForImageClassification"),
     (SepNormViTMAEForPreTraining, tiny_vit_mae_config, image_inputs, "AutoModelForPreTraining"),

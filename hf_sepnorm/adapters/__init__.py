@@ -18,14 +18,8 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from ..families import family_of
 from ..remote_code.sepnorm import SepNormLayerNorm
-
-# The attention projections LoRA adapts by default, per family (`model_type`): the query and value projections, as
-# peft's own default for BERT and the LoRA paper.
-DEFAULT_LORA_TARGET_MODULES = {
-    "sepnorm_bert": ["query", "value"],
-    "sepnorm_vit_mae": ["q_proj", "v_proj"],
-}
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
 # saved with the adapter. Text heads get peft's task type (what `AutoPeftModelFor...` loads them as).
@@ -54,15 +48,13 @@ class PeftArguments:
 
 
 def default_lora_target_modules(model: PreTrainedModel) -> list[str]:
-    """The modules LoRA adapts in `model` by default: its family's attention projections."""
-    model_type = model.config.model_type
-    targets = DEFAULT_LORA_TARGET_MODULES.get(model_type)
-    if not targets:
+    """The modules LoRA adapts in `model` by default: its family's attention projections (`hf_sepnorm.families`)."""
+    try:
+        return list(family_of(model.config.model_type).lora_target_modules)
+    except ValueError as error:
         raise ValueError(
-            f"No default LoRA target modules for model_type={model_type!r}: name them with --lora_target_modules "
-            "(PeftArguments.lora_target_modules), e.g. the attention projections' module names."
-        )
-    return list(targets)
+            f"{error} Name the modules LoRA adapts with --lora_target_modules (PeftArguments.lora_target_modules)."
+        ) from None
 
 
 def task_head(model: PreTrainedModel) -> tuple[list[str], TaskType | None]:
@@ -150,7 +142,6 @@ def push_adapter_to_hub(
 
 
 __all__ = [
-    "DEFAULT_LORA_TARGET_MODULES",
     "PeftArguments",
     "apply_peft",
     "default_lora_target_modules",

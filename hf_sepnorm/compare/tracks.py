@@ -102,8 +102,8 @@ def read_out(model, train_batches, test_batches, recalibration_batches, recalibr
 
 @contextlib.contextmanager
 def _expected_load_report_silenced():
-    """Loading an MAE checkpoint's encoder into a classifier leaves out the decoder and adds a head the readouts never
-    use: transformers' load report of that is expected, not news."""
+    """Loading a pretraining checkpoint's encoder leaves out the decoder / MLM head (and, for ViT-MAE, adds a
+    classifier head the readouts never use): transformers' load report of that is expected, not news."""
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
@@ -302,9 +302,9 @@ def majority_glue_score(task_name: str, glue_dir: str, max_train: int | None) ->
     if task.is_regression:
         return 0.0
     raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
-    train_labels = np.asarray(raw["train"]["label"][: max_train or len(raw["train"])])
+    train_labels = np.asarray(list(raw["train"]["label"])[: max_train or len(raw["train"])])
     values, counts = np.unique(train_labels, return_counts=True)
-    references = raw["validation"]["label"]
+    references = list(raw["validation"]["label"])
     score = load_glue_metric(task_name).compute(predictions=[int(values[counts.argmax()])] * len(references),
                                                 references=references)  # fmt: skip
     return float(score[glue_task_metric(task_name)])
@@ -326,11 +326,11 @@ class _SentenceReadouts:
         collate = DataCollatorWithPadding(tokenizer)
 
         def encode(split):
-            texts = [split[column] for column in task.output_text_columns]
+            texts = [list(split[column]) for column in task.output_text_columns]
             encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
             rows = [{key: encoded[key][i] for key in encoded} for i in range(len(split))]
             batches = [collate(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)]
-            labels = torch.tensor(split["label"])
+            labels = torch.tensor(list(split["label"]))
             for index, batch in enumerate(batches):
                 batch["labels"] = labels[index * batch_size : (index + 1) * batch_size]
             return batches, encoded["input_ids"], labels
@@ -445,8 +445,10 @@ class ScratchTextTrack:
         ])  # fmt: skip
         write_run_log(mlm_dir, mlm)
         results = {"mlm_eval_loss": mlm["eval_loss"]}
+        with _expected_load_report_silenced():  # the MLM head is not part of the encoder
+            encoder = SepNormBertModel.from_pretrained(mlm_dir)
         readouts, test_embeddings, test_labels = self.sentences.read_out(
-            SepNormBertModel.from_pretrained(mlm_dir), seed, recipe.recalibration_batches, self.recalibrate
+            encoder, seed, recipe.recalibration_batches, self.recalibrate
         )
         results.update(readouts)
         set_seed(seed)

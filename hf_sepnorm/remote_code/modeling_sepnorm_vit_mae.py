@@ -39,8 +39,26 @@ class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel
     check_base_model_inputs = staticmethod(check_pixel_values)
 
 
+def keep_patches_in_place_when_unmasked(model, args, kwargs):
+    """A forward pre-hook: with `mask_ratio=0` nothing is masked, yet the stock ViTMAEModel still shuffles the patches
+    at random unless given `noise`; give it the patches' own order, so that features are deterministic and token 1 + i
+    is patch i."""
+    pixel_values = args[0] if args else kwargs.get("pixel_values")
+    if model.config.mask_ratio > 0 or kwargs.get("noise") is not None or len(args) > 1 or pixel_values is None:
+        return None
+    patch_height, patch_width = model.embeddings.patch_embeddings.patch_size
+    num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
+    in_order = torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
+    return args, {**kwargs, "noise": in_order}
+
+
 class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
-    pass
+    """The encoder alone (`AutoModel`, the image-feature-extraction pipeline). Like the stock model it masks
+    `mask_ratio` of the patches at random, in eval too: for features, load it with `mask_ratio=0.0`."""
+
+    def __init__(self, config: SepNormViTMAEConfig):
+        super().__init__(config)
+        self.register_forward_pre_hook(keep_patches_in_place_when_unmasked, with_kwargs=True)
 
 
 class SepNormViTMAEForPreTraining(SepNormViTMAEPreTrainedModel, ViTMAEForPreTraining):

@@ -3,7 +3,7 @@
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
-from .models import checkpoint_config, freeze_backbone_for_linear_probe, load_or_build_model
+from .models import checkpoint_config, freeze_backbone_for_linear_probe, image_input_settings, load_or_build_model
 from .trainer import SepNormTrainer, last_complete_checkpoint
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "convert_cls_batchnorm_to_sync",
     "checkpoint_config",
     "freeze_backbone_for_linear_probe",
+    "image_input_settings",
     "load_or_build_model",
     "SepNormTrainer",
     "last_complete_checkpoint",

@@ -77,18 +77,39 @@ def average_cls_statistics(model: nn.Module) -> None:
             statistic.div_(dist.get_world_size())
 
 
-def state_fingerprints(model: nn.Module) -> dict[str, str]:
+def fingerprints(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
     return {
         name: hashlib.sha1(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
-        for name, tensor in model.state_dict().items()
+        for name, tensor in tensors.items()
     }
 
 
-def ranks_disagreeing_on(model: nn.Module) -> list[str]:
-    """The state-dict entries whose values are not identical on every rank."""
+def ranks_disagreeing_on(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the tensors whose values are not identical on every rank (call on every rank)."""
     gathered: list[dict[str, str] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, state_fingerprints(model))
-    return sorted(name for name in gathered[0] if len({fingerprints[name] for fingerprints in gathered}) > 1)
+    dist.all_gather_object(gathered, fingerprints(tensors))
+    return sorted(name for name in gathered[0] if len({rank[name] for rank in gathered}) > 1)
+
+
+def check_ranks_identical(tensors: dict[str, torch.Tensor], when: str) -> None:
+    """Raise unless every rank holds the same values of `tensors` (call on every rank)."""
+    disagreeing = ranks_disagreeing_on(tensors)
+    if disagreeing:
+        raise RuntimeError(
+            f"{when}, the {dist.get_world_size()} ranks hold different values for {disagreeing[:10]} "
+            f"({len(disagreeing)} entries): the saved model would depend on which rank saved it."
+        )
+
+
+def cls_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The running statistics of the [CLS] BatchNorms, by state-dict name (buffers: never sharded, e.g. by FSDP)."""
+    norms = {id(norm) for norm in cls_batchnorms(model)}
+    return {
+        f"{name}.{statistic}": getattr(module, statistic)
+        for name, module in model.named_modules()
+        if id(module) in norms
+        for statistic in ("running_mean", "running_var")
+    }
 
 
 class ClsStatisticsCallback(TrainerCallback):
@@ -102,10 +123,5 @@ class ClsStatisticsCallback(TrainerCallback):
             average_cls_statistics(model)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        disagreeing = ranks_disagreeing_on(model)
-        if disagreeing:
-            raise RuntimeError(
-                f"After training, the {dist.get_world_size()} ranks hold different values for {disagreeing[:10]} "
-                f"({len(disagreeing)} entries): the saved model would depend on which rank saved it."
-            )
+        check_ranks_identical(model.state_dict(), "After training")
         state.log_history.append({"ranks_verified_identical": dist.get_world_size(), "step": state.global_step})

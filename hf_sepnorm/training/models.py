@@ -20,6 +20,18 @@ def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | N
     return AutoConfig.from_pretrained(model_args.model_name_or_path, **_hub_kwargs(model_args))
 
 
+def image_input_settings(
+    model_args: SepNormModelArguments, num_channels: int | None, image_size: int | None
+) -> tuple[int, int | None]:
+    """The channels and size images are prepared for: the flags given, else the checkpoint's config (whose image
+    processor, when it has one, also stands), else a new model's 3 channels and the images' own size (None)."""
+    config = checkpoint_config(model_args)
+    return (
+        num_channels or (config.num_channels if config else 3),
+        image_size or (config.image_size if config else None),
+    )
+
+
 def load_or_build_model(
     model_class: type[PreTrainedModel],
     model_args: SepNormModelArguments,

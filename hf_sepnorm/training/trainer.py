@@ -18,7 +18,13 @@ from transformers.utils.hub import hf_api
 from ..recalibration import recalibrate_cls_batchnorm
 from ..remote_code.sepnorm import cls_batchnorms
 from .arguments import SepNormTrainingArguments
-from .distributed import ClsStatisticsCallback, average_cls_statistics, convert_cls_batchnorm_to_sync
+from .distributed import (
+    ClsStatisticsCallback,
+    average_cls_statistics,
+    check_ranks_identical,
+    cls_statistics,
+    convert_cls_batchnorm_to_sync,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +74,15 @@ class SepNormTrainer(Trainer):
         # A fixed seed: the batches drawn (and MAE's masks) do not depend on, nor change, the training's random state,
         # so an evaluation does not alter the run that follows it and a resumed run ends on the same statistics.
         device = self.args.device
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device.index or 0], device_type=device.type):
+        devices = [] if device.type == "cpu" else [device.index or 0]
+        with torch.random.fork_rng(devices=devices, device_type=device.type):
             torch.manual_seed(self.args.seed)
             used = recalibrate_cls_batchnorm(
                 self.model, self.get_train_dataloader(), max_batches=sepnorm_option(self.args, "recalibration_batches")
             )
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             average_cls_statistics(self.model)  # identical on every rank, also without ClsSyncBatchNorm
+            check_ranks_identical(cls_statistics(self.model), "After re-estimating the [CLS] BatchNorm statistics")
         self.cls_statistics_step = self.state.global_step
         logger.info("Re-estimated the [CLS] BatchNorm statistics on %d training batches", used)
         return used
@@ -137,7 +145,8 @@ class SepNormTrainer(Trainer):
             checkpoint = last_complete_checkpoint(self.args.output_dir)
             if checkpoint is None:
                 raise FileNotFoundError(
-                    f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in {self.args.output_dir}."
+                    f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in "
+                    f"{self.args.output_dir}."
                 )
             logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
             return str(checkpoint)

@@ -28,6 +28,9 @@ from hf_sepnorm import (
     SepNormBertForSequenceClassification,
     SepNormBertForTokenClassification,
     SepNormBertModel,
+    SepNormRobertaConfig,
+    SepNormRobertaForSequenceClassification,
+    SepNormRobertaForTokenClassification,
     SepNormViTMAEForImageClassification,
     SepNormViTMAEModel,
     convert_stock_checkpoint,
@@ -49,6 +52,10 @@ REVIEWS = [
     ("the film was boring and bad", 0),
 ]
 PROBES = ["a good and fun movie", "an awful boring plot", "the story was great", "bad"]
+
+
+def tiny_roberta_config(**overrides) -> SepNormRobertaConfig:
+    return SepNormRobertaConfig(**{**TINY_BERT, "pad_token_id": 1, **overrides})
 
 
 def cls_statistics(model) -> list[torch.Tensor]:
@@ -219,6 +226,8 @@ def test_vit_mae_classifier_adapter_round_trip(cls_norm, tmp_path):
         (SepNormBertModel, tiny_bert_config(cls_norm="rms"), []),
         (SepNormViTMAEModel, tiny_vit_mae_config(), []),
         (SepNormViTMAEForImageClassification, tiny_vit_mae_config(), ["classifier"]),
+        (SepNormRobertaForSequenceClassification, tiny_roberta_config(), ["classifier"]),
+        (SepNormRobertaForTokenClassification, tiny_roberta_config(cls_norm="layer"), ["classifier"]),
     ],
 )
 def test_every_head_trains_lora_its_cls_norms_and_its_new_head(model_class, config, trained_head):
@@ -237,17 +246,19 @@ def test_shared_norms_get_lora_only():
     assert model.peft_config["default"].modules_to_save.count("cls_norm") == 0
 
 
-def test_family_without_default_targets_asks_for_them():
-    from transformers import BertConfig, BertForSequenceClassification
+def test_model_of_no_family_needs_its_target_modules():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
+    config = DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
     with pytest.raises(ValueError, match="--lora_target_modules"):
-        apply_peft(BertForSequenceClassification(BertConfig(**TINY_BERT)), LORA)
-    stock = apply_peft(
-        BertForSequenceClassification(BertConfig(**TINY_BERT)),
-        PeftArguments(use_peft=True, lora_r=2, lora_target_modules=["key"]),
+        apply_peft(DistilBertForSequenceClassification(config), LORA)
+    model = apply_peft(
+        DistilBertForSequenceClassification(config), PeftArguments(use_peft=True, lora_target_modules=["q_lin"])
     )
-    assert any(".key.lora_A." in name for name, _ in stock.named_parameters())
-    assert apply_peft(stock, PeftArguments()) is stock  # use_peft false: unchanged
+    assert any(".q_lin.lora_A." in name for name, _ in model.named_parameters())
+    assert apply_peft(model.get_base_model(), PeftArguments()) is model.get_base_model()  # use_peft false: unchanged
+    with pytest.raises(ValueError, match="already has PEFT adapters"):
+        apply_peft(model, LORA)
 
 
 ADAPTER_FROM_HUB_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(

