@@ -118,10 +118,15 @@ def main(args=None):
         work_dir = Path(args.work_dir or temporary)
         folder = write_digits_folders(work_dir / "digits")
         data = {split: load_pixels(folder / split)[:2] for split in ("train", "test")}
-        results = {arm: [measure(arm, seed, args.steps, args.recalibration_samples, folder, data, work_dir)
-                         for seed in range(args.seeds)] for arm in ARMS}  # fmt: skip
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "results": results}, indent=2))
+        results = {arm: [] for arm in ARMS}
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        for seed in range(args.seeds):
+            for arm in ARMS:
+                results[arm].append(measure(arm, seed, args.steps, args.recalibration_samples, folder, data, work_dir))
+                # written after every run: an interrupted study keeps what it measured
+                Path(args.output).write_text(json.dumps(
+                    {"steps": args.steps, "seeds": args.seeds, "recalibration_samples": args.recalibration_samples,
+                     "results": results}, indent=2))  # fmt: skip
     print(render(results))
     return results
 

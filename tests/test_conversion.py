@@ -27,7 +27,7 @@ from hf_sepnorm import (
     SepNormBertForSequenceClassification,
     convert_stock_checkpoint,
 )
-from hf_sepnorm.conversion import sepnorm_class_for
+from hf_sepnorm.conversion import new_cls_norms_summary, sepnorm_class_for
 from hf_sepnorm.families import STOCK_MODEL_TYPES
 
 
@@ -157,12 +157,16 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     assert "running statistics start at mean 0 and variance 1" in result.stdout
     assert f"Saved SepNormBertForMaskedLM to {tmp_path / 'out'}" in result.stdout
 
-    layer = run_cli("convert", stock_folder, tmp_path / "layer", "--cls_norm", "layer", cwd=tmp_path)
-    assert "computes exactly what the stock model computes" in layer.stdout
-    fresh = run_cli(
-        "convert", stock_folder, tmp_path / "fresh", "--cls_norm", "layer", "--fresh_cls_norm", cwd=tmp_path
-    )
-    assert "default initialization" in fresh.stdout and "computes exactly" not in fresh.stdout
+
+def test_summary_says_when_the_conversion_is_exact(tmp_path):
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+    layer = new_cls_norms_summary(convert_stock_checkpoint(stock_folder, cls_norm="layer"), True)
+    assert "5 [CLS] norms (LayerNorm)" in layer and "computes exactly what the stock model computes" in layer
+    fresh = convert_stock_checkpoint(stock_folder, cls_norm="layer", init_cls_norm_from_token_norm=False)
+    fresh_summary = new_cls_norms_summary(fresh, False)
+    assert "default initialization" in fresh_summary and "computes exactly" not in fresh_summary
+    shared = new_cls_norms_summary(convert_stock_checkpoint(stock_folder, cls_norm="shared"), True)
+    assert shared == "SepNormBertForMaskedLM: every weight comes from the stock checkpoint; nothing is new (ShareNorm)."
 
 
 @pytest.fixture

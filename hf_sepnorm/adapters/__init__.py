@@ -119,8 +119,8 @@ def push_adapter_to_hub(
     base_model = base_model or config.base_model_name_or_path
     if not base_model or os.path.isdir(base_model):
         raise ValueError(
-            f"The adapter's base model is the local folder {base_model!r}, which nobody on the Hub can load: push the "
-            "base first (`hf-sepnorm push`) and pass its repo id as `base_model=`."
+            f"The adapter's base model is {base_model!r}, not a Hub repo id: the adapter could not be loaded from the "
+            "Hub. Push the base first (`hf-sepnorm push`) and pass its repo id as `base_model=`."
         )
     previous_base, config.base_model_name_or_path = config.base_model_name_or_path, base_model
     try:

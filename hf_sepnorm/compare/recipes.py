@@ -84,6 +84,9 @@ class PretrainedTextRecipe:
     finetune_steps: int = 200
     finetune_learning_rate: float = 5e-5
     recalibration_batches: int = 20
+    simcse_steps: int = 200  # unsupervised SimCSE (examples/run_simcse.py) on the --text sentences, when given
+    simcse_max_train_sentences: int | None = None
+    simcse_max_eval_pairs: int | None = None  # None: every STS-B dev and train pair
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ PRESETS = {
                         pretrain_steps=60, readout_train_rows=1000, glue_tasks=("sst2",), max_glue_train=1000,
                         finetune_steps=30),
         pretrained_text=PretrainedTextRecipe(glue_tasks=("mrpc",), readout_train_rows=500, max_glue_train=500,
-                                             finetune_steps=20),
+                                             finetune_steps=20, simcse_steps=20, simcse_max_train_sentences=5000,
+                                             simcse_max_eval_pairs=500),
         note="a pipeline check of a few minutes on 2 CPU cores (sklearn digits 8x8 for images): too short to train "
         "anything, its verdicts say so",
     ),
@@ -160,7 +164,7 @@ def with_steps(preset: Preset, pretrain_steps: int | None = None, finetune_steps
     if finetune_steps is not None:
         image = dataclasses.replace(image, finetune_steps=finetune_steps)
         text = dataclasses.replace(text, finetune_steps=finetune_steps)
-        pretrained = dataclasses.replace(pretrained, finetune_steps=finetune_steps)
+        pretrained = dataclasses.replace(pretrained, finetune_steps=finetune_steps, simcse_steps=finetune_steps)
     return dataclasses.replace(preset, image=image, text=text, pretrained_text=pretrained)
 
 

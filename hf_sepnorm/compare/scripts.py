@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 EXAMPLES_ENV = "HF_SEPNORM_EXAMPLES"
@@ -38,6 +39,7 @@ def run_script(name: str, args: list[str]) -> dict[str, float]:
         path = examples_dir() / f"{name}.py"
         spec = importlib.util.spec_from_file_location(f"hf_sepnorm_examples_{name}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses resolve their module's annotations through sys.modules
         spec.loader.exec_module(module)
         _modules[name] = module
     return _modules[name].main([str(arg) for arg in args])

@@ -539,10 +539,13 @@ class PretrainedTextTrack:
         results.update(prefixed(random_readouts, "random_init_"))
         if self.simcse:
             simcse_dir = run_dir / "simcse"
+            limits = [*(["--max_train_samples", recipe.simcse_max_train_sentences] if recipe.simcse_max_train_sentences else []),
+                      *(["--max_eval_samples", recipe.simcse_max_eval_pairs] if recipe.simcse_max_eval_pairs else [])]  # fmt: skip
             metrics = run_script("run_simcse", [
                 "--model_name_or_path", self.checkpoint, *self._arm_flags(arm), "--train_file", *self.text_files,
-                "--sts_dir", glue_folder(self.glue_dir, "stsb"),
-                *training_flags(simcse_dir, steps=recipe.finetune_steps, learning_rate=3e-5, batch_size=64, seed=seed),
+                "--sts_dir", glue_folder(self.glue_dir, "stsb"), *limits,
+                "--recalibrate_cls_norm", str(self.recalibrate).lower(),
+                *training_flags(simcse_dir, steps=recipe.simcse_steps, learning_rate=3e-5, batch_size=64, seed=seed),
             ])  # fmt: skip
             write_run_log(simcse_dir, metrics)
             results["stsb_train_spearman"] = metrics["eval_stsb_train_spearman"]

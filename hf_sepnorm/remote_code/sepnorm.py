@@ -430,9 +430,9 @@ class SepNormPreTrainedMixin:
             for kind_field, paths in locations.items():
                 install_sepnorm(model, paths, getattr(self.config, kind_field), momentum)
         for layer_path, norm_path in self.sepnorms_in_chunked_feed_forward().items():
-            layer = base_model.get_submodule(layer_path)
-            if isinstance(layer.get_submodule(norm_path), SepNormLayerNorm):
-                layer.get_submodule(norm_path).normalize_whole_output_of(layer)
+            norm = base_model.get_submodule(f"{layer_path}.{norm_path}")
+            if isinstance(norm, SepNormLayerNorm):
+                norm.normalize_whole_output_of(base_model.get_submodule(layer_path))
         # the checks run as a hook so that the base model keeps transformers' `forward` and its signature
         input_names = tuple(inspect.signature(type(base_model).forward).parameters)[1:]
         check = functools.partial(_check_inputs_by_name, type(self).check_base_model_inputs, input_names)

@@ -290,7 +290,7 @@ def test_adapter_pushed_to_the_hub_names_its_sepnorm_base(hub_server, tmp_path):
 
     model = apply_peft(SepNormBertForSequenceClassification.from_pretrained(base_repo), LORA)
     train_lora(model, tokenizer, tmp_path / "run", steps=2)
-    with pytest.raises(ValueError, match="local folder"):
+    with pytest.raises(ValueError, match="not a Hub repo id"):
         push_adapter_to_hub(apply_peft(SepNormBertModel.from_pretrained(tmp_path / "base"), LORA), adapter_repo)
     assert adapter_repo not in hub_server.repos
     commit = push_adapter_to_hub(model, adapter_repo)
