@@ -12,7 +12,9 @@ gathered (with their gradient) so that the negatives, like the [CLS] BatchNorm s
 
 A stock BERT checkpoint is converted (`--cls_norm`, `--sepnorm_scope`); a SepNorm checkpoint is loaded. The [CLS]
 BatchNorm statistics are re-estimated on training sentences right after loading, before any evaluation or training
-(a converted checkpoint's start at (0, 1), which describes nothing), and again after training.
+(a converted checkpoint's statistics are (0, 1), which describe nothing), and again after training. The MLP is BERT's
+pooler (dense + tanh, SimCSE's MLP layer): the checkpoint's pooler when it has one, a new one otherwise (SimCSE
+always starts a new one).
 
 STS evaluation (alone with `--do_eval`, or during training with `--eval_strategy steps`): Spearman x 100 between the
 cosine of the two sentences' embeddings and the gold score, on STS-B's dev pairs (`stsb_dev`, for model selection)
@@ -39,7 +41,7 @@ import torch.distributed.nn.functional as distributed_functional
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
 from scipy.stats import spearmanr
-from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
+from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel, set_seed
 
 from hf_sepnorm import SepNormBertModel
 from hf_sepnorm.adapters import PeftArguments, apply_peft
@@ -127,7 +129,9 @@ class TwoViewCollator(DataCollatorWithPadding):
 
 
 def gather_with_gradient(embeddings: torch.Tensor) -> torch.Tensor:
-    """The embeddings of every process, in rank order; the gradient flows back to each process's own rows."""
+    """The embeddings of every process, in rank order. The gather is differentiable: every process computes the same
+    global loss, each one's rows receive the gradient summed over processes (world_size x dLoss/drows), and DDP's
+    average of the weight gradients then equals one process's gradient on the concatenated batch."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return embeddings
     return torch.cat(distributed_functional.all_gather(embeddings), dim=0)
@@ -221,7 +225,8 @@ class SimCSETrainer(SepNormTrainer):
         """The package's card (STS metrics in the model-index), plus how to get sentence embeddings."""
         super().create_model_card(*args, **kwargs)
         card = os.path.join(self.args.output_dir, "README.md")
-        if self.is_world_process_zero() and os.path.isfile(card):
+        full_model = isinstance(self.accelerator.unwrap_model(self.model), PreTrainedModel)  # not a LoRA adapter
+        if full_model and self.is_world_process_zero() and os.path.isfile(card):
             repo_id = self.hub_model_id or self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
             with open(card, "a", encoding="utf-8") as handle:
                 handle.write(SENTENCE_EMBEDDING_USAGE.format(repo_id=repo_id, revision=self.args.hub_revision or "main"))

@@ -601,6 +601,10 @@ def point_clients_at(hub: LocalHub, monkeypatch: pytest.MonkeyPatch, cache_dir: 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir / "hub"))
     monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(cache_dir / "agent_harnesses.json"))
     monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)
+    # transformers keeps one HfApi (`push_to_hub`, downloads) made with the endpoint of its first use: make it anew
+    import transformers.utils.hub
+
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", None)
 
 
 @pytest.fixture

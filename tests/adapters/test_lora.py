@@ -7,9 +7,11 @@ merged model loads where hf_sepnorm is not installed.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +20,7 @@ from datasets import Dataset
 from hub_server import TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import ModelCard
 from peft import PeftModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
 from without_package import BLOCK_HF_SEPNORM
 
@@ -40,6 +42,7 @@ from hf_sepnorm.hub import push_to_hub
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
 from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm, cls_batchnorms
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LORA = PeftArguments(use_peft=True, lora_r=4, lora_alpha=8, lora_dropout=0.0)
 REVIEWS = [
     ("the movie was good and the actors great", 1),
@@ -270,7 +273,8 @@ ADAPTER_FROM_HUB_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
 
     repo_id, out_file = sys.argv[1], sys.argv[2]
     model = AutoPeftModelForSequenceClassification.from_pretrained(repo_id, trust_remote_code=True).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model.peft_config["default"].base_model_name_or_path, trust_remote_code=True)
+    base_repo = model.peft_config["default"].base_model_name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(base_repo, trust_remote_code=True)
     with torch.no_grad():
         logits = model(**tokenizer(json.loads(sys.argv[3]), padding=True, return_tensors="pt")).logits
     save_file({"logits": logits}, out_file)
@@ -314,3 +318,33 @@ def test_adapter_pushed_to_the_hub_names_its_sepnorm_base(hub_server, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.equal(load_file(tmp_path / "out.st")["logits"], logits)
+
+
+def test_two_process_run_glue_trains_an_adapter_with_synchronized_cls_norms(minilm_base, data_dir, tmp_path):
+    """`--use_peft` in run_glue under two processes: the [CLS] norms the adapter trains are the ones converted to
+    `ClsSyncBatchNorm`, every rank ends identical, and the saved adapter reloads on the base."""
+    output_dir = tmp_path / "lora"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(port),
+        "--config_file", str(EXAMPLES / "accelerate" / "cpu_2proc.yaml"), str(EXAMPLES / "run_glue.py"),
+        "--use_cpu", "true", "--output_dir", str(output_dir), "--report_to", "none", "--disable_tqdm", "true",
+        "--model_name_or_path", str(minilm_base), "--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"),
+        "--do_train", "--max_steps", "2", "--max_train_samples", "64", "--per_device_train_batch_size", "4",
+        "--max_seq_length", "32", "--use_peft", "true", "--lora_r", "4",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert [entry for entry in state["log_history"] if "ranks_verified_identical" in entry] == [
+        {"ranks_verified_identical": 2, "step": 2}
+    ]
+    saved = load_file(output_dir / "adapter_model.safetensors")
+    batches_tracked = [v.item() for k, v in saved.items() if k.endswith("cls_norm.num_batches_tracked")]
+    assert len(batches_tracked) == 12 and set(batches_tracked) != {0}
+    model = PeftModel.from_pretrained(SepNormBertForSequenceClassification.from_pretrained(minilm_base), output_dir)
+    for name, tensor in model.state_dict().items():
+        if ".cls_norm.modules_to_save." in name:
+            assert torch.equal(tensor, saved[name.replace(".modules_to_save.default.", ".")]), name

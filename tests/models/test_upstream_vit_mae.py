@@ -72,12 +72,25 @@ class SepNormViTMAEModelTester:
         return config, {"pixel_values": pixel_values}
 
 
-class SepNormViTMAEModelTest(SepNormModelTestMixin, common.ModelTesterMixin):
+class ViTMAETestChanges(SepNormModelTestMixin):
+    """What transformers' ViT-MAE test changes in the common tests for every ViT-MAE class."""
+
+    test_resize_embeddings = False
+    family_auto_classes = SepNormViTMAEModel.sepnorm_auto_classes
+
+    def test_model_get_set_embeddings(self):
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            model = model_class(config)
+            self.assertIsInstance(model.get_input_embeddings(), torch.nn.Module)
+            output_embeddings = model.get_output_embeddings()
+            self.assertTrue(output_embeddings is None or isinstance(output_embeddings, torch.nn.Linear))
+
+
+class SepNormViTMAEModelTest(ViTMAETestChanges, common.ModelTesterMixin):
     """transformers' ViT-MAE model test for SepNormViTMAEModel and SepNormViTMAEForPreTraining."""
 
     all_model_classes = (SepNormViTMAEModel, SepNormViTMAEForPreTraining)
-    family_auto_classes = SepNormViTMAEModel.sepnorm_auto_classes
-    test_resize_embeddings = False
     cls_norm = None
     skipped_upstream_tests = {
         "test_inputs_embeds": "ViT-MAE has no inputs_embeds",
@@ -110,14 +123,6 @@ class SepNormViTMAEModelTest(SepNormModelTestMixin, common.ModelTesterMixin):
             expected = (tester.batch_size, num_patches, tester.patch_size**2 * num_channels)
             self.assertEqual(result.logits.shape, expected)
 
-    def test_model_get_set_embeddings(self):
-        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
-        for model_class in self.all_model_classes:
-            model = model_class(config)
-            self.assertIsInstance(model.get_input_embeddings(), torch.nn.Module)
-            output_embeddings = model.get_output_embeddings()
-            self.assertTrue(output_embeddings is None or isinstance(output_embeddings, torch.nn.Linear))
-
     def test_save_load(self):
         # transformers' ViT-MAE test: the same random mask before and after the round trip
         config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
@@ -143,13 +148,11 @@ class SepNormViTMAELayerNormModelTest(SepNormViTMAEModelTest, unittest.TestCase)
     cls_norm = "layer"
 
 
-class SepNormViTMAEClassifierTest(SepNormModelTestMixin, common.ModelTesterMixin):
+class SepNormViTMAEClassifierTest(ViTMAETestChanges, common.ModelTesterMixin):
     """The common tests for SepNormViTMAEForImageClassification, which sees every patch (no mask): a test class of its
     own, since the common tests expect one sequence length for all classes of a test."""
 
     all_model_classes = (SepNormViTMAEForImageClassification,)
-    family_auto_classes = SepNormViTMAEModel.sepnorm_auto_classes
-    test_resize_embeddings = False
     cls_norm = None
     skipped_upstream_tests = {
         "test_inputs_embeds": "ViT-MAE has no inputs_embeds",

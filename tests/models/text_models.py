@@ -24,6 +24,7 @@ class SepNormTextModelTester:
         self.type_vocab_size, self.type_sequence_label_size = type_vocab_size, type_sequence_label_size
         self.num_labels, self.num_choices = num_labels, num_choices
         self.config_overrides = config_overrides
+        self.pad_token_id = config_class().pad_token_id
         self.is_training = True
 
     def get_config(self):
@@ -45,7 +46,8 @@ class SepNormTextModelTester:
         )
 
     def prepare_config_and_inputs(self):
-        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size)
+        # no padding token inside the sequences: RoBERTa numbers the positions of the other tokens only
+        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size).clamp(min=self.pad_token_id + 1)
         input_mask = random_attention_mask([self.batch_size, self.seq_length])
         token_type_ids = ids_tensor([self.batch_size, self.seq_length], self.type_vocab_size)
         sequence_labels = ids_tensor([self.batch_size], self.type_sequence_label_size)
@@ -142,7 +144,6 @@ class SepNormTextModelTest(SepNormModelTestMixin, common.ModelTesterMixin):
         # as transformers' BERT test: inputs_embeds instead of input_ids
         config, input_ids, token_type_ids, input_mask, *_ = self.model_tester.prepare_config_and_inputs()
         model = self.model_tester.build("Model", config)
-        input_ids = input_ids.clamp(min=config.pad_token_id + 1)  # no padding: RoBERTa numbers only other tokens
         embeds = model.get_input_embeddings()(input_ids)
         with torch.no_grad():
             from_ids = model(input_ids, attention_mask=input_mask, token_type_ids=token_type_ids).last_hidden_state

@@ -287,7 +287,8 @@ def test_run_mlm_with_the_cpu_fsdp_config_saves_and_resumes(data_dir, minilm_dir
     # a fixed tokenizer: without one, run_mlm trains one again when resuming, which need not come out the same
     arguments = ["--train_file", str(data_dir / "text" / "ptb.valid.txt"), "--do_train", "--max_steps", "4",
                  "--save_steps", "2", "--config_overrides", TINY_BERT_OVERRIDES, "--tokenizer_name", str(minilm_dir),
-                 "--max_seq_length", "32", "--max_train_samples", "256", "--per_device_train_batch_size", "8"]  # fmt: skip
+                 "--max_seq_length", "32", "--max_train_samples", "256",
+                 "--per_device_train_batch_size", "8"]  # fmt: skip
     uninterrupted = tmp_path / "uninterrupted"
     assert_ranks_verified_identical(launch_example("run_mlm.py", arguments, uninterrupted), 4)
     resumed = tmp_path / "resumed"
@@ -303,7 +304,8 @@ def test_run_mlm_with_the_cpu_fsdp_config_saves_and_resumes(data_dir, minilm_dir
     difference = max((weights[0][name] - weights[1][name]).abs().max().item() for name in weights[0])
     if difference > 0:
         # measured with the example scripts as rewritten in this session, with one process too (run_glue as well)
-        pytest.xfail(f"a resumed run_mlm does not reach the uninterrupted weights (max abs difference {difference:.2g})")
+        pytest.xfail(f"a resumed run_mlm does not reach the uninterrupted weights"
+                     f" (max abs difference {difference:.2g})")
 
 
 def test_run_glue_with_the_cpu_fsdp_config(data_dir, tmp_path):

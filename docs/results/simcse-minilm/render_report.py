@@ -97,8 +97,9 @@ def render(runs_dir: Path) -> str:
         f"- {recipe['max_steps']} steps of {recipe['per_device_train_batch_size']} sentences (x 2 views), "
         f"learning rate {recipe['learning_rate']}, max length {recipe['max_seq_length']} tokens, 1 process, CPU.",
         f"- Script arguments (same for every arm except the SepNorm options): `{' '.join(example['arguments'])}`",
-        "- Training sentences: WikiText-2 validation split into sentences (9,014 sentences of >= 3 words); every",
-        "  arm and seed draws from the same pool; seed i of every arm sees the same sentences in the same order.",
+        f"- Training sentences: WikiText-2 validation split into sentences ({example['metrics'].get('train_samples', 0):,} "
+        "sentences of >= 3 words); every arm and seed draws from the same pool; seed i of every arm sees the same",
+        "  sentences in the same order.",
         "- This is a small CPU recipe (2 shared cores): far fewer steps and a smaller batch than the paper's",
         "  (batch 64, 1M Wikipedia sentences, BERT-base). Runtime per run is in the per-seed table.",
         "- Evaluation: Spearman x 100 between the cosine of the two sentences' embeddings and the gold score, on",
@@ -174,6 +175,19 @@ def render(runs_dir: Path) -> str:
             comparisons.append((arm, key, c))
         lines.append("")
 
+    same_as_shared = [
+        abs(trained["layer-final"][seed]["metrics"][metric(split, "")] - trained["shared"][seed]["metrics"][metric(split, "")])
+        for seed in paired_seeds for split in SPLITS if "layer-final" in trained and "shared" in trained
+    ]  # fmt: skip
+    if same_as_shared:
+        lines += [
+            f"**`layer`/`final` and `shared` give the same [CLS] numbers** (largest difference over seeds and splits: "
+            f"{max(same_as_shared):.2g}). Not a coincidence: SimCSE's loss reads only the [CLS] row, so the final "
+            "norm's token rows never receive a gradient; `shared`'s final LayerNorm is then trained by the [CLS] row "
+            "alone, exactly like `layer`'s separate [CLS] LayerNorm, and both start from the same weights. Only the "
+            "token outputs (mean pooling) differ, because `layer` keeps the token LayerNorm at its pretrained values.",
+            "",
+        ]
     lines += ["## Verdict (as measured)", ""]
     primary = {arm: c for arm, key, c in comparisons if key == PRIMARY}
     control = {arm: c for arm, key, c in comparisons if key == "control_stsb_train"}
