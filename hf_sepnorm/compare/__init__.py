@@ -14,7 +14,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from ..analysis import Standardizer, plot_projections, plot_spectra
+from ..analysis import plot_projections, plot_spectra
 from .recipes import ARMS, BASELINE_ARM, DEFAULT_ARMS, PRESETS, recipe_as_dict, with_steps
 from .report import render_report
 from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, write_json
@@ -156,24 +156,24 @@ def _finished_run(run_dir: Path, recipe) -> tuple[dict, dict] | None:
 
 
 def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[dict[str, str]]:
-    """Seed 0's test [CLS] embeddings of every arm, standardized per feature by their own mean and standard deviation
-    (what the readouts measure): singular value spectra on one chart, and PCA projections side by side."""
-    standardized = {arm: Standardizer.fit(data["embeddings"])(data["embeddings"]).float() for arm, data in plots.items()}
+    """Seed 0's test [CLS] embeddings of every arm, standardized with the training statistics as the readouts measure
+    them: singular value spectra on one chart, and PCA projections side by side."""
     spectrum = f"{track}_spectrum.png"
-    plot_spectra(standardized, output_dir / spectrum,
-                 title=f"Standardized test [CLS] spectrum ({track} track, seed 0)")  # fmt: skip
+    plot_spectra({arm: data["embeddings"] for arm, data in plots.items()}, output_dir / spectrum,
+                 title=f"Train-standardized test [CLS] spectrum ({track} track, seed 0)")  # fmt: skip
     projection = f"{track}_projection.png"
-    plot_projections({arm: (standardized[arm], plots[arm]["labels"]) for arm in plots}, output_dir / projection,
-                     title=f"Standardized test [CLS], PCA ({track} track, seed 0)")  # fmt: skip
+    plot_projections({arm: (data["embeddings"], data["labels"]) for arm, data in plots.items()}, output_dir / projection,
+                     title=f"Train-standardized test [CLS], PCA ({track} track, seed 0)")  # fmt: skip
     return [
         {"file": spectrum, "alt": "spectrum",
-         "caption": "Normalized singular values s_i / Σ s of seed 0's test [CLS] embeddings of each arm after per-feature "
-                    "standardization (log scale; the legend gives the effective rank). A flatter curve spreads the "
-                    "variance over more directions. One seed: see the tables for the spread over seeds."},
+         "caption": "Normalized singular values s_i / Σ s of seed 0's test [CLS] embeddings of each arm, standardized "
+                    "per feature with training statistics (log scale; the legend's effective rank is seed 0's "
+                    "`effective_rank` row). A flatter curve spreads the variance over more directions. One seed: the "
+                    "tables give the spread over seeds."},
         {"file": projection, "alt": "projection",
-         "caption": "Seed 0's standardized test [CLS] embeddings projected on their first two principal components, "
-                    "one panel per arm, coloured by class. Illustration only: the probe and k-NN rows measure "
-                    "separability."},
+         "caption": "Seed 0's train-standardized test [CLS] embeddings projected on their first two principal "
+                    "components, one panel per arm, coloured by class. An illustration: the probe and k-NN rows "
+                    "measure separability."},
     ]  # fmt: skip
 
 

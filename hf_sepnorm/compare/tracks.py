@@ -27,7 +27,7 @@ import transformers
 from PIL import Image as PILImage
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-from ..analysis import extract_cls_embeddings, readout_summary
+from ..analysis import Standardizer, extract_cls_embeddings, readout_summary
 from ..analysis.readouts import majority_class_accuracy
 from ..data.glue import get_glue_task, load_glue
 from ..data.images import IMAGE_SUFFIXES
@@ -91,13 +91,14 @@ def _batches(tensors: dict[str, torch.Tensor], batch_size: int, order: torch.Ten
 def read_out(model, train_batches, test_batches, recalibration_batches, recalibration_count: int,
              recalibrate: bool) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:  # fmt: skip
     """Re-estimate the [CLS] BatchNorm statistics on training data (as the scripts do before evaluation), then the
-    readouts of the test [CLS] embeddings, fitted on the training ones. Returns them, the test embeddings and labels."""
+    readouts of the test [CLS] embeddings, fitted on the training ones. Returns them, the test embeddings standardized
+    with the training statistics (what the readouts measure, for the plots) and the test labels."""
     model.to(device())
     if recalibrate:
         recalibrate_cls_batchnorm(model, recalibration_batches, max_batches=recalibration_count)
     train_x, train_y = extract_cls_embeddings(model, train_batches, return_labels=True)
     test_x, test_y = extract_cls_embeddings(model, test_batches, return_labels=True)
-    return readout_summary(train_x, train_y, test_x, test_y), test_x, test_y
+    return readout_summary(train_x, train_y, test_x, test_y), Standardizer.fit(train_x)(test_x).float(), test_y
 
 
 @contextlib.contextmanager
