@@ -27,6 +27,7 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     load_or_build_model,
     parse_arguments,
+    resumed_checkpoint,
 )
 
 
@@ -52,6 +53,13 @@ def main(args=None):
     model_args, data_args, peft_args, training_args = parse_arguments(
         SepNormModelArguments, GlueArguments, PeftArguments, SepNormTrainingArguments, args=args
     )
+    if peft_args.use_peft and model_args.model_name_or_path is None:
+        # only the adapters are saved: a base built here at random could never be loaded again under them
+        raise ValueError(
+            "--use_peft trains LoRA adapters on a pretrained model and saves only the adapters; without "
+            "--model_name_or_path the base model would be random and lost. Give --model_name_or_path (a SepNorm or "
+            "stock BERT checkpoint), or leave out --use_peft to train the whole model from scratch."
+        )
     set_seed(training_args.seed)
 
     raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir)
@@ -71,6 +79,7 @@ def main(args=None):
             vocab_size=data_args.vocab_size,
             save_dir=training_args.output_dir,
             training_args=training_args,
+            checkpoint=resumed_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir),
         )
 
     model = load_or_build_model(

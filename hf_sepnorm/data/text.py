@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from datasets import DatasetDict, load_dataset
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, TrainingArguments
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from .splits import with_validation_split
 
@@ -43,16 +56,27 @@ def load_text_corpus(
 
 
 def train_wordpiece_tokenizer(
-    texts: Iterator[str], vocab_size: int = 8000, lowercase: bool = True, model_max_length: int = 512
+    texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, model_max_length: int = 512
 ) -> PreTrainedTokenizerFast:
-    """A BERT-style WordPiece tokenizer trained on `texts`, ready for `save_pretrained` / `AutoTokenizer`."""
+    """A BERT-style WordPiece tokenizer trained on `texts`, ready for `save_pretrained` / `AutoTokenizer`.
+
+    Deterministic: the same text gives the same vocabulary, ids included. The `tokenizers` trainer numbers the
+    word-continuing characters ("##e") in the order of a randomly seeded hash map, and breaks ties between equally
+    frequent merges by those ids; here they are numbered in sorted order before training (as the trainer's
+    special tokens, made ordinary vocabulary again afterwards). `texts` is read twice (it is kept in a list)."""
+    texts = texts if isinstance(texts, (list, tuple)) else list(texts)
     backend = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
     backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece()
-    backend.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()))
+    continuing = sorted(continuing_characters(texts, backend))
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=[*SPECIAL_TOKENS.values(), *(f"##{char}" for char in continuing)]
     )
+    backend.train_from_iterator(texts, trainer)
+    # the same vocabulary and ids, with only the real special tokens marked special
+    backend.model = models.WordPiece(backend.get_vocab(with_added_tokens=False), unk_token=SPECIAL_TOKENS["unk_token"])
+    backend = rebuilt_with_special_tokens(backend)
+    backend.decoder = decoders.WordPiece()
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -67,9 +91,29 @@ def train_wordpiece_tokenizer(
     )
 
 
+def continuing_characters(texts: Iterable[str], backend: Tokenizer) -> set[str]:
+    """The characters that occur inside a word (not first) once `backend` has normalized and pre-tokenized."""
+    characters: set[str] = set()
+    for text in texts:
+        for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text)):
+            characters.update(word[1:])
+    return characters
+
+
+def rebuilt_with_special_tokens(trained: Tokenizer) -> Tokenizer:
+    """`trained`'s model, normalizer and pre-tokenizer in a new `Tokenizer` whose added tokens are only the real
+    special tokens (at the ids training gave them)."""
+    backend = Tokenizer(trained.model)
+    backend.normalizer = trained.normalizer
+    backend.pre_tokenizer = trained.pre_tokenizer
+    backend.add_special_tokens(list(SPECIAL_TOKENS.values()))
+    return backend
+
+
 def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, block_length: int) -> DatasetDict:
     """Concatenate the tokenized text and cut it into `[CLS] ... [SEP]` blocks of `block_length` tokens, so that
-    position 0 is [CLS] in every example (what SepNorm's [CLS] norm normalizes)."""
+    position 0 is [CLS] in every example (what SepNorm's [CLS] norm normalizes). Each split also gets an `index`
+    column, the block's position in it, which seeds its masks in `SeededMaskingCollator`."""
     body_length = block_length - 2
     if body_length < 1:
         raise ValueError(f"--max_seq_length {block_length} leaves no room between [CLS] and [SEP].")
@@ -88,17 +132,106 @@ def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, bloc
     for split, dataset in blocks.items():
         if len(dataset) == 0:
             raise ValueError(f"The {split} text is shorter than one block of {block_length} tokens.")
-    return blocks
+    return DatasetDict({split: dataset.add_column("index", range(len(dataset))) for split, dataset in blocks.items()})
+
+
+# Beside a tokenizer this package trained: what it was trained on. Its leading "_" keeps it out of Hub pushes.
+TOKENIZER_SOURCE_FILE = "_tokenizer_trained_on.json"
 
 
 def train_tokenizer_once(
-    texts: Callable[[], Iterator[str]], vocab_size: int, save_dir: str, training_args: TrainingArguments
+    texts: Callable[[], Iterable[str]],
+    vocab_size: int,
+    save_dir: str,
+    training_args: TrainingArguments,
+    checkpoint: str | None = None,
 ) -> PreTrainedTokenizerFast:
-    """Train the WordPiece tokenizer in the main process only and load its copy in the others: every process must
-    see the same vocabulary (training is not guaranteed to give identical ones)."""
+    """The WordPiece tokenizer of a run that starts from scratch, trained once for the run:
+
+    - resuming from `checkpoint`: the tokenizer saved in it, the one its weights were trained with;
+    - `save_dir` already holds the tokenizer trained on the same text with the same `vocab_size`: that one;
+    - otherwise it is trained (deterministically) and saved to `save_dir`, with the fingerprint of its text.
+    The main process trains; the others load its copy, so that every process holds the same vocabulary."""
+    if checkpoint is not None and (Path(checkpoint) / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(checkpoint)
     with training_args.main_process_first(desc="training the tokenizer"):
-        if training_args.process_index == 0:
-            tokenizer = train_wordpiece_tokenizer(texts(), vocab_size=vocab_size)
-            tokenizer.save_pretrained(save_dir)
-            return tokenizer
-        return AutoTokenizer.from_pretrained(save_dir)
+        if training_args.process_index != 0:
+            return AutoTokenizer.from_pretrained(save_dir)
+        texts = list(texts())
+        source = {"vocab_size": vocab_size, "text_sha256": text_fingerprint(texts)}
+        source_file = Path(save_dir) / TOKENIZER_SOURCE_FILE
+        if source_file.is_file() and json.loads(source_file.read_text()) == source:
+            return AutoTokenizer.from_pretrained(save_dir)
+        tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+        tokenizer.save_pretrained(save_dir)
+        source_file.write_text(json.dumps(source))
+        return tokenizer
+
+
+def text_fingerprint(texts: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", errors="surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class SeededMaskingCollator(DataCollatorForLanguageModeling):
+    """`DataCollatorForLanguageModeling` whose masks do not come from the global random state: each example's are
+    drawn from a generator seeded by (`seed`, `epoch`, the example's `index` column).
+
+    The data loader collates a batch ahead of training, so the global random state a checkpoint saves is already
+    past the next batch's masks: with the stock collator, a resumed run masks that batch differently (and dropout
+    then draws other numbers too) and does not reach the weights of an uninterrupted run. Keep `epoch` current with
+    `MaskingEpochCallback`, and let `index` reach the collator (`remove_unused_columns=False`)."""
+
+    seed: int = 0
+    epoch: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.mlm or self.return_tensors != "pt":
+            raise ValueError("SeededMaskingCollator masks tokens as PyTorch tensors: use mlm=True, return_tensors='pt'.")
+
+    def torch_call(self, examples: list[dict]) -> dict:
+        if not isinstance(examples[0], Mapping) or "index" not in examples[0]:
+            raise ValueError(
+                "SeededMaskingCollator seeds each example's masks with its `index`: add the column (cls_led_blocks "
+                "does) and train with remove_unused_columns=False so that the Trainer keeps it."
+            )
+        indices = [example["index"] for example in examples]
+        batch = self.tokenizer.pad(
+            [{key: value for key, value in example.items() if key != "index"} for example in examples],
+            return_tensors="pt",
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
+        special_tokens_mask = batch.pop("special_tokens_mask", None)
+        if special_tokens_mask is None:
+            special_tokens_mask = torch.tensor([
+                self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                for ids in batch["input_ids"].tolist()
+            ])  # fmt: skip
+        offset_mapping = batch.pop("offset_mapping", None)
+        inputs, labels = [], []
+        for row, index in enumerate(indices):
+            # hash() of a tuple of ints does not depend on PYTHONHASHSEED: the same in every process and run
+            self.generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) % 2**63)
+            row_inputs, row_labels = self.torch_mask_tokens(
+                batch["input_ids"][row : row + 1].clone(),
+                special_tokens_mask=special_tokens_mask[row : row + 1],
+                offset_mapping=None if offset_mapping is None else offset_mapping[row : row + 1],
+            )
+            inputs.append(row_inputs)
+            labels.append(row_labels)
+        batch["input_ids"], batch["labels"] = torch.cat(inputs), torch.cat(labels)
+        return batch
+
+
+class MaskingEpochCallback(TrainerCallback):
+    """Tells a `SeededMaskingCollator` which epoch it is masking."""
+
+    def __init__(self, collator: SeededMaskingCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = math.floor(state.epoch or 0)

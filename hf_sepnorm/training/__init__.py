@@ -4,7 +4,7 @@
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 from .models import checkpoint_config, freeze_backbone_for_linear_probe, image_input_settings, load_or_build_model
-from .trainer import SepNormTrainer, last_complete_checkpoint
+from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
 
 __all__ = [
     "ImageDataArguments",
@@ -20,4 +20,5 @@ __all__ = [
     "load_or_build_model",
     "SepNormTrainer",
     "last_complete_checkpoint",
+    "resumed_checkpoint",
 ]

@@ -137,26 +137,8 @@ class SepNormTrainer(Trainer):
     # ---- resuming ----
 
     def complete_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
-        """The checkpoint to resume from: `True`/"true"/"last" is the last complete one of `output_dir`; a given
-        folder must be complete."""
-        if resume_from_checkpoint is None or resume_from_checkpoint is False:
-            return None
-        if resume_from_checkpoint is True or resume_from_checkpoint.lower() in LAST_CHECKPOINT:
-            checkpoint = last_complete_checkpoint(self.args.output_dir)
-            if checkpoint is None:
-                raise FileNotFoundError(
-                    f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in "
-                    f"{self.args.output_dir}."
-                )
-            logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
-            return str(checkpoint)
-        if not checkpoint_is_complete(Path(resume_from_checkpoint)):
-            last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
-            raise ValueError(
-                f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
-                f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."
-            )
-        return resume_from_checkpoint
+        """The checkpoint `train` resumes from (`resumed_checkpoint`)."""
+        return resumed_checkpoint(resume_from_checkpoint, self.args.output_dir)
 
     # ---- the Hub ----
 
@@ -242,6 +224,28 @@ def sepnorm_option(args, name: str):
 
 def first(value: str | list[str] | None) -> str | None:
     return value[0] if isinstance(value, list) else value
+
+
+def resumed_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
+    """The checkpoint a run resumes from: `True`/"true"/"last" is the last complete one of `output_dir`; a given
+    folder must be complete. None when the run does not resume."""
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is True or resume_from_checkpoint.lower() in LAST_CHECKPOINT:
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in {output_dir}."
+            )
+        logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
+        return str(checkpoint)
+    if not checkpoint_is_complete(Path(resume_from_checkpoint)):
+        last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
+        raise ValueError(
+            f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
+            f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."
+        )
+    return resume_from_checkpoint
 
 
 def checkpoint_is_complete(checkpoint: Path) -> bool:

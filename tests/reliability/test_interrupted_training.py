@@ -1,7 +1,8 @@
 """A run killed with SIGKILL, even in the middle of a checkpoint save, resumes from the last complete checkpoint
-and reaches the weights of an uninterrupted run."""
+and reaches the weights of an uninterrupted run; so do the text scripts, with the tokenizer they trained."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,14 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_VIT_OVERRIDES
+from conftest import TINY_BERT_OVERRIDES, TINY_VIT_OVERRIDES
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
+import run_glue  # noqa: E402
 import run_mae  # noqa: E402
+import run_mlm  # noqa: E402
+from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
 
+from hf_sepnorm.data import text  # noqa: E402
+from hf_sepnorm.data.text import train_tokenizer_once  # noqa: E402
 from hf_sepnorm.training import last_complete_checkpoint  # noqa: E402
 
 
@@ -78,3 +84,59 @@ def test_a_half_written_checkpoint_is_skipped(fashion_mnist_dir, uninterrupted, 
     resumed = load_file(output_dir / "model.safetensors")
     assert resumed["vit.layernorm.cls_norm.num_batches_tracked"].item() == 8
     assert_same_weights(uninterrupted, resumed)
+
+
+def text_arguments(script, data_dir, output_dir, *extra):
+    """From scratch, with the tokenizer the run trains. 24 samples in batches of 8: 3 steps an epoch, so the steps
+    after checkpoint-2 cross into the second epoch (run_mlm's masks are seeded per block and epoch)."""
+    data = {
+        "run_mlm": ["--train_file", str(data_dir / "text" / "ptb.valid.txt"), "--max_seq_length", "32"],
+        "run_glue": ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--max_seq_length", "32"],
+    }[script]
+    return [
+        *data, "--output_dir", str(output_dir), "--do_train", "--max_steps", "4", "--save_steps", "2",
+        "--max_train_samples", "24", "--per_device_train_batch_size", "8", "--vocab_size", "1000", "--seed", "13",
+        "--config_overrides", TINY_BERT_OVERRIDES, "--report_to", "none", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("script", [run_mlm, run_glue], ids=["run_mlm", "run_glue"])
+def test_text_scripts_resume_to_identical_weights(script, data_dir, tmp_path):
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    script.main(text_arguments(script.__name__, data_dir, uninterrupted))
+    # a folder holding only checkpoint-2: the resumed run takes its tokenizer from the checkpoint
+    shutil.copytree(uninterrupted / "checkpoint-2", resumed / "checkpoint-2")
+    script.main(text_arguments(script.__name__, data_dir, resumed, "--resume_from_checkpoint", "last"))
+    assert (resumed / "tokenizer.json").read_bytes() == (uninterrupted / "tokenizer.json").read_bytes()
+    for weights in ("checkpoint-4/model.safetensors", "model.safetensors"):  # before and after [CLS] re-estimation
+        assert_same_weights(load_file(uninterrupted / weights), load_file(resumed / weights))
+
+
+def test_a_run_trains_its_tokenizer_once(tmp_path, monkeypatch):
+    """A resumed run takes the tokenizer of its checkpoint; a run whose output folder holds the tokenizer trained on
+    the same text with the same vocabulary size loads it; other text trains a new one."""
+    lines = [f"line {number} of a small corpus about tokenizers and their vocabularies" for number in range(200)]
+    output_dir = tmp_path / "run"
+    training_args = TrainingArguments(str(output_dir), report_to="none")
+    trained = train_tokenizer_once(lambda: iter(lines), 120, str(output_dir), training_args)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the tokenizer was trained again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(text, "train_wordpiece_tokenizer", no_training)
+        assert train_tokenizer_once(lambda: iter(lines), 120, str(output_dir), training_args).get_vocab() == (
+            trained.get_vocab()
+        )
+        checkpoint = tmp_path / "elsewhere" / "checkpoint-2"
+        trained.save_pretrained(checkpoint)
+        other_args = TrainingArguments(str(tmp_path / "new"), report_to="none")
+        from_checkpoint = train_tokenizer_once(
+            lambda: iter(["other text"]), 50, str(tmp_path / "new"), other_args, checkpoint=str(checkpoint)
+        )
+        assert from_checkpoint.get_vocab() == trained.get_vocab()
+
+    other_text = [f"zebra quagga {number} okapi giraffe" for number in range(200)]
+    retrained = train_tokenizer_once(lambda: iter(other_text), 120, str(output_dir), training_args)
+    assert "zebra" in retrained.get_vocab() and "zebra" not in trained.get_vocab()
+    assert AutoTokenizer.from_pretrained(output_dir).get_vocab() == retrained.get_vocab()
