@@ -19,8 +19,8 @@ from datasets import load_dataset
 from transformers import AutoTokenizer, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
+from hf_sepnorm.data.epochs import EpochCallback
 from hf_sepnorm.data.text import (
-    MaskingEpochCallback,
     SeededMaskingCollator,
     cls_led_blocks,
     load_text_corpus,
@@ -115,7 +115,7 @@ def main(args=None):
         eval_dataset=eval_dataset if training_args.do_eval else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[MaskingEpochCallback(collator)],
+        callbacks=[EpochCallback(collator)],
     )
 
     results = {}

@@ -75,7 +75,7 @@ def folders(tokenizer, tmp_path_factory):
 
 def pipeline_inputs(task: str) -> tuple[tuple, dict]:
     return {
-        "fill-mask": ((f"the film was [MASK] and the actors were great",), {"top_k": 3}),
+        "fill-mask": (("the film was [MASK] and the actors were great",), {"top_k": 3}),
         "text-classification": ((TEXT,), {"top_k": None}),
         "token-classification": ((TEXT,), {"ignore_labels": []}),
         "feature-extraction": ((TEXT,), {}),

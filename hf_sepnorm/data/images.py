@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
-import math
 import os
 import random
 from pathlib import Path
@@ -14,8 +13,9 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-from transformers import BaseImageProcessor, TrainerCallback, ViTImageProcessorPil
+from transformers import BaseImageProcessor, ViTImageProcessorPil
 
+from .epochs import EpochCallback
 from .splits import with_validation_split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -129,7 +129,7 @@ class ImageTransform:
     by (seed, epoch, image index) rather than a global one. The data loader fetches a batch ahead of training, so
     global random state saved in a checkpoint is already past the next batch's draws: a resumed run would augment
     that batch differently and not reach the weights of an uninterrupted run. Keep `epoch` current with
-    `AugmentationEpochCallback`.
+    `EpochCallback`.
     """
 
     def __init__(self, processor: BaseImageProcessor, num_channels: int, augment: bool, seed: int = 0,
@@ -150,16 +150,6 @@ class ImageTransform:
         if "label" in batch:
             output["labels"] = batch["label"]
         return output
-
-
-class AugmentationEpochCallback(TrainerCallback):
-    """Tells the training set's `ImageTransform` which epoch it is augmenting."""
-
-    def __init__(self, transform: ImageTransform):
-        self.transform = transform
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.transform.epoch = math.floor(state.epoch or 0)
 
 
 def first_image_size(dataset: Dataset, num_channels: int) -> int:
@@ -212,7 +202,7 @@ class PreparedImages:
     splits: DatasetDict
     processor: BaseImageProcessor
     image_size: int
-    augmentation_callback: AugmentationEpochCallback
+    augmentation_callback: EpochCallback
 
 
 def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: int, augment: bool) -> PreparedImages:
@@ -224,4 +214,4 @@ def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: i
     train_transform = ImageTransform(processor, num_channels, augment=augment, seed=seed)
     splits["train"].set_transform(train_transform)
     splits["validation"].set_transform(ImageTransform(processor, num_channels, augment=False))
-    return PreparedImages(splits, processor, image_size, AugmentationEpochCallback(train_transform))
+    return PreparedImages(splits, processor, image_size, EpochCallback(train_transform))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from transformers import (
     DataCollatorForLanguageModeling,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
-    TrainerCallback,
     TrainingArguments,
 )
 
@@ -184,7 +182,7 @@ class SeededMaskingCollator(DataCollatorForLanguageModeling):
     The data loader collates a batch ahead of training, so the global random state a checkpoint saves is already
     past the next batch's masks: with the stock collator, a resumed run masks that batch differently (and dropout
     then draws other numbers too) and does not reach the weights of an uninterrupted run. Keep `epoch` current with
-    `MaskingEpochCallback`, and let `index` reach the collator (`remove_unused_columns=False`)."""
+    `hf_sepnorm.data.epochs.EpochCallback`, and let `index` reach the collator (`remove_unused_columns=False`)."""
 
     seed: int = 0
     epoch: int = 0
@@ -230,11 +228,3 @@ class SeededMaskingCollator(DataCollatorForLanguageModeling):
         return batch
 
 
-class MaskingEpochCallback(TrainerCallback):
-    """Tells a `SeededMaskingCollator` which epoch it is masking."""
-
-    def __init__(self, collator: SeededMaskingCollator):
-        self.collator = collator
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.epoch = math.floor(state.epoch or 0)
