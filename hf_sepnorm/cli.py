@@ -54,7 +54,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         description="Train each arm (which [CLS] normalization, where) for N seeds through the example scripts, read "
         "out the frozen [CLS] on held-out data (linear probe, k-NN, standardized uniformity and effective rank), "
         "fine-tune, and write a Markdown report with baselines, a validity gate, paired differences against `shared` "
-        "with 95 %% intervals, and plots. With no data arguments it runs the image track on scikit-learn's digits.",
+        "with 95 % intervals, and plots. With no data arguments it runs the image track on scikit-learn's digits.",
     )
     compare.add_argument("--output_dir", default="sepnorm-comparison", help="where the report, plots and runs go")
     compare.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model and training sizes")

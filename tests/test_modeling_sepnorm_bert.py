@@ -13,8 +13,8 @@ from transformers import (
     AutoModelForTokenClassification,
     BertConfig,
     BertForMaskedLM,
-    BertModel,
     BertForSequenceClassification,
+    BertModel,
 )
 
 import hf_sepnorm

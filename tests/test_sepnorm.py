@@ -6,10 +6,18 @@ import warnings
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
+from huggingface_hub.errors import (
+    StrictDataclassClassValidationError,
+    StrictDataclassFieldValidationError,
+)
 from torch import nn
 
-from hf_sepnorm import ClsBatchNorm, SepNormBertConfig, SepNormLayerNorm, SepNormViTMAEConfig
+from hf_sepnorm import (
+    ClsBatchNorm,
+    SepNormBertConfig,
+    SepNormLayerNorm,
+    SepNormViTMAEConfig,
+)
 from hf_sepnorm.remote_code.sepnorm import SepNormLayerNorm as LayerFromModule
 from hf_sepnorm.remote_code.sepnorm import build_cls_norm
 

@@ -12,7 +12,11 @@ from transformers import (
 )
 
 from .configuration_sepnorm_roberta import SepNormRobertaConfig
-from .modeling_sepnorm_bert import bert_sepnorm_locations, bert_sepnorms_in_chunked_feed_forward, check_text_inputs
+from .modeling_sepnorm_bert import (
+    bert_sepnorm_locations,
+    bert_sepnorms_in_chunked_feed_forward,
+    check_text_inputs,
+)
 from .sepnorm import SepNormPreTrainedMixin, register_family
 
 

@@ -7,7 +7,12 @@ import tempfile
 import unittest
 
 import torch
-from upstream import ATTENTION_MATRIX_ONCE, KEY_NAME_DEVIATION, SepNormModelTestMixin, import_upstream
+from upstream import (
+    ATTENTION_MATRIX_ONCE,
+    KEY_NAME_DEVIATION,
+    SepNormModelTestMixin,
+    import_upstream,
+)
 
 from hf_sepnorm import (
     SepNormViTMAEConfig,
@@ -155,11 +160,7 @@ class SepNormViTMAEClassifierTest(ViTMAETestChanges, common.ModelTesterMixin):
 
     all_model_classes = (SepNormViTMAEForImageClassification,)
     cls_norm = None
-    skipped_upstream_tests = {
-        "test_inputs_embeds": "ViT-MAE has no inputs_embeds",
-        "test_reverse_loading_mapping": KEY_NAME_DEVIATION,
-        "test_can_load_from_already_mapped_keys": KEY_NAME_DEVIATION,
-    }
+    skipped_upstream_tests = {"test_inputs_embeds": "ViT-MAE has no inputs_embeds"}
 
     def setUp(self):
         self.model_tester = SepNormViTMAEModelTester(self, self.cls_norm, mask_ratio=0.0)

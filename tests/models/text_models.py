@@ -4,7 +4,7 @@
 import unittest
 
 import torch
-from upstream import KEY_NAME_DEVIATION, SepNormModelTestMixin, import_upstream
+from upstream import SepNormModelTestMixin, import_upstream
 
 common = import_upstream("test_modeling_common")
 ids_tensor, random_attention_mask = common.ids_tensor, common.random_attention_mask
@@ -108,11 +108,7 @@ class SepNormTextModelTest(SepNormModelTestMixin, common.ModelTesterMixin):
     config_class = None
     model_classes: dict = {}
     cls_norm = None
-    skipped_upstream_tests = {
-        # the harness's own save/load round trips under legacy key names
-        "test_reverse_loading_mapping": KEY_NAME_DEVIATION,
-        "test_can_load_from_already_mapped_keys": KEY_NAME_DEVIATION,
-    }
+    skipped_upstream_tests = {}  # BERT and RoBERTa have no legacy key names: every common test applies
 
     @classmethod
     def setUpClass(cls):

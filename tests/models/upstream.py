@@ -125,7 +125,8 @@ class SepNormModelTestMixin:
                 pytest.skip(reason)
 
 
-# The one documented deviation: SepNorm checkpoints keep the modules' own key names (see `save_pretrained`).
+# The one documented deviation: SepNorm checkpoints keep the modules' own key names (see `save_pretrained`), where
+# transformers saves ViT-MAE under its legacy key names and tests that round trip.
 KEY_NAME_DEVIATION = (
     "SepNorm saves under the modules' own key names (save_original_format=False), the documented deviation "
     "from transformers' legacy-key round trip"
