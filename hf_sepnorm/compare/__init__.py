@@ -154,7 +154,7 @@ def _finished_run(run_dir: Path, recipe) -> tuple[dict, dict] | None:
     saved = json.loads(results.read_text())
     if saved.get("recipe") != json.loads(json.dumps(recipe_as_dict(recipe))):
         return None
-    return saved["metrics"], torch.load(plot_file)
+    return saved["metrics"], torch.load(plot_file, weights_only=True)
 
 
 def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[dict[str, str]]:
