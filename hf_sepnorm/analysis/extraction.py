@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers import ViTMAEModel
 
+from ..remote_code.modeling_sepnorm_vit_mae import patches_in_place
+
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
@@ -51,18 +53,11 @@ def _patches_never_masked(backbone: nn.Module) -> Iterator[None]:
         embeddings.config = original_config
 
 
-def _patches_in_order(backbone: ViTMAEModel, pixel_values: torch.Tensor) -> torch.Tensor:
-    """ViT-MAE `noise` whose argsort is the identity: with no masking, every patch is kept in its own place."""
-    patch_height, patch_width = backbone.embeddings.patch_embeddings.patch_size
-    num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
-    return torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
-
-
 def _model_inputs(backbone: nn.Module, batch: Mapping[str, torch.Tensor], device: torch.device) -> dict:
     """The batch on `device`, without `labels` (the backbone takes none), plus ordered `noise` for ViT-MAE."""
     inputs = {key: value.to(device) for key, value in batch.items() if key != "labels"}
     if isinstance(backbone, ViTMAEModel):
-        inputs["noise"] = _patches_in_order(backbone, inputs["pixel_values"])
+        inputs["noise"] = patches_in_place(backbone, inputs["pixel_values"])
     return inputs
 
 

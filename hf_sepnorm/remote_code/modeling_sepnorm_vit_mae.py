@@ -39,6 +39,14 @@ class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel
     check_base_model_inputs = staticmethod(check_pixel_values)
 
 
+def patches_in_place(backbone: ViTMAEModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """ViT-MAE `noise` whose argsort is the identity: with nothing masked, token 1 + i is patch i (the stock model
+    shuffles the patches at random unless given `noise`)."""
+    patch_height, patch_width = backbone.embeddings.patch_embeddings.patch_size
+    num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
+    return torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
+
+
 def keep_patches_in_place_when_unmasked(model, args, kwargs):
     """A forward pre-hook: with `mask_ratio=0` nothing is masked, yet the stock ViTMAEModel still shuffles the patches
     at random unless given `noise`; give it the patches' own order, so that features are deterministic and token 1 + i
@@ -46,10 +54,7 @@ def keep_patches_in_place_when_unmasked(model, args, kwargs):
     pixel_values = args[0] if args else kwargs.get("pixel_values")
     if model.config.mask_ratio > 0 or kwargs.get("noise") is not None or len(args) > 1 or pixel_values is None:
         return None
-    patch_height, patch_width = model.embeddings.patch_embeddings.patch_size
-    num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
-    in_order = torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
-    return args, {**kwargs, "noise": in_order}
+    return args, {**kwargs, "noise": patches_in_place(model, pixel_values)}
 
 
 class SepNormViTMAEModel(SepNormViTMAEPreTrainedModel, ViTMAEModel):
@@ -92,11 +97,10 @@ class SepNormViTMAEForImageClassification(SepNormViTMAEPreTrainedModel):
     ) -> ImageClassifierOutput:
         if pixel_values is None:
             raise ValueError("SepNormViTMAEForImageClassification needs `pixel_values`.")
-        patch_height, patch_width = self.vit.embeddings.patch_embeddings.patch_size
-        num_patches = (pixel_values.shape[-2] // patch_height) * (pixel_values.shape[-1] // patch_width)
-        in_order = torch.arange(num_patches, device=pixel_values.device).expand(pixel_values.shape[0], -1)
         outputs = self.vit(
-            pixel_values, noise=in_order, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True, **kwargs
+            pixel_values,
+            noise=patches_in_place(self.vit, pixel_values),
+            interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True, **kwargs
         )
         sequence = outputs.last_hidden_state
         pooled = sequence[:, 0] if self.config.classifier_pooling == "cls" else sequence[:, 1:].mean(dim=1)
