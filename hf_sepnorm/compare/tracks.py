@@ -311,6 +311,15 @@ def majority_glue_score(task_name: str, glue_dir: str, max_train: int | None) ->
     return float(score[glue_task_metric(task_name)])
 
 
+def text_track_baselines(sentences: "_SentenceReadouts", recipe, glue_dir: str) -> dict[str, tuple[float, str]]:
+    """The readout task's baselines, then a constant prediction's score on each GLUE task of `recipe`."""
+    baselines = sentences.baselines()
+    for task in recipe.glue_tasks:
+        score = majority_glue_score(task, glue_dir, recipe.max_glue_train)
+        baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
+    return baselines
+
+
 class _SentenceReadouts:
     """A GLUE classification task's sentences for [CLS] readouts: a fixed subset of training rows (seed 0) to fit
     on, the whole dev set to score on, and a bag-of-words baseline."""
@@ -425,11 +434,7 @@ class ScratchTextTrack:
         self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
 
     def baselines(self) -> dict[str, tuple[float, str]]:
-        baselines = self.sentences.baselines()
-        for task in self.recipe.glue_tasks:
-            score = majority_glue_score(task, self.glue_dir, self.recipe.max_glue_train)
-            baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
-        return baselines
+        return text_track_baselines(self.sentences, self.recipe, self.glue_dir)
 
     def run(self, arm: Arm, seed: int, run_dir: Path) -> tuple[dict[str, float], dict]:
         recipe = self.recipe
@@ -513,11 +518,7 @@ class PretrainedTextTrack:
         self._start: dict[str, dict] = {}
 
     def baselines(self) -> dict[str, tuple[float, str]]:
-        baselines = self.sentences.baselines()
-        for task in self.recipe.glue_tasks:
-            score = majority_glue_score(task, self.glue_dir, self.recipe.max_glue_train)
-            baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
-        return baselines
+        return text_track_baselines(self.sentences, self.recipe, self.glue_dir)
 
     def _arm_flags(self, arm: Arm) -> list[str]:
         return ["--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope]
