@@ -171,10 +171,11 @@ def test_summary_says_when_the_conversion_is_exact(tmp_path):
 
 @pytest.fixture
 def transformers_log(caplog):
+    # transformers' loggers propagate to the root logger (caplog's) only where CI is set: make them, for the test
     transformers_logger = logging.getLogger("transformers")
-    transformers_logger.addHandler(caplog.handler)  # transformers' loggers do not propagate to the root logger
+    propagated, transformers_logger.propagate = transformers_logger.propagate, True
     yield caplog
-    transformers_logger.removeHandler(caplog.handler)
+    transformers_logger.propagate = propagated
     assert not logging.getLogger("transformers.modeling_utils").filters  # the conversion's filter is gone
 
 
