@@ -6,9 +6,10 @@
 
 Data comes from a folder of the official GLUE TSV files (--data_dir) or from the Hub (nyu-mll/glue). Metrics are
 GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric, or the identical copy shipped
-with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. SepNormTrainer
-re-estimates the [CLS] BatchNorm statistics on training batches before evaluation (--recalibrate_cls_norm false to
-skip). --use_peft trains LoRA adapters instead of the whole model.
+with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. Evaluation uses the
+[CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
+first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
+of the whole model.
 """
 
 from dataclasses import dataclass, field

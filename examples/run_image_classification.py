@@ -5,9 +5,10 @@
         --validation_dir cifar10/test --output_dir out --do_train --do_eval [--linear_probe]
 
 Starts from a SepNorm or stock ViT-MAE checkpoint (the classifier head is new; the checkpoint's config and image
-processor stand) or from scratch. Reports top-1 and top-5 accuracy. The [CLS] BatchNorm statistics are re-estimated
-on unmasked training images: before training when linear probing (the frozen encoder normalizes [CLS] with them,
-and they come from masked pretraining), and by SepNormTrainer after training. --use_peft trains LoRA adapters.
+processor stand) or from scratch. Reports top-1 and top-5 accuracy. With --recalibrate_cls_norm true (off by
+default: measured to hurt on average, docs/cls_statistics.md) the [CLS] BatchNorm statistics are re-estimated on
+unmasked training images: before training when linear probing (the frozen encoder normalizes [CLS] with them, and
+they come from masked pretraining), and by SepNormTrainer after training. --use_peft trains LoRA adapters.
 """
 
 import dataclasses

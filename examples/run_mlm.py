@@ -8,8 +8,8 @@
 Without --tokenizer_name (or a checkpoint with a tokenizer), a WordPiece tokenizer is trained on the training text
 (deterministically) and saved with the model; a resumed run loads it from its checkpoint. Masks are drawn per block
 and epoch from a seeded generator, so that a resumed run reaches the weights of an uninterrupted one. Runs under
-`accelerate launch` on any number of processes; SepNormTrainer re-estimates the [CLS] BatchNorm statistics on
-training batches after training (--recalibrate_cls_norm false to skip).
+`accelerate launch` on any number of processes. The model is saved with the [CLS] BatchNorm's running statistics
+of training; --recalibrate_cls_norm true re-estimates them on training batches after training (off by default).
 """
 
 import math

@@ -10,9 +10,10 @@ The loss is InfoNCE (temperature 0.05) over in-batch negatives on an MLP over [C
 evaluation uses [CLS] without the MLP (SimCSE's `cls_before_pooler`). With several processes the embeddings are
 gathered (with their gradient) so that the negatives, like the [CLS] BatchNorm statistics, span the global batch.
 
-A stock BERT checkpoint is converted (`--cls_norm`, `--sepnorm_scope`); a SepNorm checkpoint is loaded. The [CLS]
-BatchNorm statistics are re-estimated on training sentences right after loading, before any evaluation or training
-(a converted checkpoint's statistics are (0, 1), which describe nothing), and again after training. The MLP is BERT's
+A stock BERT checkpoint is converted (`--cls_norm`, `--sepnorm_scope`); a SepNorm checkpoint is loaded. With
+`--recalibrate_cls_norm true` (off by default, docs/cls_statistics.md; docs/results/simcse-minilm measured with it on)
+the [CLS] BatchNorm statistics are re-estimated on training sentences right after loading, before any evaluation or
+training (a converted checkpoint's statistics are (0, 1), which describe nothing), and again after training. The MLP is BERT's
 pooler (dense + tanh, SimCSE's MLP layer): the checkpoint's pooler when it has one, a new one otherwise (SimCSE
 always starts a new one).
 
@@ -320,7 +321,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         reference_sentences=list(sentences["sentence"]),
         simcse_args=simcse_args,
     )
-    # Before anything reads them: a converted checkpoint's [CLS] BatchNorm statistics are (0, 1), describing nothing.
+    # (With --recalibrate_cls_norm true) before anything reads them: a converted checkpoint's [CLS] statistics are (0, 1).
     trainer.recalibrate_cls_batchnorm()
 
     all_metrics: dict[str, float] = {}

@@ -63,6 +63,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--seeds", type=int, help="seeds per arm (default: the preset's)")
     compare.add_argument("--pretrain_steps", type=int, help="override the preset's pretraining steps")
     compare.add_argument("--finetune_steps", type=int, help="override the preset's fine-tuning steps")
+    compare.add_argument("--finetune_learning_rate", type=float, help="override the preset's fine-tuning learning rate")
     compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
     compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
     compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
@@ -91,6 +92,7 @@ def run_compare(args: argparse.Namespace) -> int:
         run_comparison(
             args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
             args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
+            args.finetune_learning_rate,
         )  # fmt: skip
     except ComparisonInputError as error:
         print(f"hf-sepnorm compare: error: {error}", file=sys.stderr)

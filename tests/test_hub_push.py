@@ -21,6 +21,7 @@ from family_checkpoints import run_snippets_without_package, save_image, save_se
 from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import RepositoryNotFoundError
+from reviews import PROBES, REVIEWS
 from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
@@ -36,17 +37,6 @@ from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormVi
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, push_to_hub
 from hf_sepnorm.cli import main as cli_main
 
-REVIEWS = [
-    ("the movie was good and the actors great", 1),
-    ("a great fun film with a good story", 1),
-    ("good acting and a fun plot", 1),
-    ("a great story well told", 1),
-    ("the plot was bad and boring", 0),
-    ("boring film with awful acting", 0),
-    ("bad actors and an awful story", 0),
-    ("the film was boring and bad", 0),
-]
-PROBES = ["a good and fun movie", "an awful boring plot", "the story was great", "bad"]
 TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

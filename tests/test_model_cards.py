@@ -162,7 +162,7 @@ def test_batchnorm_caveats_only_for_a_batchnorm_cls_norm(make_config):
     batch = render_model_card(make_config(cls_norm="batch"), repo_id="lab/batch").text
     layer = render_model_card(make_config(cls_norm="layer"), repo_id="lab/layer").text
 
-    for caveat in ("model.eval()", "batch of 1 sample", "SyncBatchNorm", "Re-estimate the `[CLS]` statistics"):
+    for caveat in ("model.eval()", "batch of 1 sample", "SyncBatchNorm", "Re-estimating the `[CLS]` statistics"):
         assert caveat in batch
     assert "BatchNorm on `[CLS]`" in batch and "BatchNorm on `[CLS]`" not in layer
     assert "no batch statistics: outputs do not depend on the batch" in layer

@@ -8,7 +8,7 @@ them), and each folder's report.md again from its results.json.
 import json
 from pathlib import Path
 
-from hf_sepnorm.compare.report import gate_status, render_report, track_comparisons, verdict_lines
+from hf_sepnorm.compare.report import gate_status, reestimation_lines, render_report, track_comparisons, verdict_lines
 
 HERE = Path(__file__).parent
 COMMANDS = {
@@ -16,6 +16,11 @@ COMMANDS = {
     "--output_dir image-digits-tiny",
     "image-digits-tiny-no-reestimation": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 "
     "--recalibrate_cls_norm false --output_dir image-digits-tiny-no-reestimation",
+    "glue-minilm": "OMP_NUM_THREADS=2 hf-sepnorm compare --preset small --pretrained_bert --glue_dir ../shared/data/glue "
+    "--finetune_steps 40 --finetune_learning_rate 2e-4 --output_dir glue-minilm",
+    "text-mlm-small": "OMP_NUM_THREADS=1 nice -n 5 hf-sepnorm compare --preset small --text "
+    "../shared/data/text/tinyshakespeare.txt ../shared/data/text/ptb.valid.txt --glue_dir ../shared/data/glue "
+    "--output_dir text-mlm-small",
 }  # fmt: skip
 
 INTRO = """# ShareNorm vs SepNorm on this project's machine (2 shared CPU cores)
@@ -53,6 +58,7 @@ def main():
                       "the same network's [CLS] at random initialization, linear probe, paired 95 % interval):", ""]
             lines += [f"- {line}" for line in gate_lines] + ["", "Verdicts:", ""]
             lines += [f"- {line}" for line in verdict_lines(track, track_comparisons(track))] + [""]
+            lines += reestimation_lines(track)
     lines += [
         "## How to read these numbers",
         "",

@@ -63,6 +63,7 @@ def run_comparison(
     pretrain_steps: int | None = None,
     finetune_steps: int | None = None,
     recalibrate_cls_norm: bool = False,
+    finetune_learning_rate: float | None = None,
 ) -> dict:
     """Run the comparison and write `report.md`, `results.json`, plots and per-run logs and results to `output_dir`.
 
@@ -80,7 +81,7 @@ def run_comparison(
     if BASELINE_ARM not in arms:
         raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
     check_inputs(images, text, glue_dir, pretrained_bert)
-    recipe = with_steps(PRESETS[preset], pretrain_steps, finetune_steps)
+    recipe = with_steps(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

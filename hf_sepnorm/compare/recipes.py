@@ -155,8 +155,10 @@ PRESETS = {
 }  # fmt: skip
 
 
-def with_steps(preset: Preset, pretrain_steps: int | None = None, finetune_steps: int | None = None) -> Preset:
-    """`preset` with its step counts replaced in every track (None keeps the preset's)."""
+def with_steps(preset: Preset, pretrain_steps: int | None = None, finetune_steps: int | None = None,
+               finetune_learning_rate: float | None = None) -> Preset:  # fmt: skip
+    """`preset` with its step counts and fine-tuning learning rate replaced in every track (None keeps the preset's).
+    Fewer fine-tuning steps usually need a larger learning rate, hence the two together."""
     image, text, pretrained = preset.image, preset.text, preset.pretrained_text
     if pretrain_steps is not None:
         image = dataclasses.replace(image, pretrain_steps=pretrain_steps)
@@ -165,6 +167,10 @@ def with_steps(preset: Preset, pretrain_steps: int | None = None, finetune_steps
         image = dataclasses.replace(image, finetune_steps=finetune_steps)
         text = dataclasses.replace(text, finetune_steps=finetune_steps)
         pretrained = dataclasses.replace(pretrained, finetune_steps=finetune_steps, simcse_steps=finetune_steps)
+    if finetune_learning_rate is not None:
+        image = dataclasses.replace(image, finetune_learning_rate=finetune_learning_rate)
+        text = dataclasses.replace(text, finetune_learning_rate=finetune_learning_rate)
+        pretrained = dataclasses.replace(pretrained, finetune_learning_rate=finetune_learning_rate)
     return dataclasses.replace(preset, image=image, text=text, pretrained_text=pretrained)
 
 

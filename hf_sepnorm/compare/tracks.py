@@ -381,27 +381,49 @@ class _SentenceReadouts:
 
 def glue_finetune(run_dir: Path, model: str, tasks, glue_dir: str, max_train: int | None, max_seq_length: int,
                   steps: int, learning_rate: float, batch_size: int, seed: int, recalibrate: bool,
-                  recalibration_batches: int, arm_flags: list[str]) -> dict[str, float]:  # fmt: skip
+                  recalibration_batches: int, arm_flags: list[str], cls_batchnorm: bool) -> dict[str, float]:  # fmt: skip
     """Fine-tune `model` on each GLUE task with run_glue.py (a fixed subset of training rows, the full dev set) and
-    return `{task}_{metric}` for each task's main metric."""
+    return `{task}_{metric}` for each task's main metric.
+
+    Without re-estimation (`recalibrate` false) the fine-tuned model is also evaluated a second time, by run_glue.py
+    alone (`--do_eval` of the saved model, `--recalibrate_cls_norm true`), as `{task}_{metric}_reestimated`: the same
+    weights with re-estimated [CLS] BatchNorm statistics, a paired measurement of the scripts' re-estimation default at
+    the cost of one evaluation. An arm without a [CLS] BatchNorm (`cls_batchnorm` false) has nothing to re-estimate:
+    its two values are the same evaluation."""
     results = {}
     for task in tasks:
         task_dir = run_dir / task
         limit = ["--max_train_samples", max_train] if max_train else []
+        data_flags = ["--task_name", task, "--data_dir", glue_folder(glue_dir, task), "--max_seq_length",
+                      max_seq_length, *limit, "--recalibration_batches", recalibration_batches]  # fmt: skip
         metrics = run_script("run_glue", [
-            "--model_name_or_path", model, "--task_name", task, "--data_dir", glue_folder(glue_dir, task),
-            "--max_seq_length", max_seq_length, *limit, *arm_flags,
-            "--recalibrate_cls_norm", str(recalibrate).lower(), "--recalibration_batches", recalibration_batches,
+            "--model_name_or_path", model, *data_flags, *arm_flags, "--recalibrate_cls_norm", str(recalibrate).lower(),
             *training_flags(task_dir, steps=steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed),
         ])  # fmt: skip
         write_run_log(task_dir, metrics)
-        results[f"{task}_{glue_task_metric(task)}"] = metrics[f"eval_{glue_task_metric(task)}"]
+        key = f"{task}_{glue_task_metric(task)}"
+        results[key] = metrics[f"eval_{glue_task_metric(task)}"]
+        if not recalibrate:
+            reestimated = metrics
+            if cls_batchnorm:
+                reestimated = run_script("run_glue", [
+                    "--model_name_or_path", task_dir, *data_flags, "--recalibrate_cls_norm", "true",
+                    "--output_dir", task_dir / "reestimated", "--do_eval", "--per_device_train_batch_size", batch_size,
+                    "--per_device_eval_batch_size", batch_size, "--seed", seed, "--report_to", "none",
+                ])  # fmt: skip
+            results[f"{key}_reestimated"] = reestimated[f"eval_{glue_task_metric(task)}"]
     return results
 
 
-def glue_metrics(tasks) -> list[Metric]:
-    return [Metric(f"{task}_{glue_task_metric(task)}", True, f"{task} {glue_task_metric(task)} (full dev set, fine-tuned)")
+def glue_metrics(tasks, reestimated: bool = False) -> list[Metric]:
+    """The GLUE rows; with `reestimated`, also each task's score after re-estimating the [CLS] BatchNorm statistics
+    (role "re-estimation": reported within each arm, not compared between arms)."""
+    rows = [Metric(f"{task}_{glue_task_metric(task)}", True, f"{task} {glue_task_metric(task)} (full dev set, fine-tuned)")
             for task in tasks]  # fmt: skip
+    if reestimated:
+        rows += [Metric(f"{row.key}_reestimated", True, f"{row.description}, [CLS] statistics re-estimated",
+                        "re-estimation") for row in rows]  # fmt: skip
+    return rows
 
 
 class ScratchTextTrack:
@@ -428,7 +450,7 @@ class ScratchTextTrack:
         self.metrics = [
             Metric("mlm_eval_loss", False, "MLM loss on held-out blocks", "pretraining"),
             *readout_metrics(label=f"{recipe.readout_task}: "),
-            *glue_metrics(recipe.glue_tasks),
+            *glue_metrics(recipe.glue_tasks, reestimated=not recalibrate),
             *readout_metrics("random_init_", f"random-init [CLS], {recipe.readout_task}: "),
         ]
         self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
@@ -464,7 +486,7 @@ class ScratchTextTrack:
         results.update(glue_finetune(
             run_dir, mlm_dir, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
             recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
-            recipe.recalibration_batches, [],
+            recipe.recalibration_batches, [], cls_batchnorm=arm.cls_norm == "batch",
         ))  # fmt: skip
         _drop_weights(run_dir)
         return results, {"embeddings": test_embeddings, "labels": test_labels}
@@ -504,7 +526,7 @@ class PretrainedTextTrack:
                      "GLUE training rows per task (max)": recipe.max_glue_train or "all"}  # fmt: skip
         self.metrics = [
             *readout_metrics("start_", f"starting checkpoint (untrained), {recipe.readout_task}: "),
-            *glue_metrics(recipe.glue_tasks),
+            *glue_metrics(recipe.glue_tasks, reestimated=not recalibrate),
             *readout_metrics("random_init_", f"random-init [CLS], {recipe.readout_task}: "),
         ]
         if self.simcse:  # SimCSE's held-out STS is the primary readout, as in the paper's text protocol
@@ -555,7 +577,7 @@ class PretrainedTextTrack:
         results.update(glue_finetune(
             run_dir, self.checkpoint, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
             recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
-            recipe.recalibration_batches, self._arm_flags(arm),
+            recipe.recalibration_batches, self._arm_flags(arm), cls_batchnorm=arm.cls_norm == "batch",
         ))  # fmt: skip
         _drop_weights(run_dir)
         return results, {"embeddings": start["embeddings"], "labels": start["labels"]}

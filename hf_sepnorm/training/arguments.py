@@ -54,10 +54,13 @@ class SepNormTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus what `SepNormTrainer` does for the [CLS] BatchNorms."""
 
     recalibrate_cls_norm: bool = field(
-        default=True,
+        # Off by default: measured to hurt on average, after MAE pretraining and after GLUE fine-tuning
+        # (docs/cls_statistics.md); the running statistics of training are used as they are.
+        default=False,
         metadata={
             "help": "Re-estimate the [CLS] BatchNorm population statistics on training batches before evaluation, "
-            "prediction and the final save (PreciseBN)."
+            "prediction and the final save (PreciseBN). Default false: measured to hurt on average "
+            "(docs/cls_statistics.md)."
         },
     )
     recalibration_batches: int = field(

@@ -41,12 +41,13 @@ class SepNormTrainer(Trainer):
     - **Several processes** (built under `torchrun` / `accelerate launch`): the [CLS] BatchNorms become
       `ClsSyncBatchNorm` (statistics of the global batch; `sync_cls_batchnorm=False` keeps per-process statistics,
       averaged after each step), and a callback checks at the end of training that every rank holds the same state.
-    - **`train`**: refuses, before the first step, a setting whose [CLS] re-estimation cannot work (training batches
-      of one sample); `resume_from_checkpoint=True`, `"true"` or `"last"` resumes from the last *complete*
-      checkpoint (a save killed half-way is skipped); after training, re-estimates the [CLS] statistics, so that the
-      final model saved next carries them.
-    - **`evaluate` / `predict`**: re-estimate the [CLS] statistics first when training moved them since the last
-      re-estimation (`recalibrate_cls_batchnorm`).
+    - **`train`**: `resume_from_checkpoint=True`, `"true"` or `"last"` resumes from the last *complete* checkpoint
+      (a save killed half-way is skipped).
+    - **Re-estimating the [CLS] statistics** (`recalibrate_cls_norm=True`; off by default, measured to hurt on
+      average in docs/cls_statistics.md): `train` refuses, before the first step, a setting where it cannot work
+      (training batches of one sample) and re-estimates after training, so that the final model saved next carries
+      them; `evaluate` / `predict` re-estimate first when training moved them since the last re-estimation
+      (`recalibrate_cls_batchnorm`).
     - **The Hub**: `create_model_card` writes this package's model card (`hf_sepnorm.hub.render_model_card`), so
       `push_to_hub` publishes it; checkpoint pushes (`hub_strategy`) carry the modeling code the config's
       `auto_map` names; `hub_revision` names a branch that is created if missing.

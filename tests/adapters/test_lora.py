@@ -20,6 +20,7 @@ from datasets import Dataset
 from hub_server import TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import ModelCard
 from peft import PeftModel
+from reviews import PROBES, REVIEWS
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
 from without_package import BLOCK_HF_SEPNORM
@@ -44,17 +45,6 @@ from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm, cls_batchnorms
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LORA = PeftArguments(use_peft=True, lora_r=4, lora_alpha=8, lora_dropout=0.0)
-REVIEWS = [
-    ("the movie was good and the actors great", 1),
-    ("a great fun film with a good story", 1),
-    ("good acting and a fun plot", 1),
-    ("a great story well told", 1),
-    ("the plot was bad and boring", 0),
-    ("boring film with awful acting", 0),
-    ("bad actors and an awful story", 0),
-    ("the film was boring and bad", 0),
-]
-PROBES = ["a good and fun movie", "an awful boring plot", "the story was great", "bad"]
 
 
 def tiny_roberta_config(**overrides) -> SepNormRobertaConfig:

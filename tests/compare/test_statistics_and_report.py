@@ -118,3 +118,18 @@ def test_report_with_a_failed_gate_reads_inconclusive_except_for_pretraining():
     assert comparisons["mae_eval_loss"]["verdict"] == "worse"
     report = render_report(data)
     assert "**failed**" in report and "inconclusive (validity gate failed)**" in report
+
+
+def test_reestimation_rows_are_reported_within_each_arm_not_against_shared():
+    data = summary(random_probe=0.3)
+    track = data["tracks"]["image"]
+    for arm, shift in (("shared", 0.0), ("batch-all", 0.02)):  # re-estimation leaves `shared` as it is
+        for run in track["runs"][arm]:
+            run["linear_probe_accuracy_reestimated"] = run["linear_probe_accuracy"] + shift
+    track["metrics"].append({"key": "linear_probe_accuracy_reestimated", "higher_is_better": True,
+                             "description": "linear probe, re-estimated", "role": "re-estimation"})  # fmt: skip
+    assert "linear_probe_accuracy_reestimated" not in track_comparisons(track)["batch-all"]
+    report = render_report(data)
+    rows = [line for line in report.splitlines() if line.startswith("| `") and "| helps |" in line]
+    assert rows == ["| `batch-all` | linear_probe_accuracy | 0.6500 | 0.6700 | +0.0200 | [+0.0200, +0.0200] | 0 | helps |"]
+    assert "| `shared` | linear_probe_accuracy | 0.6000 |" not in report

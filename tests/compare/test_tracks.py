@@ -1,16 +1,21 @@
 """The data and baselines of the comparison's tracks, on real data with answers computed independently here."""
 
 import csv
+import json
+import logging
 
 import numpy as np
 import pytest
 import torch
+from family_checkpoints import save_sepnorm_checkpoint
 from PIL import Image
 
+from hf_sepnorm import SepNormBertModel
 from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, with_steps
 from hf_sepnorm.compare.tracks import (
     _SentenceReadouts,
     bundled_minilm,
+    glue_finetune,
     link_image_subset,
     load_pixels,
     majority_glue_score,
@@ -29,6 +34,9 @@ def test_step_overrides_reach_every_track():
     preset = with_steps(PRESETS["tiny"], pretrain_steps=7, finetune_steps=3)
     assert (preset.image.pretrain_steps, preset.text.pretrain_steps) == (7, 7)
     assert (preset.image.finetune_steps, preset.text.finetune_steps, preset.pretrained_text.finetune_steps) == (3, 3, 3)
+    preset = with_steps(PRESETS["tiny"], finetune_learning_rate=2e-4)
+    assert (preset.image.finetune_learning_rate, preset.text.finetune_learning_rate,
+            preset.pretrained_text.finetune_learning_rate) == (2e-4, 2e-4, 2e-4)  # fmt: skip
 
 
 def test_digits_folders_hold_every_digit_once_split_by_class(tmp_path):
@@ -102,3 +110,24 @@ def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(da
     assert baselines["sst2: chance"][0] == 0.5
     # words carry sentiment: a bag of tokens from 300 sentences beats the majority class
     assert baselines["sst2: linear probe on bag of tokens"][0] > baselines["sst2: majority class"][0] + 0.05
+
+
+@pytest.mark.parametrize("cls_norm", ["batch", "layer"])
+def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_norm, data_dir, tmp_path, caplog):
+    start = save_sepnorm_checkpoint(SepNormBertModel, tmp_path / "start", cls_norm=cls_norm, sepnorm_scope="final")
+    with caplog.at_level(logging.INFO, logger="hf_sepnorm.training.trainer"):
+        results = glue_finetune(
+            tmp_path / "run", str(start), ("sst2",), str(data_dir / "glue"), max_train=64, max_seq_length=32, steps=2,
+            learning_rate=1e-3, batch_size=8, seed=0, recalibrate=False, recalibration_batches=3, arm_flags=[],
+            cls_batchnorm=cls_norm == "batch",
+        )  # fmt: skip
+    assert set(results) == {"sst2_accuracy", "sst2_accuracy_reestimated"}
+    reestimations = [record.getMessage() for record in caplog.records if "Re-estimated" in record.getMessage()]
+    second_evaluation = tmp_path / "run" / "sst2" / "reestimated" / "eval_results.json"
+    if cls_norm == "batch":  # training kept its running statistics; only the second evaluation re-estimated them
+        assert reestimations == ["Re-estimated the [CLS] BatchNorm statistics on 3 training batches"]
+        evaluated = json.loads(second_evaluation.read_text())
+        assert evaluated["eval_samples"] == 872 and evaluated["eval_accuracy"] == results["sst2_accuracy_reestimated"]
+    else:  # nothing to re-estimate: no second evaluation, the same score
+        assert reestimations == [] and not second_evaluation.exists()
+        assert results["sst2_accuracy_reestimated"] == results["sst2_accuracy"]

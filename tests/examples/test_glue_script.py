@@ -107,12 +107,12 @@ def test_a_training_batch_of_one_is_refused_before_training_with_the_fix(mlm_che
                  "--max_train_samples", "16", "--max_eval_samples", "8", "--max_seq_length", "32",
                  "--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "1"]  # fmt: skip
     with pytest.raises(ValueError, match=r"--per_device_train_batch_size 2 or more.*--recalibrate_cls_norm false"):
-        run_glue.main([*arguments, "--output_dir", str(tmp_path / "refused")])
+        run_glue.main([*arguments, "--output_dir", str(tmp_path / "refused"), "--recalibrate_cls_norm", "true"])
     refused = tmp_path / "refused"
     assert not list(refused.glob("checkpoint-*")) and not (refused / "model.safetensors").exists()
 
-    # the second fix the message names: the run trains and keeps what it trained
-    run_glue.main([*arguments, "--output_dir", str(tmp_path / "kept"), "--recalibrate_cls_norm", "false"])
+    # the second fix the message names, the default: the run trains and keeps what it trained
+    run_glue.main([*arguments, "--output_dir", str(tmp_path / "kept")])
     weights = load_file(tmp_path / "kept" / "model.safetensors")
     assert weights["bert.encoder.layer.0.output.LayerNorm.cls_norm.num_batches_tracked"].item() == 3  # the MLM's 3
     assert {"train_results.json", "eval_results.json"} <= {path.name for path in (tmp_path / "kept").iterdir()}

@@ -50,7 +50,8 @@ def test_fine_tuning_on_cifar10_reports_top1_and_top5(cifar_mae_checkpoint, cifa
 
 def test_linear_probe_trains_only_the_head(cifar_mae_checkpoint, cifar10_dir, tmp_path):
     data = ["--train_dir", str(cifar10_dir / "train"), "--validation_dir", str(cifar10_dir / "test")]
-    classify(cifar_mae_checkpoint, data, tmp_path / "probe", "--linear_probe", "--recalibration_batches", "5")
+    classify(cifar_mae_checkpoint, data, tmp_path / "probe", "--linear_probe", "--recalibrate_cls_norm", "true",
+             "--recalibration_batches", "5")  # fmt: skip
     pretrained = load_file(cifar_mae_checkpoint / "model.safetensors")
     probed = load_file(tmp_path / "probe" / "model.safetensors")
     encoder_weights = [key for key in probed if key.startswith("vit.") and "running_" not in key and "num_batches" not in key]

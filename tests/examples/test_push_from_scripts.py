@@ -10,7 +10,8 @@ import torch
 import transformers.utils.hub
 from conftest import TINY_BERT_OVERRIDES
 from hub_server import TEST_TOKEN, TEST_USER, card_metadata, hub_server  # noqa: F401 - `hub_server` is a fixture
-from test_hub_push import PROBES, load_from_hub_in_fresh_process
+from reviews import PROBES
+from test_hub_push import load_from_hub_in_fresh_process
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
