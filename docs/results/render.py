@@ -16,11 +16,8 @@ COMMANDS = {
     "--output_dir image-digits-tiny",
     "image-digits-tiny-no-reestimation": "OMP_NUM_THREADS=1 nice -n 10 hf-sepnorm compare --preset tiny --seeds 5 "
     "--recalibrate_cls_norm false --output_dir image-digits-tiny-no-reestimation",
-    "glue-minilm": "OMP_NUM_THREADS=2 hf-sepnorm compare --preset small --pretrained_bert --glue_dir ../shared/data/glue "
-    "--finetune_steps 40 --finetune_learning_rate 2e-4 --output_dir glue-minilm",
-    "text-mlm-small": "OMP_NUM_THREADS=1 nice -n 5 hf-sepnorm compare --preset small --text "
-    "../shared/data/text/tinyshakespeare.txt ../shared/data/text/ptb.valid.txt --glue_dir ../shared/data/glue "
-    "--output_dir text-mlm-small",
+    "glue-minilm": "OMP_NUM_THREADS=2 hf-sepnorm compare --preset small --pretrained_bert --glue_dir "
+    "$SEPNORM_DATA_DIR/glue --finetune_steps 40 --finetune_learning_rate 2e-4 --output_dir glue-minilm",
 }  # fmt: skip
 
 INTRO = """# ShareNorm vs SepNorm on this project's machine (2 shared CPU cores)
@@ -40,6 +37,10 @@ The SimCSE experiment from the pretrained MiniLM (the paper's text protocol) is 
 """
 
 
+def primary_key(track: dict) -> str:
+    return next(metric["key"] for metric in track["metrics"] if metric["role"] == "primary")
+
+
 def main():
     lines = [INTRO]
     for folder in sorted(path.parent for path in HERE.glob("*/results.json")):
@@ -54,10 +55,18 @@ def main():
                   f"{summary['device']}; {summary['seconds'] / 60:.0f} min.", ""]  # fmt: skip
         for name, track in summary["tracks"].items():
             passed, gate_lines = gate_status(track)
-            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'} (trained [CLS] against "
-                      "the same network's [CLS] at random initialization, linear probe, paired 95 % interval):", ""]
+            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'} (the track's [CLS], "
+                      "trained or the pretrained start, against the same network's [CLS] at random initialization, "
+                      "linear probe, paired 95 % interval):", ""]
             lines += [f"- {line}" for line in gate_lines] + ["", "Verdicts:", ""]
-            lines += [f"- {line}" for line in verdict_lines(track, track_comparisons(track))] + [""]
+            comparisons = track_comparisons(track)
+            lines += [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
+            decided = [(arm, key, row) for arm, rows in comparisons.items() for key, row in rows.items()
+                       if row["verdict"] in ("better", "worse") and key != primary_key(track)]  # fmt: skip
+            if decided:
+                lines += ["Other rows whose paired 95 % interval excludes 0 (arm − shared; details in the report):", ""]
+                lines += [f"- `{arm}` {key}: {row['verdict']}, {row['mean_difference']:+.4f} "
+                          f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" for arm, key, row in decided] + [""]
             lines += reestimation_lines(track)
     lines += [
         "## How to read these numbers",

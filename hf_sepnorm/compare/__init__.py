@@ -136,7 +136,7 @@ def run_comparison(
             "gate": track.gate,
             "baselines": track.baselines(),
             "runs": runs,
-            "figures": _write_plots(name, plots, output_dir),
+            "figures": _write_plots(name, plots, output_dir, track.plotted),
             "seconds": time.time() - track_started,
         }
     summary["seconds"] = time.time() - started
@@ -158,9 +158,10 @@ def _finished_run(run_dir: Path, recipe) -> tuple[dict, dict] | None:
     return saved["metrics"], torch.load(plot_file, weights_only=True)
 
 
-def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[dict[str, str]]:
-    """Seed 0's test [CLS] embeddings of every arm, standardized with the training statistics as the readouts measure
-    them: singular value spectra on one chart, and PCA projections side by side."""
+def _write_plots(track: str, plots: dict[str, dict], output_dir: Path, plotted: str) -> list[dict[str, str]]:
+    """Seed 0's test [CLS] embeddings of every arm (`plotted` says which: trained, or a pretrained start), standardized
+    with the training statistics as the readouts measure them: singular value spectra on one chart, and PCA
+    projections side by side."""
     spectrum = f"{track}_spectrum.png"
     plot_spectra({arm: data["embeddings"] for arm, data in plots.items()}, output_dir / spectrum,
                  title=f"Train-standardized test [CLS] spectrum ({track} track, seed 0)")  # fmt: skip
@@ -169,14 +170,14 @@ def _write_plots(track: str, plots: dict[str, dict], output_dir: Path) -> list[d
                      title=f"Train-standardized test [CLS], PCA ({track} track, seed 0)")  # fmt: skip
     return [
         {"file": spectrum, "alt": "spectrum",
-         "caption": "Normalized singular values s_i / Σ s of seed 0's test [CLS] embeddings of each arm, standardized "
-                    "per feature with training statistics (log scale; the legend's effective rank is seed 0's "
-                    "`effective_rank` row). A flatter curve spreads the variance over more directions. One seed: the "
-                    "tables give the spread over seeds."},
+         "caption": f"Normalized singular values s_i / Σ s of seed 0's {plotted} of each arm, standardized per "
+                    "feature with training statistics (log scale; the legend gives their effective rank, as the "
+                    "table's effective-rank row does). A flatter curve spreads the variance over more directions. One "
+                    "seed: the tables give the spread over seeds."},
         {"file": projection, "alt": "projection",
-         "caption": "Seed 0's train-standardized test [CLS] embeddings projected on their first two principal "
-                    "components, one panel per arm, coloured by class. An illustration: the probe and k-NN rows "
-                    "measure separability."},
+         "caption": f"Seed 0's {plotted}, train-standardized, projected on their first two principal components, "
+                    "one panel per arm, coloured by class. An illustration: the probe and k-NN rows measure "
+                    "separability."},
     ]  # fmt: skip
 
 

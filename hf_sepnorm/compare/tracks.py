@@ -190,6 +190,7 @@ def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
 class ImageTrack:
     name = "image"
+    plotted = "test [CLS] embeddings after MAE pretraining"  # what `test_cls.pt` holds, for the plots' captions
 
     def __init__(self, recipe: ImageRecipe, images: str | None, work_dir: Path, recalibrate: bool = True):
         self.recipe, self.recalibrate = recipe, recalibrate
@@ -428,6 +429,7 @@ def glue_metrics(tasks, reestimated: bool = False) -> list[Metric]:
 
 class ScratchTextTrack:
     name = "text"
+    plotted = "test [CLS] embeddings after MLM pretraining"
 
     def __init__(self, recipe: TextRecipe, text_files: list[str], glue_dir: str, work_dir: Path,
                  recalibrate: bool = True):  # fmt: skip
@@ -505,6 +507,7 @@ class PretrainedTextTrack:
     """From a pretrained stock BERT (default: the bundled all-MiniLM-L6-v2) converted to each arm."""
 
     name = "pretrained-text"
+    plotted = "starting checkpoint's test [CLS] embeddings (converted, untrained: the same for every seed)"
 
     def __init__(self, recipe: PretrainedTextRecipe, checkpoint: str | None, glue_dir: str, work_dir: Path,
                  text_files: list[str] | None = None, recalibrate: bool = True):  # fmt: skip
