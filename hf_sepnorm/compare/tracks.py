@@ -49,8 +49,9 @@ GLUE_MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "pearson", "mrpc": "
 @dataclasses.dataclass(frozen=True)
 class Metric:
     """A row of the report. `role`: "primary" (the track's verdict), "secondary" (Holm-corrected together),
-    "pretraining" (the pretraining objective, not gated) or "reference" (random init / starting checkpoint: shown,
-    used by the gate, not compared between arms)."""
+    "pretraining" (the pretraining objective, not gated), "reference" (random init / starting checkpoint: shown,
+    used by the gate, not compared between arms) or "re-estimation" (a row measured again with re-estimated [CLS]
+    statistics: compared with that row within each arm)."""
 
     key: str
     higher_is_better: bool
