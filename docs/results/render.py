@@ -8,7 +8,14 @@ them), and each folder's report.md again from its results.json.
 import json
 from pathlib import Path
 
-from hf_sepnorm.compare.report import gate_status, reestimation_lines, render_report, track_comparisons, verdict_lines
+from hf_sepnorm.compare.report import (
+    gate_status,
+    primary_metric,
+    reestimation_lines,
+    render_report,
+    track_comparisons,
+    verdict_lines,
+)
 
 HERE = Path(__file__).parent
 COMMANDS = {
@@ -37,10 +44,6 @@ The SimCSE experiment from the pretrained MiniLM (the paper's text protocol) is 
 """
 
 
-def primary_key(track: dict) -> str:
-    return next(metric["key"] for metric in track["metrics"] if metric["role"] == "primary")
-
-
 def main():
     lines = [INTRO]
     for folder in sorted(path.parent for path in HERE.glob("*/results.json")):
@@ -62,7 +65,7 @@ def main():
             comparisons = track_comparisons(track)
             lines += [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
             decided = [(arm, key, row) for arm, rows in comparisons.items() for key, row in rows.items()
-                       if row["verdict"] in ("better", "worse") and key != primary_key(track)]  # fmt: skip
+                       if row["verdict"] in ("better", "worse") and key != primary_metric(track)["key"]]  # fmt: skip
             if decided:
                 lines += ["Other rows whose paired 95 % interval excludes 0 (arm − shared; details in the report):", ""]
                 lines += [f"- `{arm}` {key}: {row['verdict']}, {row['mean_difference']:+.4f} "

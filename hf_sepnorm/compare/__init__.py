@@ -15,7 +15,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from ..analysis import plot_projections, plot_spectra
-from .recipes import ARMS, BASELINE_ARM, DEFAULT_ARMS, PRESETS, recipe_as_dict, with_steps
+from .recipes import ARMS, BASELINE_ARM, DEFAULT_ARMS, PRESETS, recipe_as_dict, with_overrides
 from .report import render_report
 from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, write_json
 
@@ -81,7 +81,7 @@ def run_comparison(
     if BASELINE_ARM not in arms:
         raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
     check_inputs(images, text, glue_dir, pretrained_bert)
-    recipe = with_steps(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
+    recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

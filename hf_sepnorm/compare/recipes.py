@@ -155,8 +155,8 @@ PRESETS = {
 }  # fmt: skip
 
 
-def with_steps(preset: Preset, pretrain_steps: int | None = None, finetune_steps: int | None = None,
-               finetune_learning_rate: float | None = None) -> Preset:  # fmt: skip
+def with_overrides(preset: Preset, pretrain_steps: int | None = None, finetune_steps: int | None = None,
+                   finetune_learning_rate: float | None = None) -> Preset:  # fmt: skip
     """`preset` with its step counts and fine-tuning learning rate replaced in every track (None keeps the preset's).
     Fewer fine-tuning steps usually need a larger learning rate, hence the two together."""
     image, text, pretrained = preset.image, preset.text, preset.pretrained_text

@@ -82,8 +82,13 @@ def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
     return comparisons
 
 
+def primary_metric(track: dict) -> dict:
+    """The row the track's verdict is read from."""
+    return next(metric for metric in track["metrics"] if metric["role"] == "primary")
+
+
 def verdict_lines(track: dict, comparisons: dict) -> list[str]:
-    primary = next(metric for metric in track["metrics"] if metric["role"] == "primary")
+    primary = primary_metric(track)
     if not comparisons:
         return [f"No paired verdict: it needs the `{BASELINE_ARM}` arm and at least 2 seeds."]
     lines = []

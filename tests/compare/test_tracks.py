@@ -11,7 +11,7 @@ from family_checkpoints import save_sepnorm_checkpoint
 from PIL import Image
 
 from hf_sepnorm import SepNormBertModel
-from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, with_steps
+from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, with_overrides
 from hf_sepnorm.compare.tracks import (
     _SentenceReadouts,
     bundled_minilm,
@@ -31,10 +31,10 @@ def test_arm_names_say_cls_norm_and_scope():
 
 
 def test_step_overrides_reach_every_track():
-    preset = with_steps(PRESETS["tiny"], pretrain_steps=7, finetune_steps=3)
+    preset = with_overrides(PRESETS["tiny"], pretrain_steps=7, finetune_steps=3)
     assert (preset.image.pretrain_steps, preset.text.pretrain_steps) == (7, 7)
     assert (preset.image.finetune_steps, preset.text.finetune_steps, preset.pretrained_text.finetune_steps) == (3, 3, 3)
-    preset = with_steps(PRESETS["tiny"], finetune_learning_rate=2e-4)
+    preset = with_overrides(PRESETS["tiny"], finetune_learning_rate=2e-4)
     assert (preset.image.finetune_learning_rate, preset.text.finetune_learning_rate,
             preset.pretrained_text.finetune_learning_rate) == (2e-4, 2e-4, 2e-4)  # fmt: skip
 
