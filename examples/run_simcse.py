@@ -10,10 +10,10 @@ The loss is InfoNCE (temperature 0.05) over in-batch negatives on an MLP over [C
 evaluation uses [CLS] without the MLP (SimCSE's `cls_before_pooler`). With several processes the embeddings are
 gathered (with their gradient) so that the negatives, like the [CLS] BatchNorm statistics, span the global batch.
 
-A stock BERT checkpoint is converted (`--cls_norm`, `--sepnorm_scope`); a SepNorm checkpoint is loaded. With
-`--recalibrate_cls_norm true` (off by default, docs/cls_statistics.md; docs/results/simcse-minilm measured with it on)
-the [CLS] BatchNorm statistics are re-estimated on training sentences right after loading, before any evaluation or
-training (a converted checkpoint's statistics are (0, 1), which describe nothing), and again after training. The MLP is BERT's
+A stock BERT checkpoint is converted (`--cls_norm`, `--sepnorm_scope`); a SepNorm checkpoint is loaded. [CLS]
+BatchNorm statistics that were never updated (a converted checkpoint's are (0, 1), which describe nothing) are
+estimated on training sentences before any evaluation; statistics that training left are re-estimated only with
+`--recalibrate_cls_norm true` (before each evaluation and after training; off by default, docs/cls_statistics.md). The MLP is BERT's
 pooler (dense + tanh, SimCSE's MLP layer): the checkpoint's pooler when it has one, a new one otherwise (SimCSE
 always starts a new one).
 
@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 STS_SPLITS = {"stsb_dev": "validation", "stsb_train": "train"}  # metric name -> split of the GLUE STS-B folder
 POOLINGS = {"": "cls", "_mean_pooling": "mean", "_standardized_cls": "standardized_cls"}  # metric suffix -> pooling
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+HEADING = re.compile(r"^\s*=(\s=)*\s.*\s=(\s=)*\s*$")  # a WikiText heading line: " = Title = ", " = = Section = = "
 
 
 @dataclass
@@ -82,7 +83,10 @@ class SimCSEArguments:
         default=True,
         metadata={"help": "Split each line into sentences at . ! ? followed by a space (a sentence per line stays)."},
     )
-    min_words: int = field(default=3, metadata={"help": "Drop training sentences of fewer words (headings, debris)."})
+    min_words: int = field(default=3, metadata={"help": "Drop training sentences of fewer words (debris)."})
+    drop_headings: bool = field(
+        default=True, metadata={"help": "Drop WikiText-style heading lines (' = Title = ', ' = = Section = = ')."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training sentences."})
     max_eval_samples: int | None = field(
         default=None,
@@ -106,13 +110,15 @@ class SimCSETrainingArguments(SepNormTrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the tokenized columns as they are."})
 
 
-def read_sentences(files: list[str], split_sentences: bool, min_words: int) -> Dataset:
-    """A `sentence` column: the files' non-blank lines, each split into sentences when asked, short ones dropped."""
+def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop_headings: bool = True) -> Dataset:
+    """A `sentence` column: the files' non-blank lines (headings dropped when asked), each split into sentences when
+    asked, short ones dropped."""
     check_text_files(files, "--train_file")
     lines = load_dataset("text", data_files={"train": files})["train"]
 
     def to_sentences(batch):
-        pieces = (SENTENCE_END.split(line.strip()) if split_sentences else [line.strip()] for line in batch["text"])
+        kept = [line for line in batch["text"] if not (drop_headings and HEADING.match(line))]
+        pieces = (SENTENCE_END.split(line.strip()) if split_sentences else [line.strip()] for line in kept)
         return {"sentence": [s for piece in pieces for s in piece if len(s.split()) >= min_words]}
 
     sentences = lines.map(to_sentences, batched=True, remove_columns=["text"], desc="Splitting into sentences")
@@ -299,7 +305,9 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision
     )
     with training_args.main_process_first(desc="reading sentences"):
-        sentences = read_sentences(simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words)
+        sentences = read_sentences(
+            simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings
+        )
     if simcse_args.max_train_samples is not None:
         sentences = sentences.select(range(min(simcse_args.max_train_samples, len(sentences))))
     with training_args.main_process_first(desc="tokenizing"):
@@ -321,8 +329,6 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         reference_sentences=list(sentences["sentence"]),
         simcse_args=simcse_args,
     )
-    # (With --recalibrate_cls_norm true) before anything reads them: a converted checkpoint's [CLS] statistics are (0, 1).
-    trainer.recalibrate_cls_batchnorm()
 
     all_metrics: dict[str, float] = {}
     if training_args.do_train:

@@ -7,6 +7,7 @@ from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
 from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .conversion import convert_stock_checkpoint
+from .recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .families import FAMILIES, SepNormFamily, family_of, register_auto_classes
 from .remote_code.modeling_sepnorm_bert import (
     SepNormBertForMaskedLM,
@@ -51,6 +52,8 @@ __all__ = [
     "SepNormLayerNorm",
     "init_cls_norms_from_token_norms",
     "convert_stock_checkpoint",
+    "recalibrate_cls_batchnorm",
+    "cls_statistics_never_updated",
     "FAMILIES",
     "SepNormFamily",
     "family_of",

@@ -1,8 +1,11 @@
-"""Re-estimating the population statistics of the [CLS] BatchNorms (PreciseBN; Wu & Johnson, 2021).
+"""Estimating the population statistics of the [CLS] BatchNorms (PreciseBN; Wu & Johnson, 2021).
 
-The running statistics of a BatchNorm are an exponential moving average taken while the weights were changing, and,
-after MAE pretraining, taken on masked inputs whose [CLS] statistics differ from those of the unmasked inputs every
-downstream use sees. Re-estimating them as exact averages over batches of downstream inputs removes both errors.
+Two cases differ. Statistics that were **never updated** (mean 0, variance 1: a stock checkpoint just converted)
+describe nothing, and a model evaluated on them does not normalize [CLS] at all: estimating them costs nothing and
+is required (the scripts do it before any evaluation). Statistics that **training** left (an exponential moving
+average taken while the weights changed, after MAE pretraining on masked inputs) are re-estimated only on request:
+in principle exact averages over downstream inputs fix both differences, but measured on this project's runs it hurt
+on average (docs/cls_statistics.md).
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ import torch
 from torch import nn
 
 from .remote_code.sepnorm import cls_batchnorms
+
+
+def cls_statistics_never_updated(model: nn.Module) -> bool:
+    """True when some [CLS] BatchNorm of `model` still has the running statistics it was built with (mean 0, variance
+    1): never trained, never estimated."""
+    return any(
+        bool((norm.running_mean == 0).all() and (norm.running_var == 1).all()) for norm in cls_batchnorms(model)
+    )
 
 
 def _batch_size(batch: Mapping[str, torch.Tensor]) -> int:

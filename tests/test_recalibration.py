@@ -1,11 +1,14 @@
 """Re-estimating the [CLS] BatchNorm statistics (PreciseBN): exact, local, and closing the train/eval gap."""
 
+import warnings
+
 import pytest
 import torch
 from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_config
+from transformers import AutoTokenizer
 
-from hf_sepnorm import SepNormBertModel, SepNormViTMAEForImageClassification
-from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
+from hf_sepnorm import ClsBatchNorm, SepNormBertModel, SepNormViTMAEForImageClassification
+from hf_sepnorm.recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 
 
@@ -75,3 +78,65 @@ def test_after_recalibration_eval_mode_matches_train_mode_on_the_same_large_batc
     gap_after = relative_gap()
     assert gap_after < 0.01
     assert gap_before > 10 * gap_after
+
+
+# ---- never-updated statistics: warned about in eval, estimated where there is data ----
+
+SENTENCES = [
+    "A man is playing a guitar.", "The stock market fell sharply today.", "Two dogs run across a snowy field.",
+    "The committee approved the new budget.", "She baked bread for the whole family.", "Rain is expected tomorrow.",
+    "The train to Paris was delayed by an hour.", "Scientists found water on a distant moon.",
+    "He forgot his keys at the office again.", "A child laughs at a puppet show.", "The river flooded the valley.",
+    "Parliament debated the tax reform for hours.", "The orchestra tuned their instruments.",
+    "Our team lost the final in extra time.", "Fresh snow covered the mountain road.", "The old bridge was repaired.",
+]  # fmt: skip
+
+
+def test_eval_on_never_updated_statistics_warns_once_naming_the_fix(monkeypatch):
+    monkeypatch.setattr(ClsBatchNorm, "_warned_never_updated", False)
+    model = SepNormBertModel(tiny_bert_config()).eval()
+    with pytest.warns(UserWarning, match=r"never updated .*recalibrate_cls_batchnorm\(model, batches\)"):
+        model(**bert_inputs(batch_size=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(**bert_inputs(batch_size=4))  # once only
+
+
+def test_estimated_or_trained_statistics_do_not_warn(monkeypatch):
+    monkeypatch.setattr(ClsBatchNorm, "_warned_never_updated", False)
+    model = SepNormBertModel(tiny_bert_config())
+    assert cls_statistics_never_updated(model)
+    recalibrate_cls_batchnorm(model, [bert_inputs(batch_size=6) for _ in range(2)])
+    assert not cls_statistics_never_updated(model)
+    trained = SepNormBertModel(tiny_bert_config()).train()
+    trained(**bert_inputs(batch_size=6))  # one training step's running averages
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.eval()(**bert_inputs(batch_size=4))
+        trained.eval()(**bert_inputs(batch_size=4))
+    with torch.no_grad():  # statistics put back to (0, 1) in place are checked again
+        for norm in cls_batchnorms(model):
+            norm.reset_running_stats()
+    with pytest.warns(UserWarning, match="never updated"):
+        model(**bert_inputs(batch_size=4))
+
+
+def test_a_converted_minilm_gives_unrelated_sentences_distinct_cls_once_estimated(minilm_dir, monkeypatch):
+    """On never-updated statistics, six layers of unnormalized [CLS] leave one direction: unrelated sentences have
+    cosine ~1. Estimated on a few sentences, they are told apart."""
+    monkeypatch.setattr(ClsBatchNorm, "_warned_never_updated", False)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    model = SepNormBertModel.from_pretrained(minilm_dir, cls_norm="batch").eval()
+    probe = tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")
+
+    def cosine() -> float:
+        with torch.no_grad():
+            cls = model(**probe).last_hidden_state[:, 0]
+        return torch.nn.functional.cosine_similarity(cls[0], cls[1], dim=0).item()
+
+    with pytest.warns(UserWarning, match="never updated"):
+        before = cosine()
+    batches = [dict(tokenizer(SENTENCES[i : i + 8], padding=True, return_tensors="pt")) for i in (0, 8)]
+    assert recalibrate_cls_batchnorm(model, batches) == 2
+    after = cosine()
+    assert before > 0.999 and after < 0.9, (before, after)

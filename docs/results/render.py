@@ -67,7 +67,8 @@ def main():
             decided = [(arm, key, row) for arm, rows in comparisons.items() for key, row in rows.items()
                        if row["verdict"] in ("better", "worse") and key != primary_metric(track)["key"]]  # fmt: skip
             if decided:
-                lines += ["Other rows whose paired 95 % interval excludes 0 (arm − shared; details in the report):", ""]
+                lines += ["Other rows that differ (arm − shared; a secondary row after Holm correction over the arm's "
+                          "secondary rows; details in the report):", ""]
                 lines += [f"- `{arm}` {key}: {row['verdict']}, {row['mean_difference']:+.4f} "
                           f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" for arm, key, row in decided] + [""]
             lines += reestimation_lines(track)

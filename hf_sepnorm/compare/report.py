@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 from .recipes import BASELINE_ARM
-from .statistics import CONFIDENCE, POWER, holm_adjusted, paired_comparison
+from .statistics import CONFIDENCE, POWER, holm_adjusted, holm_verdict, paired_comparison
 
 COMPARED_ROLES = ("primary", "secondary", "pretraining")
 
@@ -20,6 +20,16 @@ def _number(value) -> str:
     if isinstance(value, str):
         return value
     return f"{value:.4g}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def wilcoxon_cell(row: dict) -> str:
+    """The exact Wilcoxon p-value, or why there is none: with n = 2 seeds its smallest possible value is 0.5."""
+    smallest = row.get("wilcoxon_smallest_p")
+    if row["wilcoxon_p"] is None:
+        return "– (all differences 0)"
+    if smallest is not None and smallest >= 0.5:
+        return f"– (n = {row['n']}: smallest possible p is {smallest:.2g})"
+    return _number(row["wilcoxon_p"])
 
 
 def _direction(higher_is_better: bool) -> str:
@@ -75,9 +85,12 @@ def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
             if not gate_passed and metric["role"] != "pretraining":
                 row["verdict"] = "inconclusive (validity gate failed)"
             rows[metric["key"]] = row
-        secondary = [metric["key"] for metric in compared if metric["role"] == "secondary"]
-        for key, adjusted in zip(secondary, holm_adjusted([rows[key]["t_p"] for key in secondary])):
-            rows[key]["holm_p"] = adjusted
+        secondary = [metric for metric in compared if metric["role"] == "secondary"]
+        for metric, adjusted in zip(secondary, holm_adjusted([rows[metric["key"]]["t_p"] for metric in secondary])):
+            row = rows[metric["key"]]
+            row["holm_p"] = adjusted
+            if gate_passed:  # a secondary row is read from its Holm-adjusted p, not from its own interval
+                row["verdict"] = holm_verdict(row, metric["higher_is_better"])
         comparisons[arm] = rows
     return comparisons
 
@@ -162,7 +175,9 @@ def _track_section(name: str, track: dict) -> list[str]:
 
     if comparisons:
         lines += [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
-                  "secondary rows of an arm; detectable = smallest true difference found with 80 % power):", "",
+                  "secondary rows of an arm, whose verdict follows the Holm-adjusted p; Wilcoxon: exact signed-rank test with ties, "
+                  "whose smallest possible p is 2/2^n with n seeds; detectable = smallest true difference found with 80 % "
+                  "power, noncentral t):", "",
                   "| arm | metric | better | mean difference | 95 % CI | paired t p | Wilcoxon p | Holm p | detectable | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for arm, rows in comparisons.items():
@@ -173,7 +188,7 @@ def _track_section(name: str, track: dict) -> list[str]:
                 lines.append(
                     f"| `{arm}` | {metric['key']} | {_direction(metric['higher_is_better']).split()[0]} | "
                     f"{row['mean_difference']:+.4f} | [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] | {row['t_p']:.3g} | "
-                    f"{_number(row['wilcoxon_p'])} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
+                    f"{wilcoxon_cell(row)} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
                     f"{row['verdict']} |"
                 )
         lines.append("")

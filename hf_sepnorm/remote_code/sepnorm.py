@@ -125,6 +125,8 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     """
 
     _warned_single_sample = False
+    _warned_never_updated = False
+    _checked_statistics_version = None
     # what `from_pretrained(dtype=...)` keeps in fp32 (a pattern "cls_norm" would turn num_batches_tracked to float)
     fp32_keys = tuple(f"cls_norm.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
 
@@ -139,6 +141,8 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
         if not self.uses_batch_statistics(states.shape[0]):
             if self.training:
                 self._warn_single_sample()
+            elif not torch.compiler.is_compiling():
+                self._warn_if_statistics_never_updated()
             normalized = nn.functional.batch_norm(
                 states, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
             )
@@ -174,14 +178,31 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
         for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_variance)):
             running.copy_(torch.where(finite, torch.lerp(running, batch, momentum), running))
 
+    def _warn_if_statistics_never_updated(self) -> None:
+        # checked again only after the statistics changed in place (loading, training, re-estimation): one host sync
+        version = (self.running_mean._version, self.running_var._version)
+        if ClsBatchNorm._warned_never_updated or version == self._checked_statistics_version:
+            return
+        self._checked_statistics_version = version
+        if bool((self.running_mean == 0).all() and (self.running_var == 1).all()):
+            ClsBatchNorm._warned_never_updated = True
+            warnings.warn(
+                "SepNorm: a [CLS] BatchNorm runs in eval mode on running statistics that were never updated (mean 0, "
+                "variance 1, e.g. right after converting a stock checkpoint), so [CLS] is not normalized and its "
+                "embeddings are meaningless. Estimate them on your data first with "
+                "`hf_sepnorm.recalibrate_cls_batchnorm(model, batches)`, or train the model.",
+                stacklevel=3,
+            )
+
     def _warn_single_sample(self) -> None:
         if ClsBatchNorm._warned_single_sample or torch.compiler.is_compiling():
             return
         ClsBatchNorm._warned_single_sample = True
         warnings.warn(
             "SepNorm: a training batch of 1 sample has no batch statistics; the [CLS] BatchNorm uses its running "
-            "statistics for such batches and does not update them. Use batches of 2 or more (e.g. "
-            "`dataloader_drop_last=True`) to train the [CLS] norm.",
+            "statistics for such batches and does not update them. Use batches of 2 or more samples (a larger "
+            "`per_device_train_batch_size`; `dataloader_drop_last=True` where only the last batch has one) to train "
+            "the [CLS] norm.",
             stacklevel=3,
         )
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from transformers.trainer import FSDP_MODEL_NAME
 from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import hf_api
 
-from ..recalibration import recalibrate_cls_batchnorm
+from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from ..remote_code.sepnorm import cls_batchnorms
 from .arguments import SepNormTrainingArguments
 from .distributed import (
@@ -60,6 +61,8 @@ class SepNormTrainer(Trainer):
             synchronized = sepnorm_option(args, "sync_cls_batchnorm") and convert_cls_batchnorm_to_sync(model) > 0
             logger.info("%d processes; [CLS] BatchNorm statistics synchronized: %s", args.world_size, synchronized)
             callbacks.append(ClsStatisticsCallback(statistics_synchronized=synchronized))
+        self.step_timer = StepTimer()
+        callbacks.append(self.step_timer)
         super().__init__(model=model, args=args, callbacks=callbacks, **kwargs)
         self.cls_statistics_step: int | None = None  # the global step of the last re-estimation
 
@@ -67,11 +70,22 @@ class SepNormTrainer(Trainer):
 
     def recalibrate_cls_batchnorm(self) -> int:
         """Re-estimate the [CLS] BatchNorm statistics on `recalibration_batches` training batches (PreciseBN), on
-        every process alike. Returns the number of batches used; 0 when there is nothing to do (turned off, no
+        every process alike, when `recalibrate_cls_norm` asks for it, and always when they were never updated (mean 0,
+        variance 1, as after converting a stock checkpoint: they describe nothing, so there is nothing to lose).
+        Returns the number of batches used; 0 when there is nothing to do (turned off and trained statistics, no
         [CLS] BatchNorm, no training data)."""
-        if not self.recalibrates():
+        if self.recalibrates():
+            self.check_recalibration_can_run()
+        elif self.estimates_never_updated_statistics():
+            if self._train_batch_size < 2:
+                logger.warning(
+                    "The [CLS] BatchNorm statistics were never updated and training batches of %d sample cannot "
+                    "estimate them: evaluation normalizes [CLS] with mean 0 and variance 1.", self._train_batch_size
+                )
+                return 0
+            logger.info("The [CLS] BatchNorm statistics were never updated (mean 0, variance 1): estimating them")
+        else:
             return 0
-        self.check_recalibration_can_run()
         # A fixed seed: the batches drawn (and MAE's masks) do not depend on, nor change, the training's random state,
         # so an evaluation does not alter the run that follows it and a resumed run ends on the same statistics.
         device = self.args.device
@@ -94,6 +108,11 @@ class SepNormTrainer(Trainer):
             and self.train_dataset is not None
             and self.model is not None
             and cls_batchnorms(self.model)
+        )
+
+    def estimates_never_updated_statistics(self) -> bool:
+        return bool(
+            self.train_dataset is not None and self.model is not None and cls_statistics_never_updated(self.model)
         )
 
     def check_recalibration_can_run(self) -> None:
@@ -132,8 +151,18 @@ class SepNormTrainer(Trainer):
         return super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     def recalibrate_if_stale(self) -> None:
-        if self.cls_statistics_step != self.state.global_step:
+        if self.cls_statistics_step != self.state.global_step or self.estimates_never_updated_statistics():
             self.recalibrate_cls_batchnorm()
+
+    # ---- logs ----
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # the mean wall time of the optimizer steps since the last training log, so that logs show how fast it ran
+        if "loss" in logs:
+            seconds = self.step_timer.seconds_per_step()
+            if seconds is not None:
+                logs["step_seconds"] = round(seconds, 4)
+        super().log(logs, start_time)
 
     # ---- resuming ----
 
@@ -216,6 +245,28 @@ class SepNormTrainer(Trainer):
         return {
             key: value for entry in self.state.log_history for key, value in entry.items() if key.startswith("eval_")
         }
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of the optimizer steps (forward, backward, update; not evaluation or saving), read per log."""
+
+    def __init__(self):
+        self.seconds, self.steps, self.started = 0.0, 0, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None:
+            self.seconds += time.perf_counter() - self.started
+            self.steps += 1
+            self.started = None
+
+    def seconds_per_step(self) -> float | None:
+        """The mean over the steps since the last call, then starts again."""
+        mean = self.seconds / self.steps if self.steps else None
+        self.seconds, self.steps = 0.0, 0
+        return mean
 
 
 def sepnorm_option(args, name: str):

@@ -7,7 +7,14 @@ import pytest
 from scipy import stats
 
 from hf_sepnorm.compare.report import gate_status, render_report, track_comparisons
-from hf_sepnorm.compare.statistics import holm_adjusted, paired_comparison
+from hf_sepnorm.compare.statistics import (
+    detectable_difference,
+    exact_signed_rank_test,
+    holm_adjusted,
+    holm_verdict,
+    paired_comparison,
+    paired_t_power,
+)
 
 
 def test_paired_interval_and_tests_on_known_differences():
@@ -33,17 +40,48 @@ def test_an_interval_containing_zero_is_no_detectable_difference():
     assert identical.t_p == 1.0 and identical.wilcoxon_p is None and identical.verdict == "no detectable difference"
 
 
-@pytest.mark.parametrize("n", [5, 10, 30])
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
 def test_detectable_effect_has_80_percent_power(n):
-    """At the reported detectable effect, a two-sided paired t-test at alpha 0.05 has power close to 0.8 (exact
-    power from the noncentral t distribution with the sd measured)."""
+    """At the reported detectable effect, a two-sided paired t-test at alpha 0.05 has power 0.8 (scipy's noncentral
+    t distribution, computed independently of the integral the package uses)."""
     differences = [math.sin(i) for i in range(n)]
     result = paired_comparison([0.0] * n, differences)
     sd = stats.tstd(differences)
     noncentrality = result.detectable_effect * math.sqrt(n) / sd
     critical = stats.t.ppf(0.975, n - 1)
     power = stats.nct.sf(critical, n - 1, noncentrality) + stats.nct.cdf(-critical, n - 1, noncentrality)
-    assert 0.72 < power < 0.82
+    assert power == pytest.approx(0.8, abs=1e-6)
+
+
+def test_detectable_effect_is_larger_than_the_normal_approximation_at_few_seeds():
+    """(t_crit + z_0.8) * sd / sqrt(n) understates it: by 4 % at n = 5 and 21 % at n = 2."""
+    for n, ratio in ((5, 1.040), (2, 1.206)):
+        approximation = (stats.t.ppf(0.975, n - 1) + stats.norm.ppf(0.8)) / math.sqrt(n)
+        assert detectable_difference(1.0, n) / approximation == pytest.approx(ratio, abs=2e-3)
+    # G*Power, paired t, dz = 1, n = 10, two-sided alpha 0.05: power 0.8031
+    assert paired_t_power(1.0, 1.0, 10) == pytest.approx(0.8031, abs=1e-4)
+    assert detectable_difference(0.0, 5) == 0.0
+
+
+def test_exact_wilcoxon_counts_ties_and_zeros():
+    # |d| = 1, 1, 1, 2, 3 -> midranks 2, 2, 2, 4, 5; W+ = 13 of 15. Sign patterns at least as far from 7.5:
+    # W+ >= 13 ({2,2,4,5} three ways, all five) or W+ <= 2 (none, one 2 three ways): 8 of 32
+    assert exact_signed_rank_test([1.0, 1.0, -1.0, 2.0, 3.0]) == (pytest.approx(0.25), pytest.approx(2 / 32))
+    assert stats.wilcoxon([1.0, 1.0, -1.0, 2.0, 3.0], method="exact").pvalue == pytest.approx(0.1875)  # ties ignored
+    # no ties: ranks 1..4, W+ = 8 of 10; |W+ - 5| >= 3 for W+ in {0, 1, 2, 8, 9, 10}: 6 of 16
+    assert exact_signed_rank_test([1.0, -2.0, 3.0, 4.0])[0] == pytest.approx(6 / 16)
+    assert exact_signed_rank_test([0.0, 1.0, 2.0]) == (pytest.approx(0.5), pytest.approx(0.5))  # zero dropped: n = 2
+    assert exact_signed_rank_test([0.0, 0.0]) == (None, None)
+    result = paired_comparison([0.0] * 5, [1.0, 1.0, -1.0, 2.0, 3.0])
+    assert result.wilcoxon_p == pytest.approx(0.25) and result.wilcoxon_smallest_p == pytest.approx(0.0625)
+
+
+def test_a_secondary_row_reads_its_verdict_from_the_holm_adjusted_p():
+    row = {"verdict": "better", "holm_p": 0.075, "ci_low": 0.01, "ci_high": 0.2}
+    assert holm_verdict(row, higher_is_better=True) == "no detectable difference after Holm correction"
+    assert holm_verdict({**row, "holm_p": 0.01}, higher_is_better=True) == "better"
+    assert holm_verdict({**row, "holm_p": 0.01}, higher_is_better=False) == "worse"
+    assert holm_verdict({**row, "verdict": "no detectable difference", "holm_p": 0.4}, True) == "no detectable difference"
 
 
 def test_paired_comparison_needs_one_value_per_seed_and_two_seeds():

