@@ -4,12 +4,14 @@ data, baselines, and a report of paired differences against ShareNorm."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import platform
 import time
 from pathlib import Path
 
+import sklearn
 import torch
 import transformers
 from tqdm.auto import tqdm
@@ -87,15 +89,18 @@ def run_comparison(
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
 
-    tracks = {}
+    tracks, inputs = {}, {}  # inputs: what each track reads, beside its recipe (a run is reused only if both match)
     if images is not None or not (text or pretrained_bert):
+        inputs["image"] = {"images": images or f"scikit-learn {sklearn.__version__} load_digits"}
         tracks["image"] = (ImageTrack(recipe.image, images, output_dir, recalibrate_cls_norm), recipe.image)
     if text:
+        inputs["text"] = {"text": text, "glue_dir": glue_dir}
         tracks["text"] = (ScratchTextTrack(recipe.text, text, glue_dir, output_dir, recalibrate_cls_norm), recipe.text)
     if pretrained_bert:
         checkpoint = pretrained_bert if isinstance(pretrained_bert, str) else None
         track = PretrainedTextTrack(recipe.pretrained_text, checkpoint, glue_dir, output_dir, text, recalibrate_cls_norm)
         tracks["pretrained-text"] = (track, recipe.pretrained_text)
+        inputs["pretrained-text"] = {"pretrained_bert": track.checkpoint, "glue_dir": glue_dir, "text": text}
 
     summary = {
         "preset": preset,
@@ -113,16 +118,18 @@ def run_comparison(
         track_started = time.time()
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
         plots: dict[str, dict] = {}
+        identity = run_identity(track_recipe, inputs[name], recalibrate_cls_norm)
         for seed, arm in tqdm([(s, a) for s in range(seeds) for a in arms], desc=f"compare {name}", unit="run"):
             run_dir = output_dir / "runs" / name / f"{arm}-seed{seed}"
-            finished = _finished_run(run_dir, track_recipe)
+            finished = _finished_run(run_dir, identity)
             if finished is None:
                 run_started = time.time()
                 metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
                 torch.save(plot_data, run_dir / "test_cls.pt")
                 write_json(run_dir / "results.json", {"arm": arm, "seed": seed, "seconds": time.time() - run_started,
-                                                      "recipe": recipe_as_dict(track_recipe), "metrics": metrics})  # fmt: skip
-            else:  # an interrupted comparison, run again with the same arguments, keeps its finished runs
+                                                      "recipe": recipe_as_dict(track_recipe), "identity": identity,
+                                                      "metrics": metrics})  # fmt: skip
+            else:  # an interrupted comparison, run again with the same arguments and inputs, keeps its finished runs
                 metrics, plot_data = finished
             runs[arm].append(metrics)
             if seed == 0:
@@ -147,13 +154,41 @@ def run_comparison(
     return summary
 
 
-def _finished_run(run_dir: Path, recipe) -> tuple[dict, dict] | None:
-    """The metrics and plot data of a run that finished with the same recipe, or None."""
+def run_identity(recipe, inputs: dict, recalibrate_cls_norm: bool) -> dict:
+    """Everything that defines a run besides its arm and seed: the track's recipe, each input path with the identity
+    of what it holds (`path_identity`), the flags and the package's version. A finished run is reused only when its
+    identity is this one."""
+    from .. import __version__
+
+    identified = {}
+    for name, value in inputs.items():
+        values = value if isinstance(value, list) else [value]
+        identified[name] = [path_identity(item) if item and Path(item).exists() else item for item in values]
+    identity = {"recipe": recipe_as_dict(recipe), "inputs": identified,
+                "flags": {"recalibrate_cls_norm": recalibrate_cls_norm}, "hf_sepnorm": __version__}  # fmt: skip
+    return json.loads(json.dumps(identity, default=str))
+
+
+def path_identity(path: str | Path) -> dict:
+    """A file or folder as its absolute path and a digest of the names, sizes and modification times of its files:
+    another file, or the same file changed, is another input."""
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(item for item in path.rglob("*") if item.is_file())
+    digest = hashlib.sha256()
+    for item in files:
+        stat = item.stat()
+        digest.update(f"{item.relative_to(path) if item != path else item.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return {"path": str(path), "files": len(files), "digest": digest.hexdigest()}
+
+
+def _finished_run(run_dir: Path, identity: dict) -> tuple[dict, dict] | None:
+    """The metrics and plot data of a run that finished with the same identity (`run_identity`), or None."""
     results, plot_file = run_dir / "results.json", run_dir / "test_cls.pt"
     if not (results.is_file() and plot_file.is_file()):
         return None
     saved = json.loads(results.read_text())
-    if saved.get("recipe") != json.loads(json.dumps(recipe_as_dict(recipe))):
+    if saved.get("identity") != identity:
+        logger.info("%s: finished with other settings or inputs, so run again", run_dir)
         return None
     return saved["metrics"], torch.load(plot_file, weights_only=True)
 
@@ -181,4 +216,4 @@ def _write_plots(track: str, plots: dict[str, dict], output_dir: Path, plotted: 
     ]  # fmt: skip
 
 
-__all__ = ["run_comparison", "render_report", "check_inputs", "ComparisonInputError"]
+__all__ = ["run_comparison", "render_report", "check_inputs", "ComparisonInputError", "run_identity", "path_identity"]

