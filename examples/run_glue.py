@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_sepnorm import SepNormBertForSequenceClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft
-from hf_sepnorm.data import GLUE_TASKS, HUB_DATASET_ID, load_glue, write_glue_predictions
+from hf_sepnorm.data import GLUE_TASKS, HUB_DATASET_ID, load_glue, training_rows, write_glue_predictions
 from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.metrics import load_glue_metric
 from hf_sepnorm.training import (
@@ -42,6 +42,11 @@ class GlueArguments:
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of a tokenizer trained on the task's text."})
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training rows."})
+    train_sample_seed: int | None = field(
+        default=None,
+        metadata={"help": "Draw the --max_train_samples rows at random with this seed (the same rows whatever --seed) "
+                  "instead of taking the first ones: the official files are ordered by source."},
+    )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
 
@@ -102,11 +107,12 @@ def main(args=None):
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}  # fmt: skip
     with training_args.main_process_first(desc="tokenizing"):
+        kept = {split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()}
+        if "train" in raw:
+            kept["train"] = training_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
         encoded = {
-            split: first(dataset, limits[split.split("_")[0]]).map(
-                tokenize, batched=True, remove_columns=text_columns, desc=f"Tokenizing {split}"
-            )
-            for split, dataset in raw.items()
+            split: dataset.map(tokenize, batched=True, remove_columns=text_columns, desc=f"Tokenizing {split}")
+            for split, dataset in kept.items()
         }
     # MNLI has two validation sets: "eval" is the matched one, "eval_mm" the mismatched one
     eval_datasets = {

@@ -141,6 +141,8 @@ def run_comparison(
             "recipe": recipe_as_dict(track_recipe),
             "metrics": [dataclasses.asdict(metric) for metric in track.metrics],
             "gate": track.gate,
+            "learning_check": getattr(track, "learning_check", None),
+            "convergence_checks": getattr(track, "convergence_checks", []),
             "baselines": track.baselines(),
             "runs": runs,
             "figures": _write_plots(name, plots, output_dir, track.plotted),

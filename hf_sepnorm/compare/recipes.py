@@ -81,6 +81,7 @@ class TextRecipe:
     readout_train_rows: int = 2000
     glue_tasks: tuple[str, ...] = ("sst2", "cola", "mrpc", "stsb")
     max_glue_train: int | None = 2000
+    glue_train_sample_seed: int | None = 0  # the GLUE training rows drawn at random with this seed (None: the first)
     finetune_steps: int = 200
     finetune_learning_rate: float = 1e-4
     recalibration_batches: int = 20
@@ -97,6 +98,7 @@ class PretrainedTextRecipe:
     readout_task: str = "sst2"
     readout_train_rows: int = 2000
     max_glue_train: int | None = 2000
+    glue_train_sample_seed: int | None = 0  # the GLUE training rows drawn at random with this seed (None: the first)
     batch_size: int = 32
     finetune_steps: int = 200
     finetune_learning_rate: float = 5e-5

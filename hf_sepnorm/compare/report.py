@@ -40,11 +40,54 @@ def _values(runs: dict, arm: str, key: str) -> list[float]:
     return [run[key] for run in runs[arm]]
 
 
-def gate_status(track: dict) -> tuple[bool, list[str]]:
-    """Whether trained [CLS] beats its reference (random init) in every arm, as a paired 95 % interval above 0 over
-    seeds, and a line per (arm, check) saying how it went."""
-    runs, metrics = track["runs"], {metric["key"]: metric for metric in track["metrics"]}
+def learning_status(track: dict) -> tuple[bool, list[str]]:
+    """Whether pretraining learned anything in every arm: its eval loss below the trivial predictor's (the track's
+    `learning_check`: predicting zeros for an MAE under norm_pix_loss, the unigram distribution for a masked LM), as
+    a 95 % interval over seeds; a line per arm saying so in words."""
+    check = track.get("learning_check")
+    if not check or check["baseline"] not in track["baselines"]:
+        return True, []
+    trivial = track["baselines"][check["baseline"]][0]
     passed, lines = True, []
+    for arm, runs in track["runs"].items():
+        values = [run[check["metric"]] for run in runs]
+        learned = len(values) >= 2 and paired_comparison([trivial] * len(values), values, False).verdict == "better"
+        passed &= learned
+        lines.append(
+            f"`{arm}`: {check['learner']} {'learned' if learned else 'did not learn'}: eval loss "
+            f"{statistics.mean(values):.4f} (mean of {len(values)} seeds) against {trivial:.4f} for "
+            f"{check['trivial']}{'' if learned else ' (not below it with 95 % confidence)'}"
+        )
+    return passed, lines
+
+
+def convergence_status(track: dict) -> tuple[dict[tuple[str, str], bool], list[str]]:
+    """Per (arm, task) of the track's `convergence_checks`: whether fine-tuning converged, its eval loss below the
+    constant predictor's (a 95 % interval over seeds), and a line for each that did not, saying so in words."""
+    converged, lines = {}, []
+    for check in track.get("convergence_checks") or []:
+        if check["baseline"] not in track["baselines"]:
+            continue
+        constant = track["baselines"][check["baseline"]][0]
+        for arm, runs in track["runs"].items():
+            values = [run[check["loss"]] for run in runs if check["loss"] in run]
+            if len(values) < 2:
+                continue
+            ok = paired_comparison([constant] * len(values), values, False).verdict == "better"
+            converged[(arm, check["task"])] = ok
+            if not ok:
+                lines.append(f"`{arm}` {check['task']}: fine-tuning did not converge: eval loss "
+                             f"{statistics.mean(values):.4f} (mean of {len(values)} seeds) against {constant:.4f} for "
+                             "the constant predictor, so its rows of that task read inconclusive")  # fmt: skip
+    return converged, lines
+
+
+def gate_status(track: dict) -> tuple[bool, list[str]]:
+    """Whether pretraining beat its trivial predictor (`learning_status`) and trained [CLS] beats its reference
+    (random init) in every arm, as a paired 95 % interval above 0 over seeds, and a line per (arm, check) saying how
+    it went."""
+    runs, metrics = track["runs"], {metric["key"]: metric for metric in track["metrics"]}
+    passed, lines = learning_status(track)
     for trained, reference in track["gate"]:
         higher = metrics[trained]["higher_is_better"]
         for arm in runs:
@@ -72,6 +115,7 @@ def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
     if BASELINE_ARM not in runs or len(runs[BASELINE_ARM]) < 2:
         return {}
     gate_passed, _ = gate_status(track)
+    converged, _ = convergence_status(track)
     compared = [metric for metric in track["metrics"] if metric["role"] in COMPARED_ROLES]
     comparisons: dict[str, dict[str, dict]] = {}
     for arm in runs:
@@ -91,6 +135,12 @@ def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
             row["holm_p"] = adjusted
             if gate_passed:  # a secondary row is read from its Holm-adjusted p, not from its own interval
                 row["verdict"] = holm_verdict(row, metric["higher_is_better"])
+        for check in track.get("convergence_checks") or []:  # a task either arm did not converge on
+            if converged.get((arm, check["task"]), True) and converged.get((BASELINE_ARM, check["task"]), True):
+                continue
+            for key in check["rows"]:
+                if key in rows:
+                    rows[key]["verdict"] = "inconclusive (not converged)"
         comparisons[arm] = rows
     return comparisons
 
@@ -153,12 +203,22 @@ def _track_section(name: str, track: dict) -> list[str]:
     lines += ["Verdict:", ""] + [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
     lines += ["Data: " + "; ".join(f"{key}: {value}" for key, value in track["data"].items()) + ".", ""]
 
-    lines += ["Validity gate — trained [CLS] must beat the same architecture's [CLS] at random initialization in every "
-              f"arm (paired {CONFIDENCE:.0%} interval above 0): **{'passed' if gate_passed else 'failed'}**."]  # fmt: skip
+    lines += ["Validity gate — pretraining must beat its trivial predictor, and trained [CLS] the same architecture's "
+              f"[CLS] at random initialization, in every arm ({CONFIDENCE:.0%} intervals): "
+              f"**{'passed' if gate_passed else 'failed'}**."]  # fmt: skip
     if not gate_passed:
-        lines += ["Every row but the pretraining objective reads *inconclusive*: the readouts and downstream results do "
-                  "not show that training taught the [CLS] token anything a random network's does not carry."]  # fmt: skip
+        learned, _ = learning_status(track)
+        cause = ("pretraining did not beat the trivial predictor (below), so there is nothing learned to compare"
+                 if not learned else "the readouts and downstream results do not show that training taught the "
+                 "[CLS] token anything a random network's does not carry")  # fmt: skip
+        lines += [f"Every row but the pretraining objective reads *inconclusive*: {cause}."]
     lines += [""] + [f"- {line}" for line in gate_lines] + [""]
+    _, convergence_lines = convergence_status(track)
+    if track.get("convergence_checks"):
+        lines += ["Convergence — a fine-tuned task counts only where its eval loss beats the constant predictor's "
+                  "(the best constant fitted on the training rows; a 95 % interval over seeds), in the arm and in "
+                  f"`{BASELINE_ARM}`: " + ("every arm converged on every task." if not convergence_lines else ""), ""]
+        lines += [f"- {line}" for line in convergence_lines] + ([""] if convergence_lines else [])
 
     lines += ["Baselines (test set, no training):", "", "| baseline | value | what |", "|---|---|---|"]
     lines += [f"| {key} | {_number(value)} | {what} |" for key, (value, what) in track["baselines"].items()] + [""]

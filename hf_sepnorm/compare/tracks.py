@@ -29,9 +29,9 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from ..analysis import Standardizer, extract_cls_embeddings, readout_summary
 from ..analysis.readouts import majority_class_accuracy
-from ..data.glue import get_glue_task, load_glue
+from ..data.glue import get_glue_task, load_glue, training_rows
 from ..data.images import IMAGE_SUFFIXES
-from ..data.text import load_text_corpus, train_wordpiece_tokenizer
+from ..data.text import cls_led_blocks, load_text_corpus, train_wordpiece_tokenizer
 from ..metrics import load_glue_metric
 from ..recalibration import recalibrate_cls_batchnorm
 from ..remote_code.configuration_sepnorm_bert import SepNormBertConfig
@@ -44,6 +44,10 @@ from .scripts import has_script, run_script, training_flags, write_run_log
 GLUE_FOLDERS = {"sst2": "SST-2", "cola": "CoLA", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
                 "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}  # fmt: skip
 GLUE_MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "pearson", "mrpc": "f1", "qqp": "f1"}
+
+
+TRIVIAL_MAE = "MAE loss, predicting zeros"  # baseline names the learning checks read
+TRIVIAL_MLM = "MLM loss, unigram distribution"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +193,32 @@ def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return pixels.contiguous(), labels, classes
 
 
+def zero_prediction_mae_loss(pixel_values: torch.Tensor, patch_size: int, norm_pix_loss: bool = True) -> float:
+    """The MAE loss of a decoder that predicts 0 for every pixel of every patch, in expectation over the random masks:
+    the mean squared target over all patches. Under `norm_pix_loss` each patch's target is standardized (ViT-MAE's
+    per-patch mean and unbiased variance, eps 1e-6), so 0 is the trivial solution; otherwise the trivial predictor
+    is the mean training image, which `mean_image_mae_loss` scores."""
+    batch, channels, height, width = pixel_values.shape
+    patches = pixel_values.reshape(batch, channels, height // patch_size, patch_size, width // patch_size, patch_size)
+    patches = patches.permute(0, 2, 4, 3, 5, 1).reshape(batch, -1, patch_size * patch_size * channels).double()
+    if norm_pix_loss:
+        mean, var = patches.mean(dim=-1, keepdim=True), patches.var(dim=-1, keepdim=True)
+        patches = (patches - mean) / (var + 1.0e-6) ** 0.5
+    return float((patches**2).mean())
+
+
+def unigram_mlm_loss(train_ids: list[list[int]], eval_ids: list[list[int]], special_ids: set[int], vocab_size: int) -> float:
+    """The masked-LM cross-entropy of predicting every masked token from the training unigram distribution (add-one
+    smoothing), in expectation over the masks: the mean of -log p(token) over the evaluation's non-special tokens
+    (the collator masks only those)."""
+    counts = np.ones(vocab_size, dtype=np.float64)
+    for ids in train_ids:
+        np.add.at(counts, [token for token in ids if token not in special_ids], 1)
+    log_probabilities = np.log(counts / counts.sum())
+    tokens = [token for ids in eval_ids for token in ids if token not in special_ids]
+    return float(-log_probabilities[tokens].mean())
+
+
 class ImageTrack:
     name = "image"
     plotted = "test [CLS] embeddings after MAE pretraining"  # what `test_cls.pt` holds, for the plots' captions
@@ -214,6 +244,8 @@ class ImageTrack:
             *readout_metrics("random_init_", "random-init [CLS]: "),
         ]
         self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+        self.learning_check = {"metric": "mae_eval_loss", "baseline": TRIVIAL_MAE, "learner": "the MAE",
+                               "trivial": "predicting zeros"}  # fmt: skip
 
     def _normalized(self, pixels: torch.Tensor) -> torch.Tensor:
         return pixels.float() / 127.5 - 1.0  # the scripts' image processor: mean 0.5, std 0.5 per channel
@@ -230,6 +262,8 @@ class ImageTrack:
             "majority class": (majority_class_accuracy(self.train_labels, self.test_labels), "always the most frequent training class"),
             "linear probe on raw pixels": (raw["linear_probe_accuracy"], "the same probe as on [CLS], on flattened pixels"),
             "20-NN on raw pixels": (raw["knn_accuracy"], "the same k-NN as on [CLS], on flattened pixels"),
+            TRIVIAL_MAE: (zero_prediction_mae_loss(self._normalized(self.test_pixels), self.recipe.model.get("patch_size", 16)),
+                          "MAE loss (norm_pix_loss) of predicting 0 for every masked pixel: the trivial solution"),
         }  # fmt: skip
 
     def _readouts(self, model, seed: int):
@@ -298,28 +332,57 @@ def glue_task_metric(task: str) -> str:
     return GLUE_MAIN_METRIC.get(task, "accuracy")
 
 
-def majority_glue_score(task_name: str, glue_dir: str, max_train: int | None) -> float:
+def _glue_labels(task_name: str, glue_dir: str, max_train: int | None, sample_seed: int | None):
+    raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
+    train = training_rows(raw["train"], max_train, sample_seed)
+    return np.asarray(list(train["label"])), np.asarray(list(raw["validation"]["label"]))
+
+
+def majority_glue_score(task_name: str, glue_dir: str, max_train: int | None, sample_seed: int | None = None) -> float:
     """The task's metric on the full dev set for a constant prediction: the majority training class (0 for a
     regression task, where a constant has no correlation)."""
-    task = get_glue_task(task_name)
-    if task.is_regression:
+    if get_glue_task(task_name).is_regression:
         return 0.0
-    raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
-    train_labels = np.asarray(list(raw["train"]["label"])[: max_train or len(raw["train"])])
+    train_labels, references = _glue_labels(task_name, glue_dir, max_train, sample_seed)
     values, counts = np.unique(train_labels, return_counts=True)
-    references = list(raw["validation"]["label"])
     score = load_glue_metric(task_name).compute(predictions=[int(values[counts.argmax()])] * len(references),
-                                                references=references)  # fmt: skip
+                                                references=list(references))  # fmt: skip
     return float(score[glue_task_metric(task_name)])
 
 
+def constant_glue_loss(task_name: str, glue_dir: str, max_train: int | None, sample_seed: int | None = None) -> float:
+    """The fine-tuning loss (run_glue.py's eval_loss) on the full dev set of the best constant predictor fitted on the
+    training rows: MSE of the mean training score for a regression, cross-entropy of the training class frequencies
+    for a classification. A fine-tuned model whose eval loss does not beat it has not converged."""
+    train_labels, references = _glue_labels(task_name, glue_dir, max_train, sample_seed)
+    if get_glue_task(task_name).is_regression:
+        return float(np.mean((references.astype(np.float64) - train_labels.astype(np.float64).mean()) ** 2))
+    classes = get_glue_task(task_name).num_labels
+    frequencies = (np.bincount(train_labels, minlength=classes) + 1) / (len(train_labels) + classes)
+    return float(-np.log(frequencies[references]).mean())
+
+
+def constant_loss_baseline(task: str) -> str:
+    return f"{task} eval loss: constant predictor"
+
+
 def text_track_baselines(sentences: "_SentenceReadouts", recipe, glue_dir: str) -> dict[str, tuple[float, str]]:
-    """The readout task's baselines, then a constant prediction's score on each GLUE task of `recipe`."""
+    """The readout task's baselines, then a constant prediction's score and loss on each GLUE task of `recipe`."""
     baselines = sentences.baselines()
     for task in recipe.glue_tasks:
-        score = majority_glue_score(task, glue_dir, recipe.max_glue_train)
-        baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (score, "majority class (0 for a regression)")
+        rows = (task, glue_dir, recipe.max_glue_train, recipe.glue_train_sample_seed)
+        baselines[f"{task} {glue_task_metric(task)}: constant prediction"] = (majority_glue_score(*rows),
+                                                                             "majority class (0 for a regression)")
+        loss_kind = "MSE of the mean training score" if get_glue_task(task).is_regression else "cross-entropy of the training class frequencies"
+        baselines[constant_loss_baseline(task)] = (constant_glue_loss(*rows), loss_kind)
     return baselines
+
+
+def glue_convergence_checks(tasks) -> list[dict]:
+    """Per task: the fine-tuned eval loss must beat the constant predictor's, else the task's rows read inconclusive."""
+    return [{"task": task, "loss": f"{task}_eval_loss", "baseline": constant_loss_baseline(task),
+             "rows": [f"{task}_{glue_task_metric(task)}", f"{task}_{glue_task_metric(task)}_reestimated"]}
+            for task in tasks]  # fmt: skip
 
 
 class _SentenceReadouts:
@@ -396,6 +459,8 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
     for task in recipe.glue_tasks:
         task_dir = run_dir / task
         limit = ["--max_train_samples", recipe.max_glue_train] if recipe.max_glue_train else []
+        if recipe.max_glue_train and recipe.glue_train_sample_seed is not None:
+            limit += ["--train_sample_seed", recipe.glue_train_sample_seed]
         data_flags = ["--task_name", task, "--data_dir", glue_folder(glue_dir, task), "--max_seq_length",
                       recipe.max_seq_length, *limit, "--recalibration_batches", recipe.recalibration_batches]  # fmt: skip
         metrics = run_script("run_glue", [
@@ -406,6 +471,7 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
         write_run_log(task_dir, metrics)
         key = f"{task}_{glue_task_metric(task)}"
         results[key] = metrics[f"eval_{glue_task_metric(task)}"]
+        results[f"{task}_eval_loss"] = metrics["eval_loss"]
         if not recalibrate:
             reestimated = metrics
             if cls_batchnorm:
@@ -426,7 +492,10 @@ def glue_metrics(tasks, reestimated: bool = False) -> list[Metric]:
     if reestimated:
         rows += [Metric(f"{row.key}_reestimated", True, f"{row.description}, [CLS] statistics re-estimated",
                         "re-estimation") for row in rows]  # fmt: skip
-    return rows
+    losses = [Metric(f"{task}_eval_loss", False, f"{task} fine-tuned eval loss ("
+                     f"{'MSE' if get_glue_task(task).is_regression else 'cross-entropy'}, full dev set)", "convergence")
+              for task in tasks]  # fmt: skip
+    return rows + losses
 
 
 class ScratchTextTrack:
@@ -458,9 +527,22 @@ class ScratchTextTrack:
             *readout_metrics("random_init_", f"random-init [CLS], {recipe.readout_task}: "),
         ]
         self.gate = [("linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+        self.convergence_checks = glue_convergence_checks(recipe.glue_tasks)
+        self.learning_check = {"metric": "mlm_eval_loss", "baseline": TRIVIAL_MLM, "learner": "the masked LM",
+                               "trivial": "the unigram distribution"}  # fmt: skip
 
     def baselines(self) -> dict[str, tuple[float, str]]:
-        return text_track_baselines(self.sentences, self.recipe, self.glue_dir)
+        baselines = text_track_baselines(self.sentences, self.recipe, self.glue_dir)
+        baselines[TRIVIAL_MLM] = (self.unigram_loss(), "MLM cross-entropy of the training unigram distribution")
+        return baselines
+
+    def unigram_loss(self) -> float:
+        """On the blocks run_mlm.py trains and evaluates on (its held-out split, the first `mlm_eval_blocks`)."""
+        recipe = self.recipe
+        blocks = cls_led_blocks(load_text_corpus(self.text_files), self.tokenizer, recipe.max_seq_length)
+        train = blocks["train"]["input_ids"][: recipe.max_pretrain_blocks or len(blocks["train"])]
+        evaluated = blocks["validation"]["input_ids"][: recipe.mlm_eval_blocks]
+        return unigram_mlm_loss(train, evaluated, set(self.tokenizer.all_special_ids), len(self.tokenizer))
 
     def run(self, arm: Arm, seed: int, run_dir: Path) -> tuple[dict[str, float], dict]:
         recipe = self.recipe
@@ -539,6 +621,7 @@ class PretrainedTextTrack:
         else:  # the first GLUE task
             self.metrics[6] = dataclasses.replace(self.metrics[6], role="primary")
         self.gate = [("start_linear_probe_accuracy", "random_init_linear_probe_accuracy")]
+        self.convergence_checks = glue_convergence_checks(recipe.glue_tasks)
         self._start: dict[str, dict] = {}
 
     def baselines(self) -> dict[str, tuple[float, str]]:

@@ -1,5 +1,13 @@
 """Data loading for fine-tuning and evaluating SepNorm models offline."""
 
-from .glue import GLUE_TASKS, HUB_DATASET_ID, GlueTask, get_glue_task, load_glue, write_glue_predictions
+from .glue import (
+    GLUE_TASKS,
+    HUB_DATASET_ID,
+    GlueTask,
+    get_glue_task,
+    load_glue,
+    training_rows,
+    write_glue_predictions,
+)
 
 __all__ = ["GLUE_TASKS", "HUB_DATASET_ID", "GlueTask", "get_glue_task", "load_glue", "write_glue_predictions"]

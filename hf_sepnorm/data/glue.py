@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub.errors import OfflineModeIsEnabled
@@ -150,6 +151,17 @@ def load_glue(
     unlabelled = {split: path for split, path in files.items() if split.startswith("test")}
     splits = {**_read_tsv_files(task, labelled, True, cache_dir), **_read_tsv_files(task, unlabelled, False, cache_dir)}
     return datasets.DatasetDict({split: splits[split] for split in files})
+
+
+def training_rows(dataset: datasets.Dataset, count: int | None, seed: int | None = None) -> datasets.Dataset:
+    """`count` training rows: the first ones (seed None), or drawn at random with `seed`, kept in file order. The
+    official files are ordered (STS-B's train.tsv starts with captions, its dev set mixes genres), so a prefix is a
+    biased sample; the same seed gives the same rows to every run."""
+    if count is None or count >= len(dataset):
+        return dataset
+    if seed is None:
+        return dataset.select(range(count))
+    return dataset.select(sorted(np.random.default_rng(seed).choice(len(dataset), size=count, replace=False).tolist()))
 
 
 def _split_files(task: GlueTask, data_dir: Path) -> dict[str, Path]:

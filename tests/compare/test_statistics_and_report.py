@@ -4,9 +4,10 @@ baselines, validity gate, intervals, per-seed values, verdicts."""
 import math
 
 import pytest
+import torch
 from scipy import stats
 
-from hf_sepnorm.compare.report import gate_status, render_report, track_comparisons
+from hf_sepnorm.compare.report import convergence_status, gate_status, render_report, track_comparisons
 from hf_sepnorm.compare.statistics import (
     detectable_difference,
     exact_signed_rank_test,
@@ -171,3 +172,59 @@ def test_reestimation_rows_are_reported_within_each_arm_not_against_shared():
     rows = [line for line in report.splitlines() if line.startswith("| `") and "| helps |" in line]
     assert rows == ["| `batch-all` | linear_probe_accuracy | 0.6500 | 0.6700 | +0.0200 | [+0.0200, +0.0200] | 0 | helps |"]
     assert "| `shared` | linear_probe_accuracy | 0.6000 |" not in report
+
+
+def test_a_pretraining_that_does_not_beat_its_trivial_predictor_fails_the_gate_and_says_why():
+    data = summary(random_probe=0.3)
+    track = data["tracks"]["image"]
+    track["baselines"]["MAE loss, predicting zeros"] = [0.5465, "predicting 0"]
+    track["learning_check"] = {"metric": "mae_eval_loss", "baseline": "MAE loss, predicting zeros",
+                               "learner": "the MAE", "trivial": "predicting zeros"}  # fmt: skip
+    for run in track["runs"]["batch-all"]:
+        run["mae_eval_loss"] -= 0.2  # 0.4: learned; shared's 0.5 too
+    assert gate_status(track)[0]
+    for run in track["runs"]["shared"]:
+        run["mae_eval_loss"] += 0.05  # about 0.55: not below 0.5465
+    passed, lines = gate_status(track)
+    assert not passed
+    assert lines[0] == ("`shared`: the MAE did not learn: eval loss 0.5500 (mean of 5 seeds) against 0.5465 for "
+                        "predicting zeros (not below it with 95 % confidence)")  # fmt: skip
+    assert lines[1].startswith("`batch-all`: the MAE learned: eval loss 0.4000")
+    report = render_report(data)
+    assert "pretraining did not beat the trivial predictor" in report and lines[0] in report
+
+
+def test_trivial_predictors_have_their_closed_form_values():
+    from hf_sepnorm.compare.tracks import unigram_mlm_loss, zero_prediction_mae_loss
+
+    # one 2x2 image, patch 2: the patch (0, 1, 2, 3) standardized with the unbiased variance 5/3 has mean square 3/4
+    pixels = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    assert zero_prediction_mae_loss(pixels, 2) == pytest.approx(0.75 * (5 / 3) / (5 / 3 + 1e-6))
+    constant = torch.ones(1, 1, 2, 2)
+    assert zero_prediction_mae_loss(constant, 2) == 0.0  # a flat patch standardizes to 0
+    assert zero_prediction_mae_loss(pixels, 2, norm_pix_loss=False) == pytest.approx(14 / 4)
+    # train tokens 5, 5, 6 (+1 smoothing over a vocabulary of 8 with special 0): p(5) = 3/11, p(6) = 2/11
+    loss = unigram_mlm_loss([[0, 5, 5, 6]], [[0, 5, 6]], special_ids={0}, vocab_size=8)
+    assert loss == pytest.approx(-(math.log(3 / 11) + math.log(2 / 11)) / 2)
+
+
+def test_a_task_whose_fine_tuning_loss_does_not_beat_the_constant_predictor_reads_inconclusive():
+    data = summary(random_probe=0.3)
+    track = data["tracks"]["image"]
+    track["metrics"].append({"key": "stsb_eval_loss", "higher_is_better": False, "description": "STS-B MSE",
+                             "role": "convergence"})  # fmt: skip
+    track["baselines"]["stsb eval loss: constant predictor"] = [2.25, "MSE of the mean training score"]
+    track["convergence_checks"] = [{"task": "stsb", "loss": "stsb_eval_loss", "baseline": "stsb eval loss: constant predictor",
+                                    "rows": ["knn_accuracy"]}]  # fmt: skip
+    noise = [0.01, -0.02, 0.0, 0.02, -0.01]
+    for arm, loss in (("shared", 1.5), ("batch-all", 5.5)):  # batch-all 2.4x worse than a constant
+        for run, n in zip(track["runs"][arm], noise):
+            run["stsb_eval_loss"] = loss + n
+    converged, lines = convergence_status(track)
+    assert converged == {("shared", "stsb"): True, ("batch-all", "stsb"): False}
+    assert lines == ["`batch-all` stsb: fine-tuning did not converge: eval loss 5.5000 (mean of 5 seeds) against "
+                     "2.2500 for the constant predictor, so its rows of that task read inconclusive"]  # fmt: skip
+    rows = track_comparisons(track)["batch-all"]
+    assert rows["knn_accuracy"]["verdict"] == "inconclusive (not converged)"
+    assert rows["linear_probe_accuracy"]["verdict"] == "better"  # another task's row is untouched
+    assert lines[0] in render_report(data)

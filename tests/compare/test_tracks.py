@@ -120,7 +120,7 @@ def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_
                                       finetune_learning_rate=1e-3, batch_size=8, recalibration_batches=3)
         results = glue_finetune(tmp_path / "run", model=str(start), recipe=recipe, glue_dir=str(data_dir / "glue"),
                                 seed=0, recalibrate=False, arm_flags=[], cls_batchnorm=cls_norm == "batch")
-    assert set(results) == {"sst2_accuracy", "sst2_accuracy_reestimated"}
+    assert set(results) == {"sst2_accuracy", "sst2_accuracy_reestimated", "sst2_eval_loss"}
     reestimations = [record.getMessage() for record in caplog.records if "Re-estimated" in record.getMessage()]
     second_evaluation = tmp_path / "run" / "sst2" / "reestimated" / "eval_results.json"
     if cls_norm == "batch":  # training kept its running statistics; only the second evaluation re-estimated them
@@ -130,3 +130,24 @@ def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_
     else:  # nothing to re-estimate: no second evaluation, the same score
         assert reestimations == [] and not second_evaluation.exists()
         assert results["sst2_accuracy_reestimated"] == results["sst2_accuracy"]
+
+
+def test_glue_training_rows_are_drawn_at_random_with_a_seed_and_the_constant_predictor_fits_them(data_dir):
+    from hf_sepnorm.compare.tracks import constant_glue_loss
+    from hf_sepnorm.data import load_glue, training_rows
+
+    glue = str(data_dir / "glue")
+    raw = load_glue("stsb", str(data_dir / "glue" / "STS-B"))
+    first = training_rows(raw["train"], 200)
+    drawn = training_rows(raw["train"], 200, seed=0)
+    assert list(first["sentence1"]) == list(raw["train"]["sentence1"][:200])
+    assert list(drawn["sentence1"]) == list(training_rows(raw["train"], 200, seed=0)["sentence1"])  # the same rows
+    assert list(drawn["sentence1"]) != list(first["sentence1"]) and len(drawn) == 200
+    labels, references = np.asarray(drawn["label"], dtype=float), np.asarray(raw["validation"]["label"], dtype=float)
+    assert constant_glue_loss("stsb", glue, 200, 0) == pytest.approx(np.mean((references - labels.mean()) ** 2))
+    # classification: cross-entropy of the (add-one) class frequencies of the training rows
+    sst2 = load_glue("sst2", str(data_dir / "glue" / "SST-2"))
+    train = np.asarray(training_rows(sst2["train"], 300, seed=1)["label"])
+    dev = np.asarray(sst2["validation"]["label"])
+    frequencies = (np.bincount(train, minlength=2) + 1) / (len(train) + 2)
+    assert constant_glue_loss("sst2", glue, 300, 1) == pytest.approx(-np.log(frequencies[dev]).mean())
