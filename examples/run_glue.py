@@ -19,7 +19,14 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_sepnorm import SepNormBertForSequenceClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft
-from hf_sepnorm.data import GLUE_TASKS, HUB_DATASET_ID, load_glue, training_rows, write_glue_predictions
+from hf_sepnorm.data import (
+    GLUE_TASKS,
+    HUB_DATASET_ID,
+    available_glue_splits,
+    load_glue,
+    training_rows,
+    write_glue_predictions,
+)
 from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.metrics import load_glue_metric
 from hf_sepnorm.training import (
@@ -68,13 +75,21 @@ def main(args=None):
         )
     set_seed(training_args.seed)
 
-    raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir)
-    features = raw["train"].features
+    tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
+    # only the files of the splits this run uses; the training rows also estimate never-updated [CLS] statistics
+    # before an evaluation, so an evaluation-only run reads them when they are there
+    splits = [split for split, used in (("train", training_args.do_train or tokenizer_source is None),
+                                        ("validation", training_args.do_eval), ("test", training_args.do_predict)) if used]  # fmt: skip
+    if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
+        data_args.task_name, data_args.data_dir
+    ):
+        splits.append("train")
+    raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)
+    features = next(iter(raw.values())).features
     is_regression = features["label"].dtype in ("float32", "float64")
     label_list = [] if is_regression else features["label"].names
     text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
 
-    tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is not None:
         tokenizer = AutoTokenizer.from_pretrained(
             tokenizer_source, revision=model_args.revision, cache_dir=model_args.cache_dir
@@ -130,8 +145,8 @@ def main(args=None):
     trainer = SepNormTrainer(
         model=model,
         args=training_args,
-        train_dataset=encoded["train"],  # also what the [CLS] BatchNorm statistics are re-estimated on
-        eval_dataset=eval_datasets["eval"],
+        train_dataset=encoded.get("train"),  # also what the [CLS] BatchNorm statistics are re-estimated on
+        eval_dataset=eval_datasets.get("eval"),
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,

@@ -270,6 +270,7 @@ ROUTES: list[tuple[tuple[str, ...], re.Pattern, str]] = [
     (("POST",), re.compile(r"/api/repos/create"), "create_repo"),
     (("POST",), re.compile(r"/api/validate-yaml"), "validate_yaml"),
     (("GET",), re.compile(rf"/api/models/{REPO}(?:/revision/(?P<rev>[^/]+))?"), "model_info"),
+    (("GET",), re.compile(rf"/api/spaces/{REPO}(?:/revision/(?P<rev>[^/]+))?"), "space_info"),
     (("POST",), re.compile(rf"/api/models/{REPO}/preupload/(?P<rev>[^/]+)"), "preupload"),
     (("POST",), re.compile(rf"/api/models/{REPO}/commit/(?P<rev>[^/]+)"), "commit"),
     (("POST",), re.compile(rf"/api/models/{REPO}/branch/(?P<branch>[^/]+)"), "create_branch"),
@@ -400,6 +401,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if metadata is not None and not isinstance(metadata, dict):
             return 400, {"errors": [{"message": "The metadata must be a YAML mapping"}], "warnings": []}, {}
         return 200, {"errors": [], "warnings": []}, {}
+
+    def space_info(self, body: bytes, repo: str, rev: str = "main"):
+        # This Hub holds models only: every Space is missing, as on a mirror without Spaces (the real Hub answers so)
+        raise HubError(404, "Repository not found", "RepoNotFound")
 
     def model_info(self, body: bytes, repo: str, rev: str = "main"):
         with self.hub.lock:

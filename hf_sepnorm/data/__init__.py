@@ -3,6 +3,7 @@
 from .glue import (
     GLUE_TASKS,
     HUB_DATASET_ID,
+    available_glue_splits,
     GlueTask,
     get_glue_task,
     load_glue,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import numpy as np
 import httpx2
+import numpy as np
 from huggingface_hub import HfApi
 from huggingface_hub.errors import OfflineModeIsEnabled
 
@@ -121,7 +121,10 @@ def get_glue_task(task_name: str) -> GlueTask:
 
 
 def load_glue(
-    task_name: str, data_dir: os.PathLike | str | None = None, cache_dir: os.PathLike | str | None = None
+    task_name: str,
+    data_dir: os.PathLike | str | None = None,
+    cache_dir: os.PathLike | str | None = None,
+    splits: Iterable[str] | None = None,
 ) -> datasets.DatasetDict:
     """A GLUE task from the official TSV files in ``data_dir``, or from the Hub's ``nyu-mll/glue`` without it.
 
@@ -130,6 +133,8 @@ def load_glue(
         data_dir: the task's folder of the official download (``glue_data/SST-2``), or the folder holding it
             (``glue_data``).
         cache_dir: the ``datasets`` cache.
+        splits: only these splits (``"train"``, ``"validation"``, ``"test"``; for MNLI ``"validation"`` and
+            ``"test"`` name both the matched and mismatched ones); only their files must exist. Default: all.
 
     Returns:
         Both sources give the Hub's splits (``train``, ``validation``, ``test``; MNLI: ``validation_matched``,
@@ -145,11 +150,15 @@ def load_glue(
     task = get_glue_task(task_name)
     cache_dir = None if cache_dir is None else str(cache_dir)
     if data_dir is None:
-        return _load_from_hub(task, cache_dir)
-    files = _split_files(task, Path(data_dir))
+        hub = _load_from_hub(task, cache_dir)
+        return hub if splits is None else datasets.DatasetDict({k: v for k, v in hub.items() if _wanted(k, splits)})
+    files = _split_files(task, Path(data_dir), splits)
     labelled = {split: path for split, path in files.items() if not split.startswith("test")}
     unlabelled = {split: path for split, path in files.items() if split.startswith("test")}
-    splits = {**_read_tsv_files(task, labelled, True, cache_dir), **_read_tsv_files(task, unlabelled, False, cache_dir)}
+    splits = {}
+    for group, has_labels in ((labelled, True), (unlabelled, False)):
+        if group:
+            splits.update(_read_tsv_files(task, group, has_labels, cache_dir))
     return datasets.DatasetDict({split: splits[split] for split in files})
 
 
@@ -164,15 +173,33 @@ def training_rows(dataset: datasets.Dataset, count: int | None, seed: int | None
     return dataset.select(sorted(np.random.default_rng(seed).choice(len(dataset), size=count, replace=False).tolist()))
 
 
-def _split_files(task: GlueTask, data_dir: Path) -> dict[str, Path]:
-    task_dir = data_dir / task.directory if (data_dir / task.directory).is_dir() else data_dir
-    missing = [name for name in task.split_files.values() if not (task_dir / name).is_file()]
+def _wanted(split: str, splits: Iterable[str] | None) -> bool:
+    return splits is None or split.split("_")[0] in set(splits)
+
+
+def available_glue_splits(task_name: str, data_dir: os.PathLike | str) -> list[str]:
+    """The splits (``train``, ``validation``, ``test``) whose official files are all in ``data_dir``."""
+    task = get_glue_task(task_name)
+    task_dir = _task_dir(task, Path(data_dir))
+    names = dict.fromkeys(split.split("_")[0] for split in task.split_files)
+    return [name for name in names if all((task_dir / file).is_file() for split, file in task.split_files.items()
+                                          if split.split("_")[0] == name)]  # fmt: skip
+
+
+def _task_dir(task: GlueTask, data_dir: Path) -> Path:
+    return data_dir / task.directory if (data_dir / task.directory).is_dir() else data_dir
+
+
+def _split_files(task: GlueTask, data_dir: Path, splits: Iterable[str] | None = None) -> dict[str, Path]:
+    task_dir = _task_dir(task, data_dir)
+    wanted = {split: name for split, name in task.split_files.items() if _wanted(split, splits)}
+    missing = [name for name in wanted.values() if not (task_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"GLUE {task.name}: missing {', '.join(missing)} in {task_dir}. Expected the official files "
-            f"{', '.join(task.split_files.values())} in that folder or in its subfolder {task.directory}/."
+            f"{', '.join(wanted.values())} in that folder or in its subfolder {task.directory}/."
         )
-    return {split: task_dir / name for split, name in task.split_files.items()}
+    return {split: task_dir / name for split, name in wanted.items()}
 
 
 def _read_tsv_files(task: GlueTask, files: dict[str, Path], labelled: bool, cache_dir: str | None) -> dict:
@@ -180,7 +207,21 @@ def _read_tsv_files(task: GlueTask, files: dict[str, Path], labelled: bool, cach
     columns = {file_column: column for column, file_column in task.text_columns.items()}
     if labelled:
         columns[task.label_column] = "label"
-    raw = datasets.load_dataset(
+    try:
+        raw = _read_csv(task, files, columns, labelled, cache_dir)
+    except Exception as error:  # datasets wraps pandas' reason in a long chain: name the files and the cause
+        cause = error
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        raise ValueError(
+            f"GLUE {task.name}: cannot read {', '.join(str(path) for path in files.values())}: {cause}. Expected the "
+            f"official layout (tab-separated, columns {', '.join(columns)}{' without a header' if task.name == 'cola' and labelled else ''})."
+        ) from None
+    return {split: _hub_layout(task, raw[split].rename_columns(columns), files[split]) for split in raw}
+
+
+def _read_csv(task: GlueTask, files: dict[str, Path], columns: dict[str, str], labelled: bool, cache_dir: str | None):
+    return datasets.load_dataset(
         "csv",
         data_files={split: str(path) for split, path in files.items()},
         sep="\t",
@@ -196,7 +237,6 @@ def _read_tsv_files(task: GlueTask, files: dict[str, Path], labelled: bool, cach
         features=datasets.Features({column: datasets.Value("string") for column in columns}),
         cache_dir=cache_dir,
     )
-    return {split: _hub_layout(task, raw[split].rename_columns(columns), files[split]) for split in raw}
 
 
 def _hub_layout(task: GlueTask, dataset: datasets.Dataset, path: Path) -> datasets.Dataset:

@@ -10,7 +10,7 @@ import evaluate
 import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
-from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ def _why_hub_unusable() -> str | None:
         HfApi().space_info(HUB_GLUE_METRIC_ID, timeout=10)
     except (OfflineModeIsEnabled, httpx2.TransportError) as error:
         return f"the Hub cannot be reached: {type(error).__name__}: {error}"
+    except HfHubHTTPError as error:  # a mirror or Hub that answers but lacks the Space, or fails (5xx)
+        status = error.response.status_code if error.response is not None else "an error"
+        return f"the Hub answered {status} for the {HUB_GLUE_METRIC_ID} Space: {type(error).__name__}"
+    except Exception as error:  # any other failure of the probe: the local copy is identical
+        return f"the Hub probe failed: {type(error).__name__}: {error}"
     return None
 
 

@@ -10,6 +10,7 @@ import time
 import huggingface_hub
 import numpy as np
 import pytest
+from hub_server import hub_server  # noqa: F401 - `hub_server` is a fixture
 
 # Fixed predictions; the values computed by hand are written next to them.
 GOLD = [1, 0, 1, 1, 0, 0, 1, 0]
@@ -140,3 +141,31 @@ def test_hub_module_is_used_when_it_loads(glue_metrics, load_calls, reachable_hu
     hub["result"] = hub_metric = object()
     assert glue_metrics.load_glue_metric("rte") is hub_metric
     assert calls == ["glue"]
+
+
+def test_a_hub_that_answers_without_the_glue_space_uses_the_local_module(glue_metrics, load_calls, online, hub_server,
+                                                                         caplog):  # fmt: skip
+    """A mirror, or a Hub in an outage, answers the probe with an HTTP error (here 404: no such Space): the
+    identical local module is used, and the log says why."""
+    calls, _ = load_calls
+    with caplog.at_level(logging.WARNING, logger="hf_sepnorm.metrics"):
+        metric = glue_metrics.load_glue_metric("sst2")
+    assert calls == [str(glue_metrics.LOCAL_GLUE_METRIC_PATH)]
+    assert "the Hub answered 404 for the evaluate-metric/glue Space: RepositoryNotFoundError" in caplog.text
+    assert ("GET", "/api/spaces/evaluate-metric/glue") in hub_server.requests
+    assert metric.compute(**inputs("sst2")) == pytest.approx(HAND["sst2"])
+
+
+def test_a_hub_answering_5xx_uses_the_local_module(glue_metrics, load_calls, online, monkeypatch, caplog):
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    def failing(self, repo_id, **kwargs):
+        request = httpx2.Request("GET", "https://hub.invalid/api/spaces/evaluate-metric/glue")
+        raise HfHubHTTPError("503 Service Unavailable", response=httpx2.Response(503, request=request))
+
+    monkeypatch.setattr(glue_metrics.HfApi, "space_info", failing)
+    calls, _ = load_calls
+    with caplog.at_level(logging.WARNING, logger="hf_sepnorm.metrics"):
+        glue_metrics.load_glue_metric("cola")
+    assert calls == [str(glue_metrics.LOCAL_GLUE_METRIC_PATH)] and "the Hub answered 503" in caplog.text

@@ -126,3 +126,31 @@ def test_without_data_dir_and_offline_the_error_names_data_dir(tmp_path, monkeyp
     with pytest.raises(Exception, match="--data_dir"):
         run_glue.main(["--task_name", "sst2", "--output_dir", str(tmp_path / "out"), "--do_train"])
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluation_alone_needs_only_the_files_of_its_splits(mlm_checkpoint, data_dir, tmp_path):
+    """A task folder with the official dev.tsv and test.tsv but no train.tsv evaluates and predicts."""
+    folder = tmp_path / "QNLI-like"
+    folder.mkdir()
+    for name in ("dev.tsv", "test.tsv"):
+        (folder / name).write_bytes((data_dir / "glue" / "SST-2" / name).read_bytes())
+    output_dir = tmp_path / "evaluated"
+    results = run_glue.main(
+        ["--model_name_or_path", str(mlm_checkpoint), "--task_name", "sst2", "--data_dir", str(folder),
+         "--output_dir", str(output_dir), "--do_eval", "--do_predict", "--max_eval_samples", "16",
+         "--max_predict_samples", "8", "--max_seq_length", "32", *COMMON]
+    )  # fmt: skip
+    assert results["eval_samples"] == 16 and 0.0 <= results["eval_accuracy"] <= 1.0
+    assert len((output_dir / "SST-2.tsv").read_text().splitlines()) == 9
+
+
+def test_a_training_file_without_its_label_column_is_named_in_one_line(mlm_checkpoint, data_dir, tmp_path):
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    lines = (data_dir / "glue" / "SST-2" / "train.tsv").read_text().splitlines()[:20]
+    (folder / "train.tsv").write_text("\n".join(line.split("\t")[0] for line in ["sentence\tx", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError) as raised:
+        run_glue.main(["--model_name_or_path", str(mlm_checkpoint), "--task_name", "sst2", "--data_dir", str(folder),
+                       "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "1", *COMMON])  # fmt: skip
+    message = str(raised.value)
+    assert "\n" not in message and str(folder / "train.tsv") in message and "label" in message
