@@ -136,9 +136,11 @@ def render(runs_dir: Path) -> str:
         f"Whether, starting from a real pretrained sentence encoder, {RECIPE['max_steps']} steps of unsupervised SimCSE "
         "(32 sentences a step) give a better [CLS] sentence embedding when [CLS] is normalized apart (SepNorm) than "
         "with the stock shared LayerNorm (ShareNorm). It cannot test the paper's setting: `bert-base-uncased` from its "
-        "MLM pretraining, 1M Wikipedia sentences, batch 64, on GPUs (that run is `hf-sepnorm simcse`'s script "
-        "`examples/run_simcse.py --model_name_or_path bert-base-uncased --train_file wiki1m_for_simcse.txt "
-        "--per_device_train_batch_size 64 --num_train_epochs 1 --learning_rate 3e-5 --cls_norm batch`). This "
+        "MLM pretraining, 1M Wikipedia sentences, batch 64, on GPUs; that run is `accelerate launch "
+        "examples/run_simcse.py --model_name_or_path bert-base-uncased --train_file wiki1m_for_simcse.txt "
+        "--sts_dir glue/STS-B --per_device_train_batch_size 64 --num_train_epochs 1 --learning_rate 3e-5 "
+        "--cls_norm batch --do_train --do_eval --output_dir simcse-bert` (and `--cls_norm shared` for ShareNorm), "
+        "per seed. This "
         "checkpoint was already trained contrastively (1B pairs, mean pooling), so its InfoNCE loss starts near 0.",
         "",
         "## Fixed before running",
@@ -173,7 +175,8 @@ def render(runs_dir: Path) -> str:
         lines += [f"Budget: {len(seconds)} trained runs, {sum(seconds) / 60:.0f} min in all "
                   f"({min(seconds) / 60:.0f}–{max(seconds) / 60:.0f} min each, evaluations included; optimizer steps "
                   f"{statistics.median(step_seconds):.2f} s median), {example['threads']} torch thread per process, "
-                  f"two processes side by side on 2 CPU cores; {example['versions']}.", ""]  # fmt: skip
+                  "two processes side by side on 2 CPU cores; "
+                  + ", ".join(f"{name} {version}" for name, version in example["versions"].items()) + ".", ""]  # fmt: skip
 
     lines += ["## Did training move? (the convergence check)", ""]
     if example:
@@ -272,7 +275,8 @@ def render(runs_dir: Path) -> str:
         lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", "",
                   "*Figure 1. Spearman x 100 of [CLS] cosines against training steps, (a) on the 5,749 STS-B train "
                   "pairs (primary) and (b) on the 1,500 dev pairs; step 0 is the arm's untrained start (one "
-                  "evaluation). Lines: mean over the seeds finished; bands: min–max over seeds. Higher is better.*", "",
+                  "evaluation). Lines: mean over the seeds finished; bands: min–max over seeds; dashed: `shared`'s [CLS] "
+                  "standardized per feature (the control). Higher is better.*", "",
                   "![paired differences](paired_differences.png)", "",
                   "*Figure 2. Per-seed paired differences against `shared` after 200 steps (same seed: same "
                   "sentences and order), Spearman x 100: each arm's [CLS] minus `shared`'s [CLS], and minus `shared`'s "
@@ -301,6 +305,66 @@ def render(runs_dir: Path) -> str:
     return "\n".join(lines)
 
 
+README_BEGIN = "<!-- simcse-minilm: begin (written by docs/results/simcse-minilm/render_report.py) -->"
+README_END = "<!-- simcse-minilm: end -->"
+
+
+def headline(runs_dir: Path) -> list[str]:
+    """The measured answer as the project README states it: what ran, at what budget, the primary verdicts."""
+    untrained, trained = load_runs(runs_dir)
+    rows = comparison_rows(trained)
+    seeds = {arm: len(trained.get(arm, {})) for arm in ARMS}
+    lines = [f"- **SimCSE from a pretrained sentence encoder** (the paper's text protocol at a CPU budget: "
+             f"all-MiniLM-L6-v2, {RECIPE['max_steps']} steps of {RECIPE['per_device_train_batch_size']} WikiText-2 "
+             f"sentences at a constant lr {RECIPE['learning_rate']:g}; seeds finished: "
+             + ", ".join(f"`{arm}` {count}" for arm, count in seeds.items())
+             + "; primary, fixed before running: Spearman x 100 of [CLS] cosines on all 5,749 held-out STS-B train "
+             "pairs; higher is better)."]  # fmt: skip
+    if BASELINE in trained and BASELINE in untrained:
+        values = [record["metrics"][PRIMARY] for record in trained[BASELINE].values()]
+        lines[0] += f" ShareNorm went from {untrained[BASELINE]['metrics'][PRIMARY]:.2f} untrained to {mean_sd(values)}"
+        moved = [(arm, result) for arm, split, _, result in movement_rows(untrained, trained) if split == "stsb_train"]
+        if moved:
+            lines[0] += " (change from the untrained start, 95 % CI: " + "; ".join(
+                f"`{arm}` {result.mean_difference:+.2f} [{result.ci_low:+.2f}, {result.ci_high:+.2f}]"
+                for arm, result in moved) + ")"
+        lines[0] += "."
+    for row in rows:
+        if row["key"] != PRIMARY:
+            continue
+        result, arm = row["result"], row["arm"]
+        control = next(r for r in rows if r["arm"] == arm and r["key"] == "control_stsb_train")
+        dev = next(r for r in rows if r["arm"] == arm and r["key"] == key_of("stsb_dev"))
+        start = untrained.get(arm, {}).get("metrics", {}).get(PRIMARY)
+        values = [record["metrics"][PRIMARY] for record in trained[arm].values()]
+        lines.append(
+            f"  `{arm}`{f' (untrained start {start:.2f})' if start is not None else ''} reached {mean_sd(values)}: "
+            f"paired difference against ShareNorm {result.mean_difference:+.2f}, 95 % CI [{result.ci_low:+.2f}, "
+            f"{result.ci_high:+.2f}], n = {result.n}: **{row['verdict']}** (this run resolves about "
+            f"±{result.detectable_effect:.2f} with 80 % power); against ShareNorm's [CLS] standardized per feature "
+            f"(the control for what a BatchNorm does by construction) {control['result'].mean_difference:+.2f} "
+            f"[{control['result'].ci_low:+.2f}, {control['result'].ci_high:+.2f}], {control['verdict']} after Holm; "
+            f"on the 1,500 dev pairs {dev['result'].mean_difference:+.2f} [{dev['result'].ci_low:+.2f}, "
+            f"{dev['result'].ci_high:+.2f}], {dev['verdict']} after Holm."
+        )
+    if not rows:
+        lines.append("  No paired verdict yet (fewer than 2 paired seeds).")
+    lines.append("  This cannot test the paper's setting (raw `bert-base-uncased`, 1M sentences, GPUs): this checkpoint "
+                 "was already trained contrastively with mean pooling. "
+                 "[docs/results/simcse-minilm/](docs/results/simcse-minilm/report.md) has the learning curves, "
+                 "baselines, every secondary row and the per-seed values.")  # fmt: skip
+    return lines
+
+
+def write_readme_block(readme: Path, lines: list[str]) -> None:
+    text = readme.read_text()
+    if README_BEGIN not in text:
+        return
+    before, rest = text.split(README_BEGIN, 1)
+    _, after = rest.split(README_END, 1)
+    readme.write_text(before + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + after)
+
+
 def plot(runs_dir: Path) -> None:
     import matplotlib
 
@@ -310,21 +374,24 @@ def plot(runs_dir: Path) -> None:
     untrained, trained = load_runs(runs_dir)
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for axis, split in zip(axes, ("stsb_train", "stsb_dev")):
-        for colour, arm in zip(("C0", "C1", "C2"), ARMS):
+        series = [(arm, "", colour, "-") for colour, arm in zip(("C0", "C1", "C2"), ARMS)]
+        series.append((BASELINE, "_standardized_cls", "C0", "--"))  # the control
+        for arm, pooling, colour, style in series:
             if arm not in trained:
                 continue
             curves = {}
             for record in trained[arm].values():
-                points = {entry["step"]: entry[key_of(split)] for entry in record["curve"]}
+                points = {entry["step"]: entry[key_of(split, pooling)] for entry in record["curve"]}
                 if arm in untrained:
-                    points[0] = untrained[arm]["metrics"][key_of(split)]
+                    points[0] = untrained[arm]["metrics"][key_of(split, pooling)]
                 for step, value in points.items():
                     curves.setdefault(step, []).append(value)
             steps = sorted(curves)
             means = [statistics.mean(curves[step]) for step in steps]
-            axis.plot(steps, means, marker="o", color=colour, label=f"{arm} ({len(trained[arm])} seeds)")
+            label = f"{arm}{' standardized (control)' if pooling else ''} ({len(trained[arm])} seeds)"
+            axis.plot(steps, means, marker="o", linestyle=style, color=colour, label=label)
             axis.fill_between(steps, [min(curves[s]) for s in steps], [max(curves[s]) for s in steps],
-                              color=colour, alpha=0.2)  # fmt: skip
+                              color=colour, alpha=0.15)  # fmt: skip
         axis.set_xlabel("training step")
         axis.set_ylabel("Spearman x 100, [CLS] cosine")
         axis.set_title(f"({'a' if split == 'stsb_train' else 'b'}) {SPLITS[split]}")
@@ -362,6 +429,7 @@ def main() -> None:
     runs_dir = HERE / "runs"
     (HERE / "report.md").write_text(render(runs_dir))
     plot(runs_dir)
+    write_readme_block(HERE.parents[2] / "README.md", headline(runs_dir))
     print(f"wrote {HERE / 'report.md'} and the plots")
 
 
