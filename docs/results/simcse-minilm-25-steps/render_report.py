@@ -80,7 +80,12 @@ def render(runs_dir: Path) -> str:
     example = next(iter(next(iter(trained.values())).values())) if trained else next(iter(untrained.values()))
     recipe = recipe_of(example)
     pairs = {split: example["metrics"][f"eval_{split}_pairs"] for split in SPLITS}
-    lines = ["# Unsupervised SimCSE from a pretrained MiniLM: ShareNorm vs SepNorm arms, STS-B", ""]
+    lines = ["# Unsupervised SimCSE from a pretrained MiniLM: ShareNorm vs SepNorm arms, STS-B (25 steps, superseded)", "",
+             "**An earlier run, kept for the record: not the answer.** Its 25 steps with the learning rate decaying to "
+             "0 saw 800 sentences and moved every arm by about one STS point from its start, too little to tell the "
+             "arms apart; its `batch-all` row measures 25 steps of recovery from BatchNorms inserted into every layer "
+             "of a pretrained network. The primary text experiment, 200 steps at a constant learning rate on all "
+             "STS-B pairs, is [../simcse-minilm/](../simcse-minilm/report.md).", ""]  # fmt: skip
     if finished < expected_runs:
         lines += [f"**PARTIAL RESULTS: {finished} of {expected_runs} trained runs finished** "
                   f"(paired seeds: {paired_seeds}).", ""]  # fmt: skip
