@@ -177,4 +177,8 @@ def convert_stock_checkpoint(
         # transformers builds an empty tokenizer when asked for one a checkpoint does not have
         if cached_file(stock_checkpoint, family.preprocessor.config_file, _raise_exceptions_for_missing_entries=False):
             family.preprocessor.auto_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
+        model.name_or_path = str(output_dir)  # what an adapter trained on it names as its base
+    else:
+        # its name still says the stock checkpoint, which loads without the [CLS] norms (see `apply_peft`)
+        model.sepnorm_converted_in_memory_from = str(stock_checkpoint)
     return model

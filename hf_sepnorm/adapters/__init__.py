@@ -94,6 +94,15 @@ def apply_peft(model, peft_args: PeftArguments):
         return model
     if isinstance(model, PeftModel):
         raise ValueError("The model already has PEFT adapters: apply_peft takes the base model.")
+    source = getattr(model, "sepnorm_converted_in_memory_from", None)
+    if source is not None:
+        # the adapter would name `source` as its base: reloaded (AutoPeftModel...), that is a stock model without
+        # the [CLS] norms the adapter trained, which scores something else, silently
+        raise ValueError(
+            f"--use_peft on the stock checkpoint {source}, converted in memory: the adapter would name it as its base, "
+            "which loads as a stock model without the [CLS] norms. Convert it to a folder first (`hf-sepnorm convert "
+            f"{source} converted --cls_norm {model.config.cls_norm}`) and train with --model_name_or_path converted."
+        )
     model.add_model_tags(["sepnorm"])  # the adapter's model card lists the base model's tags
     return get_peft_model(model, lora_config(model, peft_args))
 

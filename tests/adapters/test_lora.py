@@ -338,3 +338,25 @@ def test_two_process_run_glue_trains_an_adapter_with_synchronized_cls_norms(mini
     for name, tensor in model.state_dict().items():
         if ".cls_norm.modules_to_save." in name:
             assert torch.equal(tensor, saved[name.replace(".modules_to_save.default.", ".")]), name
+
+
+def test_an_adapter_on_a_stock_checkpoint_converted_in_memory_is_refused_with_the_fix(minilm_dir, tmp_path):
+    """Its adapter would name the stock folder as its base: AutoPeftModel... would rebuild a stock BERT, where the
+    trained [CLS] norms have nowhere to go. Converted to a folder first, the adapter names that folder."""
+    in_memory = convert_stock_checkpoint(minilm_dir, model_class=SepNormBertForSequenceClassification,
+                                         allow_new_head=True, cls_norm="batch")  # fmt: skip
+    with pytest.raises(ValueError, match=r"converted in memory.*hf-sepnorm convert .* converted --cls_norm batch"):
+        apply_peft(in_memory, LORA)
+    saved = convert_stock_checkpoint(minilm_dir, tmp_path / "converted", model_class=SepNormBertForSequenceClassification,
+                                     allow_new_head=True, cls_norm="batch")  # fmt: skip
+    assert apply_peft(saved, LORA).peft_config["default"].base_model_name_or_path == str(tmp_path / "converted")
+
+
+def test_an_adapter_reloads_by_itself_as_the_model_that_was_trained(trained_adapter):
+    """`AutoPeftModelForSequenceClassification.from_pretrained(adapter)` finds the SepNorm base it names."""
+    from peft import AutoPeftModelForSequenceClassification
+
+    reloaded = AutoPeftModelForSequenceClassification.from_pretrained(trained_adapter["dir"]).eval()
+    assert type(reloaded.get_base_model()) is SepNormBertForSequenceClassification
+    with torch.no_grad():
+        assert torch.equal(reloaded(**trained_adapter["probes"]).logits, trained_adapter["logits"])
