@@ -4,7 +4,9 @@ stock checkpoint."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from .families import FAMILIES
 from .hub.cli import add_push_command
@@ -17,30 +19,112 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
         "convert",
         help=f"convert a stock {families} checkpoint into a SepNorm one",
         description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
-        "its tokenizer or image processor. Prints what is new: the [CLS] norms.",
+        "its tokenizer or image processor. Prints what is new: the [CLS] norms. With a [CLS] BatchNorm, give "
+        "--calibration_file to estimate its running statistics: until they are estimated or trained, they are mean "
+        "0 and variance 1 and an eval-mode model does not normalize [CLS].",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
-    convert.add_argument("output_dir", help="where to save the SepNorm checkpoint")
-    convert.add_argument("--cls_norm", default="batch", choices=CLS_NORM_KINDS)
-    convert.add_argument("--sepnorm_scope", default="all", choices=SEPNORM_SCOPES)
+    convert.add_argument("output_dir", help="where to save the SepNorm checkpoint (a new or empty folder)")
+    convert.add_argument("--cls_norm", default="batch", choices=CLS_NORM_KINDS,
+                         help="how [CLS] is normalized: batch (the paper's BatchNorm over the batch), layer (a "
+                         "LayerNorm of its own), rms (an RMSNorm of its own), shared (the stock model)")  # fmt: skip
+    convert.add_argument("--sepnorm_scope", default="all", choices=SEPNORM_SCOPES,
+                         help="which norms get a separate [CLS] norm: all (every norm of the sequence) or final (only "
+                         "the encoder's last one)")  # fmt: skip
     convert.add_argument(
         "--fresh_cls_norm", action="store_true", help="keep the default init of the [CLS] norms instead of copying"
         " the LayerNorm they sit in",
     )
+    convert.add_argument("--calibration_file", nargs="+", metavar="FILE",
+                         help="text models: plain-text files, one input per line, on which the [CLS] BatchNorm "
+                         "statistics are estimated (PreciseBN) before saving")  # fmt: skip
+    convert.add_argument("--calibration_batches", type=int, default=50,
+                         help="at most this many batches of 32 lines estimate the statistics (default 50)")
+    convert.add_argument("--overwrite_output_dir", action="store_true",
+                         help="replace a model already saved in output_dir (its weights, card and metrics files)")
     convert.set_defaults(run=run_convert)
 
 
-def run_convert(args: argparse.Namespace) -> int:
-    from .conversion import convert_stock_checkpoint, new_cls_norms_summary
+class ConvertInputError(ValueError):
+    """An argument of `hf-sepnorm convert` that cannot work, found before anything is loaded or written."""
 
+
+def check_convert_inputs(args: argparse.Namespace) -> None:
+    from .conversion import saved_model_files
+
+    checkpoint = Path(args.checkpoint).expanduser()
+    looks_local = checkpoint.is_absolute() or args.checkpoint.startswith((".", "~")) or args.checkpoint.count("/") > 1
+    if looks_local and not checkpoint.exists():
+        raise ConvertInputError(f"{args.checkpoint}: no such folder (give a stock checkpoint folder or a Hub id such "
+                                "as bert-base-uncased).")  # fmt: skip
+    if checkpoint.is_dir():
+        config_file = checkpoint / "config.json"
+        if not config_file.is_file():
+            raise ConvertInputError(f"{args.checkpoint}: no config.json in it, so it is no transformers checkpoint "
+                                    "folder (the folder save_pretrained wrote).")  # fmt: skip
+        model_type = json.loads(config_file.read_text()).get("model_type", "")
+        if model_type.startswith("sepnorm_"):
+            raise ConvertInputError(
+                f"{args.checkpoint} is already a SepNorm checkpoint ({model_type!r}): nothing to convert. Load it with "
+                "AutoModel.from_pretrained(folder, trust_remote_code=True), or pass it to the scripts' "
+                "--model_name_or_path (with --cls_norm to change its [CLS] norms)."
+            )
+    existing = saved_model_files(args.output_dir)
+    if existing and not args.overwrite_output_dir:
+        raise ConvertInputError(
+            f"{args.output_dir} already holds a model ({', '.join(existing)}): nothing was written. Choose another "
+            "output folder, or pass --overwrite_output_dir to replace it."
+        )
+    for file in args.calibration_file or []:
+        if not Path(file).is_file():
+            raise ConvertInputError(f"--calibration_file {file}: no such file (plain text, one input per line).")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    try:
+        check_convert_inputs(args)
+        return _convert(args)
+    except ConvertInputError as error:
+        print(f"hf-sepnorm convert: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig
+
+    from .conversion import (
+        calibrate_on_text,
+        clear_output_dir,
+        convert_stock_checkpoint,
+        new_cls_norms_summary,
+        save_converted,
+        sepnorm_class_for,
+    )
+    from .recalibration import cls_statistics_never_updated
+
+    try:
+        model_class = sepnorm_class_for(AutoConfig.from_pretrained(args.checkpoint))
+    except (OSError, ValueError) as error:  # no such Hub repo, no config, or a family SepNorm does not have
+        raise ConvertInputError(f"{args.checkpoint}: {str(error).splitlines()[0]}") from None
+    if args.calibration_file and FAMILIES[model_class.config_class.model_type].preprocessor.kind != "tokenizer":
+        raise ConvertInputError("--calibration_file takes text, for text models; estimate an image model's statistics "
+                                "with hf_sepnorm.recalibrate_cls_batchnorm(model, batches of its inputs).")  # fmt: skip
+    if args.overwrite_output_dir:
+        clear_output_dir(args.output_dir)
     model = convert_stock_checkpoint(
         args.checkpoint,
-        args.output_dir,
         init_cls_norm_from_token_norm=not args.fresh_cls_norm,
         cls_norm=args.cls_norm,
         sepnorm_scope=args.sepnorm_scope,
     )
+    if args.calibration_file:
+        used = calibrate_on_text(model, args.checkpoint, args.calibration_file, args.calibration_batches)
+        print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
+    save_converted(model, args.checkpoint, args.output_dir)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
+    if cls_statistics_never_updated(model):
+        print("Not estimated yet: in eval mode this model does not normalize [CLS] until its [CLS] BatchNorm "
+              "statistics are estimated (--calibration_file, or hf_sepnorm.recalibrate_cls_batchnorm) or trained.")
     print(f"Saved {type(model).__name__} to {args.output_dir}")
     return 0
 

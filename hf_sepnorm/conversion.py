@@ -7,6 +7,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedModel
 from transformers.utils import cached_file
@@ -173,12 +174,62 @@ def convert_stock_checkpoint(
         init_cls_norms_from_token_norms(model)
     logger.info(new_cls_norms_summary(model, init_cls_norm_from_token_norm))
     if output_dir is not None:
-        model.save_pretrained(output_dir)
-        # transformers builds an empty tokenizer when asked for one a checkpoint does not have
-        if cached_file(stock_checkpoint, family.preprocessor.config_file, _raise_exceptions_for_missing_entries=False):
-            family.preprocessor.auto_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
-        model.name_or_path = str(output_dir)  # what an adapter trained on it names as its base
+        save_converted(model, stock_checkpoint, output_dir)
     else:
         # its name still says the stock checkpoint, which loads without the [CLS] norms (see `apply_peft`)
         model.sepnorm_converted_in_memory_from = str(stock_checkpoint)
     return model
+
+
+def save_converted(model: PreTrainedModel, stock_checkpoint: str | os.PathLike, output_dir: str | os.PathLike) -> None:
+    """Save a converted model with the tokenizer or image processor found next to its stock checkpoint; it is then
+    named by `output_dir` (what an adapter trained on it names as its base)."""
+    family = FAMILIES[model.config_class.model_type]
+    model.save_pretrained(output_dir)
+    # transformers builds an empty tokenizer when asked for one a checkpoint does not have
+    if cached_file(stock_checkpoint, family.preprocessor.config_file, _raise_exceptions_for_missing_entries=False):
+        family.preprocessor.auto_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
+    model.name_or_path = str(output_dir)
+    model.sepnorm_converted_in_memory_from = None
+
+
+# What a folder holding a saved model has: its weights (a model, sharded or not, or an adapter)
+MODEL_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                      "adapter_model.safetensors")  # fmt: skip
+# What describes the model of a folder besides its weights: replaced along with them
+MODEL_DESCRIPTION_FILES = ("README.md", "all_results.json", "eval_results.json", "train_results.json",
+                           "trainer_state.json", "config.json", "adapter_config.json")  # fmt: skip
+
+
+def saved_model_files(folder: str | os.PathLike) -> list[str]:
+    """The weight files of a model saved in `folder` (none when it is new or holds no model)."""
+    folder = Path(folder)
+    return [name for name in MODEL_WEIGHT_FILES if (folder / name).is_file()] + sorted(
+        path.name for path in folder.glob("model-*-of-*.safetensors")
+    ) if folder.is_dir() else []
+
+
+def clear_output_dir(folder: str | os.PathLike) -> list[str]:
+    """Remove the model saved in `folder`: its weights and the files that describe it (card, metrics, state), so
+    that nothing left describes the model saved there next. Returns the names removed."""
+    folder = Path(folder)
+    removed = saved_model_files(folder) + [name for name in MODEL_DESCRIPTION_FILES if (folder / name).is_file()]
+    for name in removed:
+        (folder / name).unlink()
+    return removed
+
+
+def calibrate_on_text(model: PreTrainedModel, tokenizer_source: str | os.PathLike, files: list[str],
+                      max_batches: int = 50, batch_size: int = 32, max_length: int = 128) -> int:  # fmt: skip
+    """Estimate the [CLS] BatchNorm statistics of a text model on the non-blank lines of `files` (PreciseBN,
+    `recalibrate_cls_batchnorm`), in batches of `batch_size` lines. Returns the number of batches used."""
+    from transformers import AutoTokenizer
+
+    from .recalibration import recalibrate_cls_batchnorm
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    lines = [line.strip() for file in files for line in Path(file).read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line][: max_batches * batch_size]
+    batches = (dict(tokenizer(lines[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt")) for start in range(0, len(lines), batch_size))  # fmt: skip
+    return recalibrate_cls_batchnorm(model, batches, max_batches=max_batches)

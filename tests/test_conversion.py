@@ -219,3 +219,61 @@ def test_real_pretrained_bert_converts_exactly(tmp_path):
         stock = AutoModel.from_pretrained(real).eval()(**inputs).last_hidden_state
         sepnorm = converted.eval()(**inputs).last_hidden_state
     assert (stock - sepnorm).abs().max().item() == 0.0
+
+
+# ---- `hf-sepnorm convert`: mistakes answered in one line, nothing overwritten, statistics estimated on request ----
+
+
+def test_cli_convert_mistakes_get_one_line_and_exit_code_2(tmp_path):
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+    converted = tmp_path / "converted"
+    assert run_cli("convert", stock_folder, converted, cwd=tmp_path).returncode == 0
+    cases = {
+        ("convert", tmp_path / "no" / "such" / "folder", tmp_path / "a"): "no such folder",
+        ("convert", converted, tmp_path / "b"): "is already a SepNorm checkpoint ('sepnorm_bert'): nothing to convert",
+        ("convert", stock_folder, converted): "already holds a model (model.safetensors): nothing was written",
+        ("convert", stock_folder, tmp_path / "c", "--calibration_file", tmp_path / "missing.txt"): "no such file",
+    }
+    for arguments, message in cases.items():
+        result = run_cli(*arguments, cwd=tmp_path)
+        assert result.returncode == 2, (arguments, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hf-sepnorm convert: error:") and message in lines[0], lines
+    help_text = " ".join(run_cli("convert", "--help", cwd=tmp_path).stdout.split())
+    assert "the paper's BatchNorm over the batch" in help_text and "only the encoder's last one" in help_text
+
+
+def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of_it(tmp_path):
+    stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"a trained model")
+    (out / "README.md").write_text("---\nmodel-index: sst2 accuracy 0.91\n---\n")
+    (out / "eval_results.json").write_text('{"eval_accuracy": 0.91}')
+    assert run_cli("convert", stock_folder, out, cwd=tmp_path).returncode == 2
+    assert (out / "model.safetensors").read_bytes() == b"a trained model"  # untouched
+    result = run_cli("convert", stock_folder, out, "--overwrite_output_dir", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (out / "eval_results.json").exists() and not (out / "README.md").exists()  # the old model's metrics
+    assert (out / "model.safetensors").read_bytes() != b"a trained model"
+
+
+def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, tmp_path):
+    """Converted with --calibration_file, the MiniLM's eval-mode [CLS] tells unrelated sentences apart (on
+    never-updated statistics they have cosine ~1, test_recalibration.py)."""
+    from test_recalibration import SENTENCES
+
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(SENTENCES * 4))
+    out = tmp_path / "calibrated"
+    result = run_cli("convert", minilm_dir, out, "--calibration_file", text, "--calibration_batches", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Estimated the [CLS] BatchNorm statistics on 2 batches of {text}" in result.stdout
+    assert "Not estimated yet" not in result.stdout
+    model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        cls = model(**tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")).last_hidden_state[:, 0]
+    assert torch.nn.functional.cosine_similarity(cls[0], cls[1], dim=0) < 0.9
+    plain = run_cli("convert", minilm_dir, tmp_path / "plain", cwd=tmp_path)
+    assert "Not estimated yet: in eval mode this model does not normalize [CLS]" in plain.stdout
