@@ -1,9 +1,9 @@
 """Configuration of the SepNorm BERT family: `BertConfig` plus the SepNorm fields."""
 
+from .sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .sepnorm import SepNormConfigMixin
 
 
 @strict

@@ -1,9 +1,9 @@
 """Configuration of the SepNorm RoBERTa family: `RobertaConfig` plus the SepNorm fields."""
 
+from .sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
 from huggingface_hub.dataclasses import strict
 from transformers import RobertaConfig
 
-from .sepnorm import SepNormConfigMixin
 
 
 @strict

@@ -5,20 +5,40 @@ parameter names, so stock checkpoints load unchanged) and position 0, the [CLS] 
 own, the child module `cls_norm`.
 
 This file travels with every checkpoint (remote code): it may import only the standard library, torch and
-transformers.
+transformers. Every SepNorm code file imports it first, so that the version check below runs before anything else.
 """
 
-import contextlib
-import dataclasses
-import functools
-import inspect
-import warnings
-from typing import ClassVar, Literal, get_args
+import importlib.metadata
+import re
 
-import torch
-from torch import nn
-from torch.autograd.function import once_differentiable
-from transformers import initialization as init
+# The versions this code is written for: it uses transformers internals (`initialization`, `conversion_mapping`) and
+# huggingface_hub's `dataclasses.strict`, which other major versions lack or change. Checked before importing them.
+REQUIRED_VERSIONS = {"transformers": ("5.24", "6"), "huggingface_hub": ("2.4", "3")}
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.match(r"\d+(?:\.\d+)*", version).group().split("."))
+
+
+for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
+    _installed = importlib.metadata.version(_package)
+    if not _release(_lowest) <= _release(_installed) < _release(_below):
+        raise ImportError(
+            f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is installed. "
+            f'Fix: pip install -U "{_package}>={_lowest},<{_below}"'
+        )
+
+import contextlib  # noqa: E402 - after the version check
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import inspect  # noqa: E402
+import warnings  # noqa: E402
+from typing import ClassVar, Literal, get_args  # noqa: E402
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.autograd.function import once_differentiable  # noqa: E402
+from transformers import initialization as init  # noqa: E402
 
 ClsNormKind = Literal["batch", "layer", "rms", "shared"]
 SepNormScope = Literal["all", "final"]
