@@ -22,6 +22,49 @@ def _number(value) -> str:
     return f"{value:.4g}" if abs(value) >= 10 else f"{value:.4f}"
 
 
+# What each kind of row measures, on what scale, and which way is better (keys without their track prefix)
+METRIC_GLOSSARY = {
+    "linear_probe_accuracy": "accuracy (0–1, higher is better) of a logistic regression fitted on the training "
+    "[CLS] and scored on the test [CLS], both standardized with training statistics; C chosen by 5-fold CV",
+    "knn_accuracy": "accuracy (0–1, higher is better) of a 20-nearest-neighbour vote by cosine among the training [CLS]",
+    "uniformity": "log E exp(-2 ||u - v||²) over pairs of L2-normalized, train-standardized test [CLS] (Wang & Isola; "
+    "from -4 to 0, lower is more uniformly spread, the paper's measure of collapse)",
+    "effective_rank": "exp of the entropy of the normalized singular values of the train-standardized test [CLS] (1 to "
+    "the dimension; higher is less collapsed)",
+    "raw_uniformity": "uniformity of the raw [CLS] vectors: a per-feature rescaling, which a BatchNorm applies by "
+    "construction, changes it, hence secondary",
+    "raw_effective_rank": "effective rank of the raw [CLS] vectors: secondary for the same reason",
+    "mae_eval_loss": "MSE of the MAE's reconstruction of masked patches on the test images (lower is better; compare "
+    "with predicting zeros)",
+    "mlm_eval_loss": "cross-entropy of the masked-LM on held-out blocks (lower is better; compare with the unigram "
+    "distribution)",
+    "finetune_accuracy": "top-1 accuracy (0–1) after fine-tuning the whole model (compare with chance)",
+    "eval_loss": "the fine-tuning loss on the full dev set (MSE for STS-B, cross-entropy otherwise; lower is better; "
+    "compare with the constant predictor's)",
+}
+
+
+def glossary_lines(track: dict) -> list[str]:
+    """One line per kind of row the track reports."""
+    seen = []
+    for metric in track["metrics"]:
+        key = metric["key"].removeprefix("start_").removeprefix("random_init_")
+        kind = next((name for name in METRIC_GLOSSARY if key == name or key.endswith("_" + name)), None)
+        if kind and kind not in seen:
+            seen.append(kind)
+    return [f"- `{kind}`: {METRIC_GLOSSARY[kind]}." for kind in seen]
+
+
+def chance_level(track: dict, key: str) -> float | None:
+    """The chance or constant-predictor value of a fine-tuned score, when the track has one."""
+    baselines = track["baselines"]
+    if key == "finetune_accuracy" and "chance" in baselines:
+        return baselines["chance"][0]
+    task, _, metric = key.removesuffix("_reestimated").partition("_")
+    constant = baselines.get(f"{task} {metric}: constant prediction")
+    return None if constant is None else constant[0]
+
+
 def wilcoxon_cell(row: dict) -> str:
     """The exact Wilcoxon p-value, or why there is none: with n = 2 seeds its smallest possible value is 0.5."""
     smallest = row.get("wilcoxon_smallest_p")
@@ -157,6 +200,11 @@ def verdict_lines(track: dict, comparisons: dict) -> list[str]:
     lines = []
     for arm, rows in comparisons.items():
         row = rows[primary["key"]]
+        if all(difference == 0 for difference in row["differences"]):
+            lines.append(f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']}: the same values** — every paired "
+                         f"difference is exactly 0 (n = {row['n']} seeds): here `{arm}` computes what `{BASELINE_ARM}` "
+                         "computes, so the run says nothing about it.")  # fmt: skip
+            continue
         lines.append(
             f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']} ({_direction(primary['higher_is_better'])}): "
             f"{row['verdict']}** — mean paired difference {row['mean_difference']:+.4f}, "
@@ -228,10 +276,16 @@ def _track_section(name: str, track: dict) -> list[str]:
               "| metric | better | " + " | ".join(f"`{arm}`" for arm in arms) + " |",
               "|---|---|" + "---|" * len(arms)]  # fmt: skip
     for metric in metrics:
-        cells = [_number(statistics.mean(_values(runs, arm, metric["key"]))) for arm in arms]
+        chance = chance_level(track, metric["key"])
+        means = [statistics.mean(_values(runs, arm, metric["key"])) for arm in arms]
+        cells = [_number(mean) + (" (at chance)" if chance is not None and mean <= chance + 1e-9 else "") for mean in means]
         label = metric["description"] + (" **(primary)**" if metric["role"] == "primary" else "")
         lines.append(f"| {label} | {_direction(metric['higher_is_better']).split()[0]} | " + " | ".join(cells) + " |")
     lines.append("")
+    chance_rows = [metric["key"] for metric in metrics if chance_level(track, metric["key"]) is not None]
+    if chance_rows:
+        lines += ["*(at chance)*: a mean no better than chance or the constant predictor's score (baselines above).", ""]
+    lines += ["What the rows measure:", ""] + glossary_lines(track) + [""]
 
     if comparisons:
         lines += [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
@@ -281,6 +335,10 @@ def render_report(summary: dict) -> str:
         f"Preset: {summary['note']}.",
         "",
         "Arms: " + "; ".join(f"`{name}` = {text}" for name, text in summary["arm_descriptions"].items()) + ".",
+        "",
+        "This report is what this run measured, at its budget. The project's measured answer to \"does SepNorm "
+        "help?\", from longer runs with 5 paired seeds, and what those can and cannot say, is the README's section "
+        "\"Does SepNorm help?\" and `docs/results/` of the hf_sepnorm source tree.",
         "",
         "Readouts are measured on held-out test data after standardizing every feature with statistics of the training "
         "data, so that a per-feature rescaling (which a [CLS] BatchNorm applies by construction) cannot change them; "

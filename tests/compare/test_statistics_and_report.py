@@ -7,7 +7,13 @@ import pytest
 import torch
 from scipy import stats
 
-from hf_sepnorm.compare.report import convergence_status, gate_status, render_report, track_comparisons
+from hf_sepnorm.compare.report import (
+    convergence_status,
+    gate_status,
+    render_report,
+    track_comparisons,
+    verdict_lines,
+)
 from hf_sepnorm.compare.statistics import (
     detectable_difference,
     exact_signed_rank_test,
@@ -228,3 +234,22 @@ def test_a_task_whose_fine_tuning_loss_does_not_beat_the_constant_predictor_read
     assert rows["knn_accuracy"]["verdict"] == "inconclusive (not converged)"
     assert rows["linear_probe_accuracy"]["verdict"] == "better"  # another task's row is untouched
     assert lines[0] in render_report(data)
+
+
+def test_the_report_says_what_rows_measure_flags_chance_and_names_identical_arms():
+    data = summary(random_probe=0.3)
+    track = data["tracks"]["image"]
+    track["metrics"].append({"key": "finetune_accuracy", "higher_is_better": True, "description": "fine-tuned",
+                             "role": "secondary"})  # fmt: skip
+    for arm, accuracy in (("shared", 0.1), ("batch-all", 0.4)):
+        for run in track["runs"][arm]:
+            run["finetune_accuracy"] = accuracy
+    report = render_report(data)
+    assert "| fine-tuned | higher | 0.1000 (at chance) | 0.4000 |" in report
+    assert "- `uniformity`" not in report and "- `linear_probe_accuracy`: accuracy (0–1, higher is better)" in report
+    assert "`docs/results/`" in report
+    for run, twin in zip(track["runs"]["batch-all"], track["runs"]["shared"]):
+        run["linear_probe_accuracy"] = twin["linear_probe_accuracy"]
+    lines = verdict_lines(track, track_comparisons(track))
+    assert lines[0].startswith("**`batch-all` vs `shared`, linear probe: the same values** — every paired difference")
+    assert "±0.0000" not in lines[0]
