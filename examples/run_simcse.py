@@ -67,10 +67,12 @@ HEADING = re.compile(r"^\s*=(\s=)*\s.*\s=(\s=)*\s*$")  # a WikiText heading line
 @dataclass
 class SimCSEArguments:
     train_file: list[str] = field(
+        default_factory=list,
         metadata={
             "help": "Text file(s) of training sentences: one sentence per line, or plain text (see --split_sentences). "
-            "Also the sentences that re-estimate the [CLS] BatchNorm statistics and standardize [CLS] for the control."
-        }
+            "Also the sentences that re-estimate the [CLS] BatchNorm statistics and standardize [CLS] for the control. "
+            "Needed with --do_train; an evaluation without it skips the standardized control."
+        },
     )
     sts_dir: str | None = field(
         default=None, metadata={"help": "STS-B in the official GLUE layout (train.tsv, dev.tsv). Default: the Hub's."}
@@ -201,17 +203,20 @@ class SimCSETrainer(SepNormTrainer):
 
     def sts_metrics(self) -> dict[str, float]:
         max_length = self.simcse_args.eval_max_seq_length
-        reference = self.embed(self.reference_sentences[: self.simcse_args.standardization_samples], max_length)
-        center, scale = reference["cls"].mean(0), reference["cls"].std(0) + 1e-12
+        poolings = POOLINGS if self.reference_sentences else {k: v for k, v in POOLINGS.items() if v != "standardized_cls"}
+        if self.reference_sentences:  # the control: [CLS] standardized with training-sentence statistics
+            reference = self.embed(self.reference_sentences[: self.simcse_args.standardization_samples], max_length)
+            center, scale = reference["cls"].mean(0), reference["cls"].std(0) + 1e-12
         metrics = {}
         for name, pairs in self.sts_pairs.items():
             unique = sorted(set(pairs["sentence1"]) | set(pairs["sentence2"]))
             embeddings = self.embed(unique, max_length)
-            embeddings["standardized_cls"] = (embeddings["cls"] - center) / scale
+            if self.reference_sentences:
+                embeddings["standardized_cls"] = (embeddings["cls"] - center) / scale
             row = {sentence: i for i, sentence in enumerate(unique)}
             first = [row[s] for s in pairs["sentence1"]]
             second = [row[s] for s in pairs["sentence2"]]
-            for suffix, pooling in POOLINGS.items():
+            for suffix, pooling in poolings.items():
                 vectors = torch.from_numpy(embeddings[pooling])
                 cosine = F.cosine_similarity(vectors[first], vectors[second], dim=-1).numpy()
                 metrics[f"{name}_spearman{suffix}"] = spearman_x100(cosine, pairs["label"])
@@ -304,17 +309,25 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(
         simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision
     )
-    with training_args.main_process_first(desc="reading sentences"):
-        sentences = read_sentences(
-            simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings
-        )
-    if simcse_args.max_train_samples is not None:
-        sentences = sentences.select(range(min(simcse_args.max_train_samples, len(sentences))))
-    with training_args.main_process_first(desc="tokenizing"):
-        train_dataset = sentences.map(
-            lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=simcse_args.max_seq_length),
-            batched=True, remove_columns=["sentence"], desc="Tokenizing",
-        )  # fmt: skip
+    if training_args.do_train and not simcse_args.train_file:
+        raise ValueError("--do_train needs --train_file: the sentences SimCSE trains on (one per line, or plain text).")
+    train_dataset, reference_sentences = None, []
+    if simcse_args.train_file:
+        with training_args.main_process_first(desc="reading sentences"):
+            sentences = read_sentences(
+                simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings
+            )
+        if simcse_args.max_train_samples is not None:
+            sentences = sentences.select(range(min(simcse_args.max_train_samples, len(sentences))))
+        reference_sentences = list(sentences["sentence"])
+        with training_args.main_process_first(desc="tokenizing"):
+            train_dataset = sentences.map(
+                lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=simcse_args.max_seq_length),
+                batched=True, remove_columns=["sentence"], desc="Tokenizing",
+            )  # fmt: skip
+    else:
+        logger.warning("No --train_file: STS-B is evaluated without the standardized-[CLS] control, and [CLS] "
+                       "BatchNorm statistics are used as the checkpoint holds them")  # fmt: skip
     sts_pairs = load_sts_pairs(simcse_args.sts_dir, simcse_args.max_eval_samples, model_args.cache_dir)
 
     model = apply_peft(load_or_build_model(SepNormBertModel, model_args), peft_args)
@@ -326,7 +339,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         data_collator=TwoViewCollator(tokenizer),
         processing_class=tokenizer,
         sts_pairs=sts_pairs,
-        reference_sentences=list(sentences["sentence"]),
+        reference_sentences=reference_sentences,
         simcse_args=simcse_args,
     )
 

@@ -128,17 +128,18 @@ def test_runs_are_reused_only_with_the_same_recipe_inputs_and_flags(tmp_path):
     assert identity != run_identity(recipe, {"images": str(images)}, recalibrate_cls_norm=False)
 
 
-def test_a_comparison_with_other_inputs_in_the_same_folder_trains_again(comparison, tmp_path):
-    output_dir, _ = comparison
-    import shutil
+def test_a_comparison_with_other_inputs_in_the_same_folder_does_not_reuse_its_runs(comparison):
+    """The finished runs of the fixture's comparison are reused with its own identity (as the interrupted-comparison
+    test above runs through the command) and not with another input or flag."""
+    from hf_sepnorm.compare import _finished_run, run_identity
+    from hf_sepnorm.compare.recipes import PRESETS, with_overrides
 
-    copy = tmp_path / "copy"
-    shutil.copytree(output_dir, copy)
-    images = copy / "data" / "digits"  # the digits the first comparison wrote, given as an image folder now
-    assert (images / "train").is_dir()
-    run_files = sorted((copy / "runs").rglob("results.json"))
-    written = {path: path.stat().st_mtime_ns for path in run_files}
-    result = compare("--output_dir", copy, "--seeds", "2", "--arms", "shared", "batch-final", "--images", images,
-                     "--pretrain_steps", "3", "--finetune_steps", "2", "--recalibrate_cls_norm", "true", timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert all(path.stat().st_mtime_ns != written[path] for path in run_files)  # every run trained again
+    output_dir, _ = comparison
+    run_dir = output_dir / "runs" / "image" / "shared-seed0"
+    saved = json.loads((run_dir / "results.json").read_text())["identity"]
+    recipe = with_overrides(PRESETS["tiny"], pretrain_steps=3, finetune_steps=2).image
+    assert saved == run_identity(recipe, saved_inputs := {"images": saved["inputs"]["images"][0]}, True)
+    assert _finished_run(run_dir, saved) is not None
+    assert _finished_run(run_dir, run_identity(recipe, saved_inputs, recalibrate_cls_norm=False)) is None
+    digits = output_dir / "data" / "digits"  # the same images, given as a folder: another input
+    assert _finished_run(run_dir, run_identity(recipe, {"images": str(digits)}, True)) is None

@@ -234,3 +234,17 @@ def test_training_sentences_drop_wikitext_headings_and_short_sentences(run_simcs
                     "The equals sign = is kept inside a sentence of words ."]  # fmt: skip
     with_headings = run_simcse.read_sentences([str(text)], split_sentences=True, min_words=6, drop_headings=False)
     assert "= = = 2000 – 2005 = = =" in with_headings["sentence"]
+
+
+def test_evaluation_alone_needs_no_training_sentences(run_simcse, tmp_path, caplog):
+    """`--do_eval` of a checkpoint reads STS-B only; the standardized control, which needs training sentences, is
+    left out, saying so. Training still needs them."""
+    folder = tmp_path / "shared"
+    convert_stock_checkpoint(minilm(), folder, cls_norm="shared")
+    with caplog.at_level("WARNING"):
+        metrics = run_simcse.main(["--model_name_or_path", str(folder), "--do_eval", *common_arguments(tmp_path / "out")])
+    assert -100 <= metrics["eval_stsb_dev_spearman"] <= 100 and metrics["eval_stsb_train_pairs"] == STS_PAIRS
+    assert not any("standardized" in key for key in metrics)
+    assert "without the standardized-[CLS] control" in caplog.text
+    with pytest.raises(ValueError, match="--do_train needs --train_file"):
+        run_simcse.main(["--model_name_or_path", str(folder), "--do_train", *common_arguments(tmp_path / "out2")])
