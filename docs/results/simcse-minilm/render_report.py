@@ -19,12 +19,17 @@ sys.path.insert(0, str(HERE))
 
 from run_experiment import ARMS, PRIMARY, RECALIBRATED_ARMS, RECIPE, SEEDS  # noqa: E402
 
+from hf_sepnorm.compare.report import wilcoxon_cell  # noqa: E402
 from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
 
 BASELINE = "shared"
 LABELS = {"shared": "`shared` (ShareNorm: the stock model)", "batch-final": "`batch-final`", "batch-all": "`batch-all`"}
 SPLITS = {"stsb_train": "STS-B train pairs (5,749, held out: primary)", "stsb_dev": "STS-B dev pairs (1,500)"}
 POOLINGS = {"": "[CLS]", "_standardized_cls": "[CLS] standardized (control)", "_mean_pooling": "mean of tokens"}
+PAIRED_POOLINGS = {"": "[CLS]", "_standardized_cls": "[CLS] standardized in both arms", "_mean_pooling": "mean of tokens"}
+# Runs whose processes were stopped (SIGSTOP) while the test suite ran, and for how many minutes: their wall times
+# (`seconds`, `train_runtime`, one logged step time) include the pause; nothing else about them changed.
+PAUSED_MINUTES = {("shared", 2): 24.4, ("batch-final", 2): 24.4}
 CHANCE_LOSS = math.log(RECIPE["per_device_train_batch_size"])  # InfoNCE of a model that cannot tell the views apart
 
 
@@ -74,7 +79,7 @@ def comparison_rows(trained: dict) -> list[dict]:
         arm_rows = [{"arm": arm, "label": "[CLS], STS-B train (primary)", "key": PRIMARY,
                      "result": paired_comparison(values(BASELINE, PRIMARY), values(arm, PRIMARY))}]  # fmt: skip
         for split in SPLITS:
-            for pooling, pooling_label in POOLINGS.items():
+            for pooling, pooling_label in PAIRED_POOLINGS.items():
                 key = key_of(split, pooling)
                 if key != PRIMARY:
                     arm_rows.append({"arm": arm, "label": f"{pooling_label}, {split}", "key": key,
@@ -176,7 +181,13 @@ def render(runs_dir: Path) -> str:
                   f"({min(seconds) / 60:.0f}–{max(seconds) / 60:.0f} min each, evaluations included; optimizer steps "
                   f"{statistics.median(step_seconds):.2f} s median), {example['threads']} torch thread per process, "
                   "two processes side by side on 2 CPU cores; "
-                  + ", ".join(f"{name} {version}" for name, version in example["versions"].items()) + ".", ""]  # fmt: skip
+                  + ", ".join(f"{name} {version}" for name, version in example["versions"].items()) + "."]  # fmt: skip
+        paused = [f"`{arm}` seed {seed} ({minutes:.0f} min)" for (arm, seed), minutes in PAUSED_MINUTES.items()
+                  if seed in trained.get(arm, {})]  # fmt: skip
+        if paused:
+            lines[-1] += (" Paused while the test suite ran, their wall times including the pause: "
+                          + ", ".join(paused) + ".")
+        lines.append("")
 
     lines += ["## Did training move? (the convergence check)", ""]
     if example:
@@ -245,7 +256,7 @@ def render(runs_dir: Path) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for row in rows:
             result = row["result"]
-            wilcoxon = "–" if result.wilcoxon_p is None else f"{result.wilcoxon_p:.3g}"
+            wilcoxon = wilcoxon_cell(result.__dict__)
             holm = "(primary)" if "holm_p" not in row else f"{row['holm_p']:.3g}"
             lines.append(f"| {LABELS[row['arm']]} | {result.n} | {row['label']} | {result.mean_difference:+.2f} | "
                          f"[{result.ci_low:+.2f}, {result.ci_high:+.2f}] | {result.t_p:.3g} | {wilcoxon} | {holm} | "
@@ -349,6 +360,13 @@ def headline(runs_dir: Path) -> list[str]:
         )
     if not rows:
         lines.append("  No paired verdict yet (fewer than 2 paired seeds).")
+    baselines_file = runs_dir.parent / "baselines.json"
+    random_init = json.loads(baselines_file.read_text())["random_init"][PRIMARY] if baselines_file.exists() else None
+    for arm in ARMS:
+        if arm in untrained and len(trained.get(arm, {})) < 2:
+            lines.append(f"  `{arm}`: fewer than 2 trained seeds so far, no verdict; its converted, untrained start "
+                         f"scores {untrained[arm]['metrics'][PRIMARY]:.2f}"
+                         + (f" (the same network at random initialization: {random_init:.2f})." if random_init else "."))
     lines.append("  This cannot test the paper's setting (raw `bert-base-uncased`, 1M sentences, GPUs): this checkpoint "
                  "was already trained contrastively with mean pooling. "
                  "[docs/results/simcse-minilm/](docs/results/simcse-minilm/report.md) has the learning curves, "
