@@ -179,7 +179,8 @@ def path_identity(path: str | Path) -> dict:
     digest = hashlib.sha256()
     for item in files:
         stat = item.stat()
-        digest.update(f"{item.relative_to(path) if item != path else item.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        name = item.name if item == path else item.relative_to(path)
+        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return {"path": str(path), "files": len(files), "digest": digest.hexdigest()}
 
 

@@ -24,8 +24,8 @@ for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
     _installed = importlib.metadata.version(_package)
     if not _release(_lowest) <= _release(_installed) < _release(_below):
         raise ImportError(
-            f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is installed. "
-            f'Fix: pip install -U "{_package}>={_lowest},<{_below}"'
+            f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is "
+            f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
         )
 
 import contextlib  # noqa: E402 - after the version check
