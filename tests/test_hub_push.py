@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_bert_config, tiny_vit_mae_config
+from conftest import TINY_BERT, tiny_bert_config, tiny_vit_mae_config
 from family_checkpoints import run_snippets_without_package, save_image, save_sepnorm_checkpoint, usage_snippets
 from hub_server import OTHER_TOKEN, TEST_TOKEN, TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import HfApi, ModelCard
@@ -26,6 +26,8 @@ from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    BertConfig,
+    BertModel,
     DataCollatorWithPadding,
     PreTrainedTokenizerFast,
     Trainer,
@@ -309,8 +311,21 @@ def test_folder_missing_its_code_file_is_refused_before_any_request(hub_server, 
 
     with pytest.raises(CheckpointFolderError, match=r"code files sepnorm\.py .*missing"):
         push_to_hub(saved_folder, f"{TEST_USER}/broken")
-    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/broken"]) == 1
+    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/broken"]) == 2  # the user's folder: nothing sent
     assert "sepnorm.py" in capsys.readouterr().err
+    assert hub_server.requests == []
+
+
+def test_a_stock_folder_or_a_bad_repo_id_is_refused_in_one_line(hub_server, saved_folder, tmp_path, capsys):  # noqa: F811
+    stock = tmp_path / "stock"
+    BertModel(BertConfig(**TINY_BERT)).save_pretrained(stock)
+    capsys.readouterr()  # the save's progress bar
+    assert cli_main(["push", str(stock), f"{TEST_USER}/stock"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"Convert it first: `hf-sepnorm convert {stock} <new folder>`" in error
+    assert cli_main(["push", str(saved_folder), "not a repo id"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "'not a repo id' is no Hub repo id" in error and "namespace/name" in error
     assert hub_server.requests == []
 
 

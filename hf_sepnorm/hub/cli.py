@@ -35,8 +35,11 @@ def run_push(args: argparse.Namespace) -> int:
             revision=args.revision,
             commit_message=args.commit_message,
         )
-    except (CheckpointFolderError, HubPushError) as error:
-        print(f"hf-sepnorm: error: {error}", file=sys.stderr)
+    except CheckpointFolderError as error:  # the user's folder or arguments: nothing was sent
+        print(f"hf-sepnorm push: error: {error}", file=sys.stderr)
+        return 2
+    except HubPushError as error:  # the Hub failed or did not answer
+        print(f"hf-sepnorm push: error: {error}", file=sys.stderr)
         return 1
     print(commit.commit_url)
     return 0

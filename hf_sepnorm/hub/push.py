@@ -23,10 +23,10 @@ from huggingface_hub import (
     get_session,
     metadata_load,
 )
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 from transformers.dynamic_module_utils import get_relative_imports
 
-from ..families import FAMILIES, SepNormFamily
+from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
 from .cards import render_model_card
 
 # huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.
@@ -86,6 +86,10 @@ def push_to_hub(
     """
     folder = Path(folder)
     family = check_checkpoint_folder(folder)
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise CheckpointFolderError(f"{repo_id!r} is no Hub repo id: {error} Use 'namespace/name'.") from None
     files = files_to_publish(folder)
     branch = revision or constants.DEFAULT_REVISION
     api = HfApi(token=token)
@@ -117,9 +121,12 @@ def check_checkpoint_folder(folder: Path) -> SepNormFamily:
     config = read_config(folder)
     family = FAMILIES.get(config.get("model_type"))
     if family is None:
+        model_type = config.get("model_type")
+        fix = (f" Convert it first: `hf-sepnorm convert {folder} <new folder>`, then push that folder."
+               if model_type in STOCK_MODEL_TYPES else "")  # fmt: skip
         raise CheckpointFolderError(
-            f"{folder}/config.json has model_type={config.get('model_type')!r}: not a SepNorm checkpoint "
-            f"(expected one of {', '.join(FAMILIES)})."
+            f"{folder}/config.json has model_type={model_type!r}: not a SepNorm checkpoint "
+            f"(expected one of {', '.join(FAMILIES)}).{fix}"
         )
     auto_map = config.get("auto_map") or {}
     check_auto_map(folder, auto_map, family)
