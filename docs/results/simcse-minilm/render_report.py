@@ -286,8 +286,9 @@ def render(runs_dir: Path) -> str:
         lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", "",
                   "*Figure 1. Spearman x 100 of [CLS] cosines against training steps, (a) on the 5,749 STS-B train "
                   "pairs (primary) and (b) on the 1,500 dev pairs; step 0 is the arm's untrained start (one "
-                  "evaluation). Lines: mean over the seeds finished; bands: min–max over seeds; dashed: `shared`'s [CLS] "
-                  "standardized per feature (the control). Higher is better.*", "",
+                  "evaluation). Lines: mean over the seeds finished (the legend says how many); bands: min–max over "
+                  "seeds; dashed: `shared`'s [CLS] standardized per feature (the control). With `batch-all` trained, "
+                  "(c) and (d) repeat (a) and (b) without it, whose scale would flatten the others. Higher is better.*", "",
                   "![paired differences](paired_differences.png)", "",
                   "*Figure 2. Per-seed paired differences against `shared` after 200 steps (same seed: same "
                   "sentences and order), Spearman x 100: each arm's [CLS] minus `shared`'s [CLS], and minus `shared`'s "
@@ -364,9 +365,11 @@ def headline(runs_dir: Path) -> list[str]:
     random_init = json.loads(baselines_file.read_text())["random_init"][PRIMARY] if baselines_file.exists() else None
     for arm in ARMS:
         if arm in untrained and len(trained.get(arm, {})) < 2:
+            values = [record["metrics"][PRIMARY] for record in trained.get(arm, {}).values()]
             lines.append(f"  `{arm}`: fewer than 2 trained seeds so far, no verdict; its converted, untrained start "
                          f"scores {untrained[arm]['metrics'][PRIMARY]:.2f}"
-                         + (f" (the same network at random initialization: {random_init:.2f})." if random_init else "."))
+                         + (f" (the same network at random initialization: {random_init:.2f})" if random_init else "")
+                         + (f", and {values[0]:.2f} after {RECIPE['max_steps']} steps (1 seed)." if values else "."))
     lines.append("  This cannot test the paper's setting (raw `bert-base-uncased`, 1M sentences, GPUs): this checkpoint "
                  "was already trained contrastively with mean pooling. "
                  "[docs/results/simcse-minilm/](docs/results/simcse-minilm/report.md) has the learning curves, "
@@ -390,9 +393,14 @@ def plot(runs_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     untrained, trained = load_runs(runs_dir)
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for axis, split in zip(axes, ("stsb_train", "stsb_dev")):
-        series = [(arm, "", colour, "-") for colour, arm in zip(("C0", "C1", "C2"), ARMS)]
+    zoomed = "batch-all" in trained  # its scale would flatten the others: a second row without it
+    figure, grid = plt.subplots(2 if zoomed else 1, 2, figsize=(12, 8.4 if zoomed else 4.2), squeeze=False)
+    panels = [(axis, split, True) for axis, split in zip(grid[0], ("stsb_train", "stsb_dev"))]
+    if zoomed:
+        panels += [(axis, split, False) for axis, split in zip(grid[1], ("stsb_train", "stsb_dev"))]
+    for number, (axis, split, every_arm) in enumerate(panels):
+        series = [(arm, "", colour, "-") for colour, arm in zip(("C0", "C1", "C2"), ARMS)
+                  if every_arm or arm != "batch-all"]  # fmt: skip
         series.append((BASELINE, "_standardized_cls", "C0", "--"))  # the control
         for arm, pooling, colour, style in series:
             if arm not in trained:
@@ -412,7 +420,7 @@ def plot(runs_dir: Path) -> None:
                               color=colour, alpha=0.15)  # fmt: skip
         axis.set_xlabel("training step")
         axis.set_ylabel("Spearman x 100, [CLS] cosine")
-        axis.set_title(f"({'a' if split == 'stsb_train' else 'b'}) {SPLITS[split]}")
+        axis.set_title(f"({'abcd'[number]}) {SPLITS[split]}{'' if every_arm else ', without batch-all'}")
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(HERE / "learning_curves.png", dpi=110)
