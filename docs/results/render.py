@@ -56,7 +56,7 @@ difference at 80 % power, and per-seed values. This page and the reports are ren
 (`python docs/results/render.py`).
 
 The SimCSE experiment from the pretrained MiniLM (the paper's text protocol, the primary text experiment: 200 steps,
-5 paired seeds) is in [simcse-minilm/](simcse-minilm/report.md); its earlier 25-step run, which moved too little to
+5 paired seeds planned; its report says how many finished) is in [simcse-minilm/](simcse-minilm/report.md); its earlier 25-step run, which moved too little to
 answer anything, stays in [simcse-minilm-25-steps/](simcse-minilm-25-steps/report.md).
 """
 
