@@ -4,6 +4,7 @@ seeds, so seed i of one is compared with seed i of the other (the seed's data or
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
@@ -120,12 +121,16 @@ def paired_t_power(effect: float, sd: float, n: int) -> float:
 
 def detectable_difference(sd: float, n: int, power: float = POWER) -> float:
     """The true mean difference at which the two-sided paired t-test has `power` (exact, noncentral t)."""
-    if sd == 0:
-        return 0.0
+    return 0.0 if sd == 0 else sd * _detectable_in_sds(n, power)
+
+
+@functools.cache
+def _detectable_in_sds(n: int, power: float) -> float:
+    # in units of the differences' sd it depends on n alone: solved once per n (an integral per evaluation)
     upper = 1.0
-    while paired_t_power(upper, 1.0, n) < power:  # in units of sd: power rises monotonically with the effect
+    while paired_t_power(upper, 1.0, n) < power:  # power rises monotonically with the effect
         upper *= 2
-    return sd * optimize.brentq(lambda effect: paired_t_power(effect, 1.0, n) - power, 0.0, upper, xtol=1e-10)
+    return optimize.brentq(lambda effect: paired_t_power(effect, 1.0, n) - power, 0.0, upper, xtol=1e-10)
 
 
 def holm_adjusted(p_values: Sequence[float]) -> list[float]:
