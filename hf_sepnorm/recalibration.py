@@ -15,15 +15,13 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from .remote_code.sepnorm import cls_batchnorms
+from .remote_code.sepnorm import cls_batchnorms, statistics_never_updated
 
 
 def cls_statistics_never_updated(model: nn.Module) -> bool:
     """True when some [CLS] BatchNorm of `model` still has the running statistics it was built with (mean 0, variance
     1): never trained, never estimated."""
-    return any(
-        bool((norm.running_mean == 0).all() and (norm.running_var == 1).all()) for norm in cls_batchnorms(model)
-    )
+    return any(statistics_never_updated(norm) for norm in cls_batchnorms(model))
 
 
 def _batch_size(batch: Mapping[str, torch.Tensor]) -> int:

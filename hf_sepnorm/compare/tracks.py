@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -332,6 +333,7 @@ def glue_task_metric(task: str) -> str:
     return GLUE_MAIN_METRIC.get(task, "accuracy")
 
 
+@functools.cache  # read once for the constant prediction's score and its loss
 def _glue_labels(task_name: str, glue_dir: str, max_train: int | None, sample_seed: int | None):
     raw = load_glue(task_name, str(glue_folder(glue_dir, task_name)))
     train = training_rows(raw["train"], max_train, sample_seed)

@@ -204,7 +204,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
         if ClsBatchNorm._warned_never_updated or version == self._checked_statistics_version:
             return
         self._checked_statistics_version = version
-        if bool((self.running_mean == 0).all() and (self.running_var == 1).all()):
+        if statistics_never_updated(self):
             ClsBatchNorm._warned_never_updated = True
             warnings.warn(
                 "SepNorm: a [CLS] BatchNorm runs in eval mode on running statistics that were never updated (mean 0, "
@@ -225,6 +225,11 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
             "the [CLS] norm.",
             stacklevel=3,
         )
+
+
+def statistics_never_updated(norm: nn.modules.batchnorm._BatchNorm) -> bool:
+    """Running statistics still as built (mean 0, variance 1): never trained, never estimated."""
+    return bool((norm.running_mean == 0).all() and (norm.running_var == 1).all())
 
 
 def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
