@@ -9,12 +9,14 @@ GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric
 with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. Evaluation uses the
 [CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
 first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
-of the whole model.
+of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the [CLS] entering
+the head standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_sepnorm import SepNormBertForSequenceClassification
@@ -36,6 +38,8 @@ from hf_sepnorm.training import (
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
+    run_main,
+    standardize_pooler_input,
 )
 
 
@@ -56,6 +60,12 @@ class GlueArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
+    standardize_cls_features: bool = field(
+        default=False,
+        metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
+                  "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
+                  "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
+    )
 
 
 def first(dataset, count: int | None):
@@ -72,6 +82,11 @@ def main(args=None):
             "--use_peft trains LoRA adapters on a pretrained model and saves only the adapters; without "
             "--model_name_or_path the base model would be random and lost. Give --model_name_or_path (a SepNorm or "
             "stock BERT checkpoint), or leave out --use_peft to train the whole model from scratch."
+        )
+    if data_args.standardize_cls_features and (not training_args.do_train or peft_args.use_peft):
+        raise ValueError(
+            "--standardize_cls_features takes its statistics from the training rows and folds them into the saved "
+            "pooler: use it with --do_train and without --use_peft."
         )
     set_seed(training_args.seed)
 
@@ -136,6 +151,11 @@ def main(args=None):
         if split.startswith("validation")
     }
     metric = load_glue_metric(data_args.task_name)
+    if data_args.standardize_cls_features:
+        model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
+        rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
+                          batch_size=training_args.per_device_eval_batch_size)  # fmt: skip
+        standardize_pooler_input(model.to(training_args.device), rows)
 
     def compute_metrics(prediction):
         logits = prediction.predictions
@@ -188,4 +208,4 @@ def main(args=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

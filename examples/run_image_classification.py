@@ -27,10 +27,11 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
-    image_input_settings,
     freeze_backbone_for_linear_probe,
+    image_input_settings,
     load_or_build_model,
     parse_arguments,
+    run_main,
 )
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
@@ -131,4 +132,4 @@ def main(args=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -25,6 +25,7 @@ from hf_sepnorm.training import (
     image_input_settings,
     load_or_build_model,
     parse_arguments,
+    run_main,
 )
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
@@ -100,4 +101,4 @@ def main(args=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

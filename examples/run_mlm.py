@@ -33,6 +33,7 @@ from hf_sepnorm.training import (
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
+    run_main,
 )
 
 
@@ -142,4 +143,4 @@ def main(args=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -54,6 +54,7 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     load_or_build_model,
     parse_arguments,
+    run_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -374,4 +375,4 @@ def main(args: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -83,6 +83,12 @@ def run_comparison(
     if BASELINE_ARM not in arms:
         raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
     check_inputs(images, text, glue_dir, pretrained_bert)
+    controls = [arm for arm in arms if ARMS[arm].standardize_cls]
+    if controls and (images is not None or not (text or pretrained_bert)):
+        raise ComparisonInputError(
+            f"--arms {' '.join(controls)}: a control of text fine-tuning (it standardizes the [CLS] entering BERT's "
+            "pooler), and the image track has none: leave it out, or compare only text (--text / --pretrained_bert)."
+        )
     recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 class Arm:
     """One arm: `cls_norm` and `sepnorm_scope` as the scripts take them. The name says both, so that a reader can tell
     BatchNorm on [CLS] from merely separate affine parameters (`layer-final`: a separate LayerNorm, no batch
-    statistics), and the paper's every-norm SepNorm from its final-norm variant."""
+    statistics), and the paper's every-norm SepNorm from its final-norm variant. `standardize_cls` marks a control,
+    not a SepNorm arm: fine-tuning feeds the head the final [CLS] standardized per feature (`run_glue.py
+    --standardize_cls_features`)."""
 
     name: str
     cls_norm: str
     sepnorm_scope: str
     description: str
+    standardize_cls: bool = False
 
 
 ARMS = {
@@ -28,6 +31,9 @@ ARMS = {
         Arm("layer-final", "layer", "final", "a separate LayerNorm (own affine, no batch statistics) on [CLS] at the final norm"),
         Arm("layer-all", "layer", "all", "a separate LayerNorm on [CLS] at every norm"),
         Arm("rms-final", "rms", "final", "RMSNorm on [CLS] at the final norm"),
+        Arm("shared-standardized", "shared", "all", "the control for what a [CLS] BatchNorm does by construction: "
+            "ShareNorm whose [CLS] enters the fine-tuning head standardized per feature (training-row statistics of "
+            "the start, frozen); text fine-tuning only", standardize_cls=True),
     )
 }  # fmt: skip
 BASELINE_ARM = "shared"

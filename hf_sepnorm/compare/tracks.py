@@ -446,6 +446,11 @@ class _SentenceReadouts:
                         recipe_batches, recalibrate)  # fmt: skip
 
 
+def fine_tuning_flags(arm: Arm) -> list[str]:
+    """run_glue.py's flags of a control arm (none for a SepNorm arm, whose model says it all)."""
+    return ["--standardize_cls_features", "true"] if arm.standardize_cls else []
+
+
 def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedTextRecipe, glue_dir: str, seed: int,
                   recalibrate: bool, arm_flags: list[str], cls_batchnorm: bool) -> dict[str, float]:  # fmt: skip
     """Fine-tune `model` on each GLUE task of `recipe` with run_glue.py (a fixed subset of training rows, the full dev
@@ -572,7 +577,8 @@ class ScratchTextTrack:
         random_readouts, _, _ = self.sentences.read_out(random_model, seed, recipe.recalibration_batches, self.recalibrate)
         results.update(prefixed(random_readouts, "random_init_"))
         results.update(glue_finetune(run_dir, model=mlm_dir, recipe=recipe, glue_dir=self.glue_dir, seed=seed,
-                                     recalibrate=self.recalibrate, arm_flags=[], cls_batchnorm=arm.cls_norm == "batch"))
+                                     recalibrate=self.recalibrate, arm_flags=fine_tuning_flags(arm),
+                                     cls_batchnorm=arm.cls_norm == "batch"))  # fmt: skip
         _drop_weights(run_dir)
         return results, {"embeddings": test_embeddings, "labels": test_labels}
 
@@ -664,7 +670,8 @@ class PretrainedTextTrack:
             results["stsb_train_spearman"] = metrics["eval_stsb_train_spearman"]
             results["stsb_dev_spearman"] = metrics["eval_stsb_dev_spearman"]
         results.update(glue_finetune(run_dir, model=self.checkpoint, recipe=recipe, glue_dir=self.glue_dir, seed=seed,
-                                     recalibrate=self.recalibrate, arm_flags=self._arm_flags(arm),
+                                     recalibrate=self.recalibrate,
+                                     arm_flags=[*self._arm_flags(arm), *fine_tuning_flags(arm)],
                                      cls_batchnorm=arm.cls_norm == "batch"))  # fmt: skip
         _drop_weights(run_dir)
         return results, {"embeddings": start["embeddings"], "labels": start["labels"]}

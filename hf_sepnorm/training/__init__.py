@@ -1,7 +1,8 @@
 """Training SepNorm models with the HF Trainer: `SepNormTrainer`, its arguments, the starting model, multi-process
-[CLS] statistics."""
+[CLS] statistics, and the standardized-[CLS] control arm of a comparison."""
 
-from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments
+from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
+from .controls import standardize_pooler_input
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 from .models import checkpoint_config, freeze_backbone_for_linear_probe, image_input_settings, load_or_build_model
 from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
@@ -11,6 +12,7 @@ __all__ = [
     "SepNormModelArguments",
     "SepNormTrainingArguments",
     "parse_arguments",
+    "run_main",
     "ClsStatisticsCallback",
     "ClsSyncBatchNorm",
     "convert_cls_batchnorm_to_sync",
@@ -21,4 +23,5 @@ __all__ = [
     "SepNormTrainer",
     "last_complete_checkpoint",
     "resumed_checkpoint",
+    "standardize_pooler_input",
 ]

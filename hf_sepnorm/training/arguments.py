@@ -91,6 +91,16 @@ def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def run_main(main) -> None:
+    """Run a script's `main()`. Ctrl-C ends it with exit code 130 (the shell's for SIGINT) and no traceback: an
+    interrupted training says in one line where it stopped and how to resume (`SepNormTrainer.train`)."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
+
+
 @dataclass
 class ImageDataArguments:
     """Images for run_mae.py and run_image_classification.py."""

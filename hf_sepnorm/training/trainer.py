@@ -129,7 +129,16 @@ class SepNormTrainer(Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         if self.recalibrates():
             self.check_recalibration_can_run()  # now, rather than after training, with nothing saved yet
-        output = super().train(resume_from_checkpoint=self.complete_checkpoint(resume_from_checkpoint), **kwargs)
+        checkpoint = self.complete_checkpoint(resume_from_checkpoint)
+        if checkpoint is not None and self.is_world_process_zero():
+            step = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+            logger.warning("Resuming from %s (step %d)", checkpoint, step)
+        try:
+            output = super().train(resume_from_checkpoint=checkpoint, **kwargs)
+        except KeyboardInterrupt:
+            if self.is_world_process_zero():
+                logger.warning(self.interrupted_message())
+            raise
         try:
             self.recalibrate_cls_batchnorm()
         except Exception:
@@ -165,6 +174,15 @@ class SepNormTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- resuming ----
+
+    def interrupted_message(self) -> str:
+        """What an interrupted training run says: where it stopped and how to go on."""
+        stopped = f"Training interrupted at step {self.state.global_step} of {self.state.max_steps}."
+        last = last_complete_checkpoint(self.args.output_dir)
+        if last is None:
+            return f"{stopped} No checkpoint was saved yet (--save_strategy / --save_steps): a rerun starts over."
+        return (f"{stopped} The last complete checkpoint is {last}: rerun the same command with "
+                "--resume_from_checkpoint true to continue from it.")  # fmt: skip
 
     def complete_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
         """The checkpoint `train` resumes from (`resumed_checkpoint`)."""

@@ -25,7 +25,10 @@ from hf_sepnorm.compare.tracks import (
 
 def test_arm_names_say_cls_norm_and_scope():
     for name, arm in ARMS.items():
-        assert name == "shared" or name == f"{arm.cls_norm}-{arm.sepnorm_scope}"
+        if arm.standardize_cls:  # a control: the stock model, its [CLS] standardized before the head
+            assert name == "shared-standardized" and (arm.cls_norm, arm.sepnorm_scope) == ("shared", "all")
+        else:
+            assert name == "shared" or name == f"{arm.cls_norm}-{arm.sepnorm_scope}"
     assert DEFAULT_ARMS == ("shared", "batch-all", "batch-final", "layer-final")
     assert PRESETS["small"].seeds >= 5 and PRESETS["paper"].seeds >= 5
 
@@ -130,6 +133,29 @@ def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_
     else:  # nothing to re-estimate: no second evaluation, the same score
         assert reestimations == [] and not second_evaluation.exists()
         assert results["sst2_accuracy_reestimated"] == results["sst2_accuracy"]
+
+
+def test_the_control_arm_fine_tunes_with_its_cls_standardized_and_nothing_else_does(data_dir, tmp_path, monkeypatch):
+    from hf_sepnorm.compare import scripts, tracks
+
+    assert [tracks.fine_tuning_flags(arm) for arm in ARMS.values()].count([]) == len(ARMS) - 1
+    calls = []
+    real_run_script = scripts.run_script
+    monkeypatch.setattr(tracks, "run_script", lambda name, args: calls.append(args) or real_run_script(name, args))
+    start = save_sepnorm_checkpoint(SepNormBertModel, tmp_path / "start", cls_norm="shared")
+    recipe = PretrainedTextRecipe(glue_tasks=("sst2",), max_glue_train=64, max_seq_length=32, finetune_steps=2,
+                                  finetune_learning_rate=1e-3, batch_size=8)  # fmt: skip
+    results = glue_finetune(tmp_path / "run", model=str(start), recipe=recipe, glue_dir=str(data_dir / "glue"), seed=0,
+                            recalibrate=False, arm_flags=tracks.fine_tuning_flags(ARMS["shared-standardized"]),
+                            cls_batchnorm=False)  # fmt: skip
+    assert "--standardize_cls_features" in [str(arg) for arg in calls[0]] and 0 <= results["sst2_accuracy"] <= 1
+
+
+def test_the_control_arm_is_refused_on_the_image_track_in_one_line(tmp_path):
+    from hf_sepnorm.compare import ComparisonInputError, run_comparison
+
+    with pytest.raises(ComparisonInputError, match="the image track has none: leave it out"):
+        run_comparison(tmp_path, arms=("shared", "shared-standardized"))
 
 
 def test_glue_training_rows_are_drawn_at_random_with_a_seed_and_the_constant_predictor_fits_them(data_dir):

