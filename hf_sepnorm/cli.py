@@ -122,11 +122,36 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
     save_converted(model, args.checkpoint, args.output_dir)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
+    statistics = "no [CLS] BatchNorm"
     if cls_statistics_never_updated(model):
+        statistics = "not estimated: mean 0 and variance 1 until estimated or trained"
         print("Not estimated yet: in eval mode this model does not normalize [CLS] until its [CLS] BatchNorm "
               "statistics are estimated (--calibration_file, or hf_sepnorm.recalibrate_cls_batchnorm) or trained.")
+    elif args.calibration_file:
+        statistics = f"estimated on {used} batches of {', '.join(Path(name).name for name in args.calibration_file)}"
+    write_conversion_card(model, args, statistics)
     print(f"Saved {type(model).__name__} to {args.output_dir}")
     return 0
+
+
+def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> None:
+    """The converted folder's README.md: the SepNorm card, naming the source and what is new. `base_model` (metadata
+    the Hub links) only for a Hub id: a local path means nothing there, the card's text names it."""
+    from .hub import render_model_card
+
+    is_hub_id = not Path(args.checkpoint).expanduser().exists()
+    card = render_model_card(
+        model,
+        repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` renders the real one
+        base_model=args.checkpoint if is_hub_id else None,
+        training_summary={
+            "converted from": f"`{args.checkpoint}` (stock, by `hf-sepnorm convert`; not trained since)",
+            "new [CLS] norms": "initialized from their default" if args.fresh_cls_norm
+            else "copies of the LayerNorms they sit in",
+            "[CLS] BatchNorm statistics": statistics,
+        },
+    )
+    card.save(Path(args.output_dir) / "README.md")
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY_BERT, bert_inputs
 from family_checkpoints import inputs_for, save_stock_checkpoint
+from huggingface_hub import ModelCard
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModel,
@@ -156,6 +157,11 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     assert "copies the weight and bias of the LayerNorm it sits in" in result.stdout
     assert "running statistics start at mean 0 and variance 1" in result.stdout
     assert f"Saved SepNormBertForMaskedLM to {tmp_path / 'out'}" in result.stdout
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.base_model is None  # a local source: named in the text, not as Hub metadata
+    assert f"| converted from | `{stock_folder}` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
+    assert "| [CLS] BatchNorm statistics | not estimated: mean 0 and variance 1 until estimated or trained |" in card.text
+    assert 'repo_id = "<your-namespace>/<repo-name>"' in card.text
 
 
 def test_summary_says_when_the_conversion_is_exact(tmp_path):
@@ -255,7 +261,9 @@ def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of
     assert (out / "model.safetensors").read_bytes() == b"a trained model"  # untouched
     result = run_cli("convert", stock_folder, out, "--overwrite_output_dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert not (out / "eval_results.json").exists() and not (out / "README.md").exists()  # the old model's metrics
+    assert not (out / "eval_results.json").exists()  # the old model's metrics
+    card = (out / "README.md").read_text()  # the conversion's own card, nothing of the old one
+    assert "0.91" not in card and "model-index" not in card and "| converted from |" in card
     assert (out / "model.safetensors").read_bytes() != b"a trained model"
 
 
@@ -271,6 +279,7 @@ def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, t
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 2 batches of {text}" in result.stdout
     assert "Not estimated yet" not in result.stdout
+    assert f"| [CLS] BatchNorm statistics | estimated on 2 batches of {text.name} |" in (out / "README.md").read_text()
     model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
     with torch.no_grad():

@@ -59,6 +59,7 @@ def training_flags(output_dir: Path, *, steps: int, learning_rate: float, batch_
         "--weight_decay", schedule.weight_decay, "--warmup_steps", max(1, warmup) if schedule.warmup_fraction else 0,
         "--lr_scheduler_type", schedule.lr_scheduler_type, "--logging_steps", max(1, steps // 10),
         "--save_strategy", "no", "--report_to", "none", "--seed", seed, "--disable_tqdm", "true",
+        "--overwrite_output_dir", "true",  # a run of an interrupted comparison starts over in its own folder
     ]  # fmt: skip
 
 

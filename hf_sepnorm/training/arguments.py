@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -74,11 +75,38 @@ class SepNormTrainingArguments(TrainingArguments):
         },
     )
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train even though --output_dir already holds a saved model or checkpoints: the new run's "
+                  "files replace theirs. Without it such a run stops before training."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.recalibration_batches < 1:
             raise ValueError(
                 f"--recalibration_batches {self.recalibration_batches}: give 1 or more, or --recalibrate_cls_norm false."
+            )
+        if self.do_train and not self.overwrite_output_dir and self.resume_from_checkpoint in (None, False):
+            self.check_output_dir_is_free()
+
+    def check_output_dir_is_free(self) -> None:
+        """Training writes its model and checkpoints into output_dir: refuse, before anything runs, a folder holding
+        another run's, so that nothing trained before is silently overwritten."""
+        from ..conversion import saved_model_files
+
+        folder = Path(self.output_dir)
+        checkpoints = sorted((path.name for path in folder.glob("checkpoint-*") if path.name[11:].isdigit()),
+                             key=lambda name: int(name[11:]))  # fmt: skip
+        if weights := saved_model_files(folder):
+            raise ValueError(
+                f"--output_dir {folder} already holds a saved model ({weights[0]}) that training would overwrite: "
+                "give another --output_dir, or --overwrite_output_dir true to replace it."
+            )
+        if checkpoints:
+            raise ValueError(
+                f"--output_dir {folder} holds the checkpoints of an earlier run ({checkpoints[-1]}): continue it with "
+                "--resume_from_checkpoint true, or give --overwrite_output_dir true to start over."
             )
 
 
