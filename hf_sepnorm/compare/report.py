@@ -75,6 +75,12 @@ def wilcoxon_cell(row: dict) -> str:
     return _number(row["wilcoxon_p"])
 
 
+def after_holm(verdict: str) -> str:
+    """A secondary row's verdict in a sentence, saying that it follows the Holm-adjusted p (an inconclusive row has
+    no verdict to adjust)."""
+    return verdict if "Holm" in verdict or verdict.startswith("inconclusive") else f"{verdict} after Holm"
+
+
 def _direction(higher_is_better: bool) -> str:
     return "higher is better" if higher_is_better else "lower is better"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import transformers.trainer as trainer_module
 from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from transformers.trainer import FSDP_MODEL_NAME
@@ -33,6 +35,32 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_WEIGHTS = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, ADAPTER_SAFE_WEIGHTS_NAME, f"{FSDP_MODEL_NAME}*")
 # `resume_from_checkpoint` values that mean "the last complete checkpoint of output_dir"
 LAST_CHECKPOINT = ("true", "last")
+
+
+# What the Trainer's pushes leave out beside its own patterns: the pickled TrainingArguments (loading a pickle runs
+# code; nothing needs it, a resume from `last-checkpoint` included)
+NOT_PUSHED = ("training_args.bin", "*/training_args.bin")
+
+
+@contextlib.contextmanager
+def _uploads_leaving_out(patterns: tuple[str, ...]):
+    """The Trainer uploads with `transformers.trainer.hf_api().upload_folder(..., ignore_patterns=[...])`, its own
+    patterns fixed: for the duration, those uploads also leave out `patterns`."""
+    real_hf_api = trainer_module.hf_api
+
+    class LeavingOut:
+        def __getattr__(self, name):
+            return getattr(real_hf_api(), name)
+
+        def upload_folder(self, *args, ignore_patterns=None, **kwargs):
+            ignored = [ignore_patterns] if isinstance(ignore_patterns, str) else list(ignore_patterns or [])
+            return real_hf_api().upload_folder(*args, ignore_patterns=[*ignored, *patterns], **kwargs)
+
+    trainer_module.hf_api = LeavingOut
+    try:
+        yield
+    finally:
+        trainer_module.hf_api = real_hf_api
 
 
 class SepNormTrainer(Trainer):
@@ -204,7 +232,12 @@ class SepNormTrainer(Trainer):
         if self.is_world_process_zero():
             for code_file in Path(checkpoint_folder).glob("*.py"):
                 shutil.copy(code_file, self.args.output_dir)
-        super()._push_from_checkpoint(checkpoint_folder)
+        with _uploads_leaving_out(NOT_PUSHED):
+            super()._push_from_checkpoint(checkpoint_folder)
+
+    def push_to_hub(self, *args, **kwargs):
+        with _uploads_leaving_out(NOT_PUSHED):
+            return super().push_to_hub(*args, **kwargs)
 
     def create_model_card(
         self,

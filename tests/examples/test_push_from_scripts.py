@@ -61,6 +61,7 @@ def test_run_glue_push_to_hub_loads_with_trust_remote_code(trainer_hub, data_dir
         pushed
     )
     assert not any(name.startswith("checkpoint-") for name in pushed)
+    assert (output_dir / "training_args.bin").is_file() and "training_args.bin" not in pushed  # a pickle: not pushed
 
     # the card is this package's, its model-index the run's evaluation metrics only, on the GLUE data set
     metadata = card_metadata(pushed["README.md"])
@@ -100,4 +101,7 @@ def test_checkpoint_pushes_to_a_new_branch_carry_the_modeling_code(trainer_hub, 
     assert {"config.json", "model.safetensors"} | CODE_FILES <= set(mid_training), sorted(mid_training)
     final = trainer_hub.files(repo_id, history[0].oid)
     assert "last-checkpoint/trainer_state.json" in final  # what --resume_from_checkpoint needs, from the Hub
+    pickled_arguments = [name for commit in history for name in trainer_hub.files(repo_id, commit.oid)
+                         if name.endswith("training_args.bin")]  # fmt: skip
+    assert pickled_arguments == []
     assert "sepnorm" in card_metadata(final["README.md"])["tags"]

@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE))
 
 from run_experiment import ARMS, RECIPE, SEEDS, TASKS  # noqa: E402
 
-from hf_sepnorm.compare.report import wilcoxon_cell  # noqa: E402
+from hf_sepnorm.compare.report import after_holm, wilcoxon_cell  # noqa: E402
 from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
 
 BASELINE, CONTROL = "shared", "shared-standardized"
@@ -279,15 +279,15 @@ def verdict_lines(rows: list[dict]) -> list[str]:
             f"95 % CI [{result.ci_low:+.4f}, {result.ci_high:+.4f}], paired t p {result.t_p:.3g}, n = {result.n}; "
             f"resolution at 80 % power ±{result.detectable_effect:.4f}). Eval {LOSS_NAMES[task]}: "
             f"{loss['result'].mean_difference:+.4f} [{loss['result'].ci_low:+.4f}, {loss['result'].ci_high:+.4f}], "
-            f"{loss['verdict']} after Holm. Against the control `shared-standardized`: "
+            f"{after_holm(loss['verdict'])}. Against the control `shared-standardized`: "
             f"{control['result'].mean_difference:+.4f} [{control['result'].ci_low:+.4f}, "
-            f"{control['result'].ci_high:+.4f}], {control['verdict']} after Holm."
+            f"{control['result'].ci_high:+.4f}], {after_holm(control['verdict'])}."
         )
     for row in (row for row in rows if row["arm"] == CONTROL and row["key"] == TASKS[row["task"]][1]):
         result = row["result"]
         lines.append(f"- The control `shared-standardized` vs `shared`, {row['task']} dev {NAMES[row['key']]}: "
-                     f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], {row['verdict']} "
-                     "after Holm: what per-feature standardization of [CLS] alone does to fine-tuning.")  # fmt: skip
+                     f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], {after_holm(row['verdict'])}: "
+                     "what per-feature standardization of [CLS] alone does to fine-tuning.")  # fmt: skip
     return lines or ["- No verdict yet: fewer than 2 paired seeds."]
 
 
