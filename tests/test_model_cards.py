@@ -311,3 +311,40 @@ def test_roberta_card_is_rendered_from_the_registry(auto_class):
     assert "the ShareNorm baseline, exactly the stock RoBERTa" in card.text
     (usage,) = usage_snippets(str(card))
     assert f"model = {auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
+
+
+def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data_dir, tmp_path):
+    """A folder converted from a Hub checkpoint names it as `base_model`; a model fine-tuned from that folder (a
+    local path, which the Hub cannot link) names the same Hub checkpoint, and a stranger's card is not followed."""
+    import sys
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    from hf_sepnorm.hub import hub_base_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import run_glue
+
+    glue = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--do_train", "--max_steps", "1",
+            "--max_train_samples", "32", "--max_seq_length", "32", "--report_to", "none"]  # fmt: skip
+    start = tmp_path / "start"  # a SepNorm folder with its tokenizer, its card then as `hf-sepnorm convert` of a Hub id
+    run_glue.main([*glue, "--output_dir", str(start), "--vocab_size", "500", "--config_overrides",
+                   "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=37"])  # fmt: skip
+    model = AutoModelForSequenceClassification.from_pretrained(start)
+    render_model_card(model, repo_id="<your-namespace>/<repo-name>", base_model="google-bert/bert-base-uncased").save(
+        start / "README.md"
+    )
+    tuned = tmp_path / "tuned"
+    run_glue.main([*glue, "--model_name_or_path", str(start), "--output_dir", str(tuned)])
+    assert ModelCard.load(tuned / "README.md").data.base_model == "google-bert/bert-base-uncased"
+    assert hub_base_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    stranger = tmp_path / "stranger"  # a stock folder whose card names its own parent
+    stranger.mkdir()
+    (stranger / "README.md").write_text("---\nbase_model: nreimers/MiniLM-L6-H384-uncased\n---\n")
+    assert hub_base_model(stranger) is None
+
+
+def test_the_language_reaches_the_metadata():
+    card = render_model_card(SepNormBertModel(tiny_bert_config()), repo_id="user/m", language="en")
+    assert card.data.language == "en"

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.repocard import metadata_load
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
@@ -64,6 +65,7 @@ def render_model_card(
     comparison: list[dict] | None = None,
     license: str = "apache-2.0",
     revision: str = "main",
+    language: str | list[str] | None = None,
 ) -> ModelCard:
     """The model card of a SepNorm checkpoint published as `repo_id`.
 
@@ -82,6 +84,7 @@ def render_model_card(
     training_summary: how it was trained (steps, hyper-parameters, ...), shown as a table.
     comparison: rows of a ShareNorm-vs-SepNorm table, e.g. [{"norm": "ShareNorm", "accuracy": 0.89}, ...].
     revision: what the usage snippet pins; pass a commit sha when you know it (a commit cannot name its own sha).
+    language: the language(s) of the data, as ISO 639-1 codes ("en"), for the metadata.
     """
     config = model_or_config.config if isinstance(model_or_config, PreTrainedModel) else model_or_config
     family = family_of(config.model_type)
@@ -101,6 +104,7 @@ def render_model_card(
         tags=["sepnorm", "custom_code", *family.stock_model_types],
         datasets=[dataset_id] if dataset_id else None,
         base_model=base_model,
+        language=language,
         license=license,
         model_name=model_name if metrics and dataset_id else None,  # only the model-index uses it
         eval_results=model_index_results(metrics, pipeline_tag, dataset_id, task_name),
@@ -125,6 +129,24 @@ def render_model_card(
         comparison_columns=columns,
         comparison_rows=[[row.get(column, "") for column in columns] for row in comparison or []],
     )
+
+
+def hub_base_model(source: str | os.PathLike | None) -> str | None:
+    """The Hub checkpoint a model was trained from, for `base_model`: `source` itself when it is a Hub id, else what
+    the SepNorm card of the local folder `source` names as its base (a folder this package converted or trained from
+    a Hub checkpoint), so that the lineage survives convert -> train -> push. None when no Hub checkpoint is known
+    (another card's `base_model` is its source's parent, not its source)."""
+    if not source:
+        return None
+    folder = Path(source).expanduser()
+    if not folder.exists():
+        return str(source)
+    readme = folder / "README.md"
+    metadata = (metadata_load(readme) or {}) if readme.is_file() else {}
+    if "sepnorm" not in (metadata.get("tags") or []):
+        return None
+    base_model = metadata.get("base_model")
+    return base_model[0] if isinstance(base_model, list) and base_model else base_model or None
 
 
 def template_path() -> Path:

@@ -255,9 +255,11 @@ class SepNormTrainer(Trainer):
         `trust_remote_code`, the [CLS] BatchNorm caveats, the training recipe and the evaluation results of the run.
 
         As in transformers' example scripts, `dataset_tags` is the Hub id of the data set (give it only where there
-        is one) and `dataset_args` its configuration; `finetuned_from` becomes `base_model` when it is a Hub id.
-        `language`, `tasks` and `dataset` are accepted for the Trainer's signature; the card derives its task from
-        the model class. A PEFT model gets the Trainer's own card (peft writes the adapter's)."""
+        is one) and `dataset_args` its configuration. `base_model` is the Hub checkpoint the model came from:
+        `finetuned_from` (by default the config's `_name_or_path`, as the Trainer's card) when it is a Hub id, else
+        the `base_model` of that local folder's own card (`hub_base_model`). `tasks` and `dataset` are accepted for
+        the Trainer's signature; the card derives its task from the model class. A PEFT model gets the Trainer's own
+        card (peft writes the adapter's)."""
         model = self.accelerator.unwrap_model(self.model)
         if not isinstance(model, PreTrainedModel):
             return super().create_model_card(
@@ -265,7 +267,7 @@ class SepNormTrainer(Trainer):
             )
         if not self.is_world_process_zero():
             return
-        from ..hub import render_model_card
+        from ..hub import hub_base_model, render_model_card
 
         card = render_model_card(
             model,
@@ -273,7 +275,8 @@ class SepNormTrainer(Trainer):
             eval_results=self.evaluation_results(),
             dataset_name=first(dataset_tags),
             task_name=first(dataset_args),
-            base_model=finetuned_from if finetuned_from and not Path(finetuned_from).exists() else None,
+            base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
+            language=language,
             training_summary={
                 "max_steps": self.state.max_steps,
                 "learning_rate": self.args.learning_rate,
