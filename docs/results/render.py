@@ -42,8 +42,13 @@ difference at 80 % power, and per-seed values. This page and the reports are ren
 (`python docs/results/render.py`).
 
 The SimCSE experiment from the pretrained MiniLM (the paper's text protocol, the primary text experiment: 200 steps,
-5 paired seeds planned; its report says how many finished) is in [simcse-minilm/](simcse-minilm/report.md); its earlier 25-step run, which moved too little to
-answer anything, stays in [simcse-minilm-25-steps/](simcse-minilm-25-steps/report.md).
+5 paired seeds of `shared` and `batch-final`, `batch-all` at fewer; its report says how many finished) is in
+[simcse-minilm/](simcse-minilm/report.md); its earlier 25-step run, which moved too little to answer anything, stays
+in [simcse-minilm-25-steps/](simcse-minilm-25-steps/report.md). GLUE fine-tuning from the same MiniLM at a budget
+that converges, with the standardized-[CLS] control arm `shared-standardized`, is in
+[glue-minilm-converging/](glue-minilm-converging/report.md) (its report says which tasks and seeds finished); it
+replaces the 40-step [glue-minilm/](glue-minilm/report.md) below as the GLUE answer, where STS-B and CoLA did not
+converge. Each of these three folders has its own `run_experiment.py` and `render_report.py`.
 """
 
 
