@@ -71,7 +71,8 @@ class SepNormTrainer(Trainer):
       `ClsSyncBatchNorm` (statistics of the global batch; `sync_cls_batchnorm=False` keeps per-process statistics,
       averaged after each step), and a callback checks at the end of training that every rank holds the same state.
     - **`train`**: `resume_from_checkpoint=True`, `"true"` or `"last"` resumes from the last *complete* checkpoint
-      (a save killed half-way is skipped).
+      (a save killed half-way is skipped), and says from which; an interrupted run (Ctrl-C) says in one line where
+      it stopped and how to resume.
     - **Re-estimating the [CLS] statistics** (`recalibrate_cls_norm=True`; off by default, measured to hurt on
       average in docs/cls_statistics.md): `train` refuses, before the first step, a setting where it cannot work
       (training batches of one sample) and re-estimates after training, so that the final model saved next carries
@@ -79,7 +80,8 @@ class SepNormTrainer(Trainer):
       (`recalibrate_cls_batchnorm`).
     - **The Hub**: `create_model_card` writes this package's model card (`hf_sepnorm.hub.render_model_card`), so
       `push_to_hub` publishes it; checkpoint pushes (`hub_strategy`) carry the modeling code the config's
-      `auto_map` names; `hub_revision` names a branch that is created if missing.
+      `auto_map` names; `hub_revision` names a branch that is created if missing; no push carries the pickled
+      `training_args.bin`.
     """
 
     def __init__(self, model: PreTrainedModel | torch.nn.Module | None = None, args=None, **kwargs):

@@ -75,7 +75,8 @@ def convergence(runs: dict, baselines: dict) -> dict:
 def comparison_rows(runs: dict, checks: dict) -> list[dict]:
     """Per task and SepNorm arm, over the seeds the arm and `shared` (and the control) finished: the primary row
     against `shared`, then the secondary rows, Holm-adjusted over the task-arm's secondary rows; the control arm's own
-    rows against `shared` last. A row whose arms did not both converge reads inconclusive."""
+    rows against `shared` last. A row whose arms did not both converge reads inconclusive; one over fewer paired seeds
+    than planned reads preliminary, without a verdict."""
     rows = []
     for task, (_, primary, secondary) in TASKS.items():
         for arm in [*SEPNORM_ARMS, CONTROL]:
@@ -103,6 +104,8 @@ def comparison_rows(runs: dict, checks: dict) -> list[dict]:
                 row.setdefault("verdict", row["result"].verdict)
                 if not row["converged"]:
                     row["verdict"] = INCONCLUSIVE
+                elif row["result"].n < len(SEEDS):  # fewer paired seeds than planned: numbers, not a verdict
+                    row["verdict"] = f"preliminary (n = {row['result'].n} of {len(SEEDS)} planned seeds, no verdict)"
             rows += group
     return rows
 
@@ -158,7 +161,8 @@ def render(runs_dir: Path) -> str:
         "- Convergence gate: an arm converged on a task when the 95 % interval of its mean eval loss over seeds lies "
         "below the loss of the best constant predictor fitted on the training rows (the mean score for STS-B, the "
         "class frequencies for SST-2). A comparison row counts only when both its arms converged; otherwise it "
-        f"reads *{INCONCLUSIVE}*.",
+        f"reads *{INCONCLUSIVE}*; a row over fewer than the {len(SEEDS)} planned paired seeds reads *preliminary*, "
+        "with its numbers and no verdict.",
         "",
     ]
     if records:
@@ -356,6 +360,7 @@ def plot(runs_dir: Path) -> None:
             if key == "eval_loss":
                 axis.axhline(baselines[task]["constant_eval_loss"], color="gray", linestyle="--", linewidth=1,
                              label="constant predictor")  # fmt: skip
+            axis.set_xticks(range(1, RECIPE["num_train_epochs"] + 1))
             axis.set_xlabel("epoch")
             axis.set_ylabel(f"dev {metric_name(task, key)}")
             axis.set_title(f"{TASK_LABELS[task]}: {metric_name(task, key)}")
@@ -364,7 +369,7 @@ def plot(runs_dir: Path) -> None:
     figure.savefig(HERE / "learning_curves.png", dpi=110)
     plt.close(figure)
 
-    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(8.5 * len(tasks), 4.6), squeeze=False)
     pairs = [*((arm, BASELINE) for arm in SEPNORM_ARMS), *((arm, CONTROL) for arm in SEPNORM_ARMS), (CONTROL, BASELINE)]
     for axis, task in zip(axes[0], tasks):
         primary, labels = TASKS[task][1], []
