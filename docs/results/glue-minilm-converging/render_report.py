@@ -193,6 +193,7 @@ def render(runs_dir: Path) -> str:
                      f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}] | {result.n} | "
                      f"{'yes' if converged else '**no**'} |")  # fmt: skip
     lines += ["", "Eval loss: MSE for STS-B, cross-entropy (log-loss) for SST-2; lower is better.", ""]
+    lines += [*not_converged_in_words(runs, baselines, checks), ""]
 
     lines += ["## Baselines", "", "| task | baseline | primary | eval loss | what |", "|---|---|---|---|---|"]
     for task in TASKS:
@@ -269,6 +270,27 @@ def render(runs_dir: Path) -> str:
     lines += ["", "Each run's full log (losses, learning rates, step times, every evaluation) is its "
               "`runs/<task>/<arm>/seed<i>.json` (`log_history`).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def not_converged_in_words(runs: dict, baselines: dict, checks: dict) -> list[str]:
+    """Why an arm did not pass the convergence gate, as far as the records tell."""
+    lines = []
+    for (task, arm), (converged, _) in checks.items():
+        if converged:
+            continue
+        loss = statistics.mean(values_of(runs, task, arm, "eval_loss"))
+        primary = TASKS[task][1]
+        own, stock = (statistics.mean(values_of(runs, task, name, primary)) for name in (arm, BASELINE))
+        line = (f"- `{arm}` on {task} did not converge: eval {LOSS_NAMES[task]} {loss:.4f} against "
+                f"{baselines[task]['constant_eval_loss']:.4f} for the constant predictor, with a dev "
+                f"{NAMES[primary]} of {own:.4f} (`shared`: {stock:.4f}).")  # fmt: skip
+        if task == "stsb" and own > 0.5:
+            line += (" Its predictions follow the order of the gold scores but not their offset and scale, which "
+                     "Pearson ignores and MSE does not. The cause is not measured here; one candidate is the [CLS] "
+                     "BatchNorm evaluated on running statistics that lag the batch statistics it trained with, which "
+                     "an evaluation of the same weights with re-estimated statistics would test.")  # fmt: skip
+        lines.append(line)
+    return lines
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:
