@@ -138,7 +138,7 @@ def test_vit_mae_image_classifier_card():
     assert (
         "AutoModelForImageClassification.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
     )
-    assert 'revision = "main"' in usage
+    assert 'revision = "main"  # a branch, which can move: put the commit sha you reviewed' in usage
     assert "AutoTokenizer" not in card.text
     assert '`classifier_pooling="mean"`' in card.text
 
@@ -337,7 +337,9 @@ def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data
     )
     tuned = tmp_path / "tuned"
     run_glue.main([*glue, "--model_name_or_path", str(start), "--output_dir", str(tuned)])
-    assert ModelCard.load(tuned / "README.md").data.base_model == "google-bert/bert-base-uncased"
+    card = ModelCard.load(tuned / "README.md")
+    assert card.data.base_model == "google-bert/bert-base-uncased"
+    assert 'repo_id = "<your-namespace>/tuned"' in card.text  # not pushed: a placeholder, not the folder as an id
     assert hub_base_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
     stranger = tmp_path / "stranger"  # a stock folder whose card names its own parent
     stranger.mkdir()

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.repocard import metadata_load
 from huggingface_hub.errors import HFValidationError
+from huggingface_hub.repocard import metadata_load
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 from transformers import PreTrainedConfig, PreTrainedModel

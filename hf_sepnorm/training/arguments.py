@@ -96,16 +96,16 @@ class SepNormTrainingArguments(TrainingArguments):
         from ..conversion import saved_model_files
 
         folder = Path(self.output_dir)
-        checkpoints = sorted((path.name for path in folder.glob("checkpoint-*") if path.name[11:].isdigit()),
-                             key=lambda name: int(name[11:]))  # fmt: skip
+        steps = sorted(int(path.name.removeprefix("checkpoint-")) for path in folder.glob("checkpoint-*")
+                       if path.name.removeprefix("checkpoint-").isdigit())  # fmt: skip
         if weights := saved_model_files(folder):
             raise ValueError(
                 f"--output_dir {folder} already holds a saved model ({weights[0]}) that training would overwrite: "
                 "give another --output_dir, or --overwrite_output_dir true to replace it."
             )
-        if checkpoints:
+        if steps:
             raise ValueError(
-                f"--output_dir {folder} holds the checkpoints of an earlier run ({checkpoints[-1]}): continue it with "
+                f"--output_dir {folder} holds the checkpoints of an earlier run (checkpoint-{steps[-1]}): continue it with "
                 "--resume_from_checkpoint true, or give --overwrite_output_dir true to start over."
             )
 

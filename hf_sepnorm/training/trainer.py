@@ -273,7 +273,9 @@ class SepNormTrainer(Trainer):
 
         card = render_model_card(
             model,
-            repo_id=self.hub_model_id or self.args.hub_model_id or model_name or Path(self.args.output_dir).name,
+            # not pushed: a placeholder the reader fills in, rather than the output folder's name as if it were an id
+            repo_id=self.hub_model_id or self.args.hub_model_id or model_name
+            or f"<your-namespace>/{Path(self.args.output_dir).name}",
             eval_results=self.evaluation_results(),
             dataset_name=first(dataset_tags),
             task_name=first(dataset_args),
