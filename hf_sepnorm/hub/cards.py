@@ -49,6 +49,12 @@ SUMMARIZED_CONFIG_FIELDS = (
 # Trainer metrics that describe the run rather than the model (transformers' own cards leave them out too):
 # eval_runtime, eval_samples_per_second, eval_steps_per_second, epoch, eval_samples, ...
 RUN_STATISTICS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "step", "samples", "total_flos")
+# sizes of what was evaluated (`stsb_dev_pairs`), not measurements of the model
+COUNTS = ("samples", "pairs", "examples", "count")
+# what the model-index leaves out, beside a task metric, although the card's table shows it: a loss is the training
+# objective (transformers' own cards leave it out too); a pretraining run's eval loss, its only measurement, stays
+NOT_IN_MODEL_INDEX = ("loss",)
+DIGITS = 4  # metrics are rounded to this many decimals
 # Trainer prefixes of metrics that are not an evaluation of the model on held-out data, or not this one's
 OTHER_SPLITS = ("train_", "test_", "predict_")
 
@@ -169,15 +175,16 @@ def supported_transformers() -> str:
 
 
 def evaluation_metrics(results: dict) -> dict[str, float]:
-    """The metrics among a Trainer's results, named without their "eval_" prefix: {"eval_accuracy": 0.9,
-    "eval_runtime": 1.2, "epoch": 3.0, "train_loss": 0.1} -> {"accuracy": 0.9}."""
+    """The metrics among a Trainer's results, named without their "eval_" prefix and rounded: {"eval_accuracy":
+    0.91234, "eval_runtime": 1.2, "epoch": 3.0, "train_loss": 0.1, "eval_stsb_dev_pairs": 100} -> {"accuracy":
+    0.9123}."""
     metrics = {}
     for key, value in results.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or key.startswith(OTHER_SPLITS):
             continue
         name = key.removeprefix("eval_")
-        if name not in RUN_STATISTICS:
-            metrics[name] = value
+        if name not in RUN_STATISTICS and not name.endswith(tuple(f"_{word}" for word in (*COUNTS, *RUN_STATISTICS))):
+            metrics[name] = round(value, DIGITS)
     return metrics
 
 
@@ -199,6 +206,7 @@ def model_index_results(
 ) -> list[EvalResult] | None:
     if not metrics or dataset_id is None:
         return None
+    task_metrics = {metric: value for metric, value in metrics.items() if not metric.endswith(NOT_IN_MODEL_INDEX)}
     return [
         EvalResult(
             task_type=pipeline_tag,
@@ -208,7 +216,7 @@ def model_index_results(
             metric_type=metric,
             metric_value=value,
         )
-        for metric, value in metrics.items()
+        for metric, value in (task_metrics or metrics).items()
     ]
 
 
