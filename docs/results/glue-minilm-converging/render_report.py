@@ -297,6 +297,10 @@ def render(runs_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def last_train_loss(record: dict) -> float:
+    return [entry["loss"] for entry in record["log_history"] if "loss" in entry][-1]
+
+
 def not_converged_in_words(runs: dict, baselines: dict, checks: dict) -> list[str]:
     """Why an arm did not pass the convergence gate, as far as the records tell."""
     lines = []
@@ -313,9 +317,15 @@ def not_converged_in_words(runs: dict, baselines: dict, checks: dict) -> list[st
                 f"{NAMES[primary]} of {own:.4f} (`shared`: {stock:.4f}).")  # fmt: skip
         if task == "stsb" and own > 0.5:
             line += (" Its predictions follow the order of the gold scores but not their offset and scale, which "
-                     "Pearson ignores and MSE does not. The cause is not measured here; one candidate is the [CLS] "
-                     "BatchNorm evaluated on running statistics that lag the batch statistics it trained with, which "
-                     "an evaluation of the same weights with re-estimated statistics would test.")  # fmt: skip
+                     "Pearson ignores and MSE does not.")  # fmt: skip
+        train_loss = statistics.mean(last_train_loss(record) for record in runs[task][arm].values())
+        if train_loss >= 0.5 * loss:
+            line += (f" Its last logged training loss is {train_loss:.4f}, as high: it did not fit the targets in "
+                     "training either (batch statistics, dropout), so this is not a gap between training and "
+                     "evaluation on running statistics.")  # fmt: skip
+        else:
+            line += (f" Its last logged training loss is {train_loss:.4f}, far lower: the gap is between training "
+                     "and evaluation (for a [CLS] BatchNorm, batch statistics against running statistics).")  # fmt: skip
         lines.append(line)
     return lines
 
