@@ -128,6 +128,9 @@ def render(runs_dir: Path) -> str:
         lines += [f"**PARTIAL RESULTS: {finished} of {expected} runs finished** (seeds per arm: {per_cell}). "
                   "The runner continues where it stopped; every number below is from the runs finished, and a task "
                   "without runs has no row.", ""]  # fmt: skip
+        not_run = [task for task in TASKS if task not in runs]
+        if not_run:
+            lines[-2] += f" Not run yet: {', '.join(not_run)} (the plan runs the tasks in the order {', '.join(TASKS)})."
         counts = {arm: len(runs.get("stsb", {}).get(arm, {})) for arm in ARMS}
         if counts["batch-all"] < min(counts[arm] for arm in ARMS if arm != "batch-all"):
             lines[-2] += (" `batch-all` was deferred after its first seed, so that the three other arms reach more "
@@ -219,6 +222,12 @@ def render(runs_dir: Path) -> str:
                   "evaluated after re-estimating the [CLS] BatchNorm statistics on 50 training batches: MSE "
                   f"{again['eval_loss']:.4f}, Pearson {again['eval_pearson']:.4f}, Spearman {again['eval_spearmanr']:.4f}.",
                   ""]  # fmt: skip
+        offset = d["gold"]["mean"] - d["predictions"]["mean"]
+        if abs(d["predictions"]["sd"] / d["gold"]["sd"] - 1) < 0.2 and abs(offset) > d["gold"]["sd"] / 2:
+            lines[-2] += (f" So its predictions have about the gold scores' spread but sit {offset:+.2f} away from "
+                          "them: the regression head did not learn the scores' offset in these steps (the squared "
+                          f"offset, {offset ** 2:.2f}, is most of the MSE), and re-estimated statistics do not move "
+                          "it.")  # fmt: skip
 
     lines += ["## Baselines", "", "| task | baseline | primary | eval loss | what |", "|---|---|---|---|---|"]
     for task in TASKS:
