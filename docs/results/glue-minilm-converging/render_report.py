@@ -385,6 +385,14 @@ def headline(runs_dir: Path) -> list[str]:
                  "  Not converged (eval loss not below the constant predictor's): " + ", ".join(not_converged) + "."
                  if not_converged else "  No convergence check yet (fewer than 2 seeds).")  # fmt: skip
     lines += ["  " + line[2:] for line in verdict_lines(rows)]
+    diagnostics_file = HERE / "diagnostics.json"
+    if diagnostics_file.exists():
+        d = json.loads(diagnostics_file.read_text())
+        lines.append(f"  Why (one diagnostic run, `{d['arm']}` seed {d['seed']}): its STS-B predictions have the gold "
+                     f"scores' spread (sd {d['predictions']['sd']:.2f} against {d['gold']['sd']:.2f}) but are centred "
+                     f"at {d['predictions']['mean']:.2f} instead of {d['gold']['mean']:.2f}; re-estimated [CLS] "
+                     f"statistics leave the MSE at {d['reestimated_metrics']['eval_loss']:.2f}: the head did not learn "
+                     "the scores' offset within this budget.")  # fmt: skip
     lines.append("  It cannot test SepNorm as the paper trained it (BatchNorm through pretraining, full GLUE, GPUs). "
                  "[docs/results/glue-minilm-converging/](docs/results/glue-minilm-converging/report.md) has the "
                  "learning curves, every secondary row and the per-seed values.")  # fmt: skip
