@@ -1,9 +1,11 @@
-"""What the experiments of docs/results share: the bundled checkpoint, loading an example script, recording a run
-(arguments without machine paths, its Trainer log, versions), and working through a plan of runs with several
-processes side by side, each run's record written as soon as it finishes."""
+"""What the experiments of docs/results share: their command line, the bundled checkpoint, loading an example
+script, recording a run (arguments without machine paths, its Trainer log, versions), working through a plan of runs
+with several processes side by side (each run's record written as soon as it finishes), and writing a report's
+lines into the project README."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import importlib.util
 import json
@@ -15,6 +17,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse_options(description: str, results_dir: Path, data_needed: str) -> argparse.Namespace:
+    """The runner's options (--data_dir, default $SEPNORM_DATA_DIR; --results_dir; --threads, which it sets)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
+    parser.add_argument("--results_dir", default=str(results_dir))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    options = parser.parse_args()
+    if not options.data_dir:
+        raise SystemExit(f"Give --data_dir or set SEPNORM_DATA_DIR (the folder holding {data_needed}).")
+    os.environ.setdefault("SEPNORM_DATA_DIR", options.data_dir)
+    import torch
+
+    torch.set_num_threads(options.threads)
+    return options
 
 
 def minilm_folder() -> str:
@@ -91,3 +109,13 @@ def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summa
             result_file.with_suffix(".claimed").unlink(missing_ok=True)
         print(f"[{index}/{len(plan)}] {name}: {summary(record)} ({record['seconds']:.0f} s)", flush=True)
     print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
+
+
+def write_readme_block(readme: Path, begin: str, end: str, lines: list[str]) -> None:
+    """Replace what lies between the `begin` and `end` markers of `readme` with `lines` (nothing without markers)."""
+    text = readme.read_text()
+    if begin not in text:
+        return
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(before + begin + "\n" + "\n".join(lines) + "\n" + end + after)

@@ -16,7 +16,6 @@ Needs SEPNORM_DATA_DIR (the shared data: glue/STS-B, glue/SST-2) and the gt-all-
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,7 +27,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[2]))
 
-from experiment_runner import load_script, log_history, minilm_folder, shown, versions, work_through  # noqa: E402
+from experiment_runner import (  # noqa: E402
+    load_script, log_history, minilm_folder, parse_options, shown, versions, work_through,
+)
 
 ARMS = {  # arm -> run_glue.py's options, in the order each seed runs them
     "shared": ["--cls_norm", "shared"],
@@ -104,17 +105,7 @@ def write_baselines(data_dir: Path, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
-    parser.add_argument("--results_dir", default=str(HERE / "runs"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    options = parser.parse_args()
-    if not options.data_dir:
-        raise SystemExit("Give --data_dir or set SEPNORM_DATA_DIR (the folder holding glue/).")
-    os.environ.setdefault("SEPNORM_DATA_DIR", options.data_dir)
-    import torch
-
-    torch.set_num_threads(options.threads)
+    options = parse_options(__doc__.splitlines()[0], HERE / "runs", "glue/")
     data_dir, results_dir = Path(options.data_dir), Path(options.results_dir)
     write_baselines(data_dir, HERE / "baselines.json")
     script = load_script("run_glue")

@@ -16,8 +16,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 from run_experiment import ARMS, PRIMARY, RECALIBRATED_ARMS, RECIPE, SEEDS  # noqa: E402
+
+from experiment_runner import write_readme_block  # noqa: E402
 
 from hf_sepnorm.compare.report import after_holm, wilcoxon_cell  # noqa: E402
 from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
@@ -381,15 +384,6 @@ def headline(runs_dir: Path) -> list[str]:
     return lines
 
 
-def write_readme_block(readme: Path, lines: list[str]) -> None:
-    text = readme.read_text()
-    if README_BEGIN not in text:
-        return
-    before, rest = text.split(README_BEGIN, 1)
-    _, after = rest.split(README_END, 1)
-    readme.write_text(before + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + after)
-
-
 def plot(runs_dir: Path) -> None:
     import matplotlib
 
@@ -459,7 +453,7 @@ def main() -> None:
     runs_dir = HERE / "runs"
     (HERE / "report.md").write_text(render(runs_dir))
     plot(runs_dir)
-    write_readme_block(HERE.parents[2] / "README.md", headline(runs_dir))
+    write_readme_block(HERE.parents[2] / "README.md", README_BEGIN, README_END, headline(runs_dir))
     print(f"wrote {HERE / 'report.md'} and the plots")
 
 

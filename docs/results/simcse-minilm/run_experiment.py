@@ -15,7 +15,6 @@ Needs SEPNORM_DATA_DIR (the shared data: text/ and glue/STS-B) and the gt-all-mi
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,7 +24,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from experiment_runner import load_script, log_history, minilm_folder, shown, versions, work_through  # noqa: E402
+from experiment_runner import (  # noqa: E402
+    load_script, log_history, minilm_folder, parse_options, shown, versions, work_through,
+)
 
 ARMS = {  # arm -> the script's SepNorm options, in the order each seed runs them
     "shared": ["--cls_norm", "shared"],
@@ -124,17 +125,7 @@ def run_plan() -> list[tuple[str, int, bool]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
-    parser.add_argument("--results_dir", default=str(HERE / "runs"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    options = parser.parse_args()
-    if not options.data_dir:
-        raise SystemExit("Give --data_dir or set SEPNORM_DATA_DIR (the folder holding text/ and glue/STS-B).")
-    os.environ.setdefault("SEPNORM_DATA_DIR", options.data_dir)
-    import torch
-
-    torch.set_num_threads(options.threads)
+    options = parse_options(__doc__.splitlines()[0], HERE / "runs", "text/ and glue/STS-B")
     script = load_script("run_simcse")
     data_dir = Path(options.data_dir)
     runs = {f"{arm} {f'seed{seed}' if trained else 'untrained'}": (arm, seed, trained) for arm, seed, trained in run_plan()}
