@@ -37,7 +37,8 @@ def cls_feature_statistics(model: nn.Module, batches: Iterable[dict]) -> tuple[t
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    rows = []  # one [CLS] vector per row: small enough to keep, and a two-pass std is exact where sums of squares are not
+    # one [CLS] vector per row: small enough to keep, and a two-pass std is exact where sums of squares are not
+    rows = []
     for batch in batches:
         inputs = {name: value.to(device) for name, value in batch.items() if name not in ("labels", "label")}
         rows.append(model.base_model(**inputs).last_hidden_state[:, 0].float())
