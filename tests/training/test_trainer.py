@@ -153,5 +153,5 @@ def test_create_model_card_writes_the_sepnorm_card_with_the_runs_metrics(tmp_pat
     assert {"sepnorm", "digits"} <= set(metadata["tags"]) and metadata["pipeline_tag"] == "image-classification"
     assert metadata["datasets"] == ["sepnorm-tests/digits"] and "base_model" not in metadata  # a local folder is no id
     metrics = {m["type"]: m["value"] for e in metadata["model-index"] for r in e["results"] for m in r["metrics"]}
-    assert pytest.approx(loss) in metrics.values() and not any("runtime" in name for name in metrics)
+    assert pytest.approx(loss, abs=5e-5) in metrics.values() and not any("runtime" in name for name in metrics)  # rounded
     assert "trust_remote_code=True" in text
