@@ -137,13 +137,12 @@ def _convert(args: argparse.Namespace) -> int:
 def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> None:
     """The converted folder's README.md: the SepNorm card, naming the source and what is new. `base_model` (metadata
     the Hub links) only for a Hub id: a local path means nothing there, the card's text names it."""
-    from .hub import render_model_card
+    from .hub import hub_base_model, render_model_card
 
-    is_hub_id = not Path(args.checkpoint).expanduser().exists()
     card = render_model_card(
         model,
         repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` renders the real one
-        base_model=args.checkpoint if is_hub_id else None,
+        base_model=hub_base_model(args.checkpoint),
         training_summary={
             "converted from": f"`{args.checkpoint}` (stock, by `hf-sepnorm convert`; not trained since)",
             "new [CLS] norms": "initialized from their default" if args.fresh_cls_norm

@@ -111,6 +111,16 @@ def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summa
     print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
 
 
+def render_experiment(folder: Path, render, plot, headline, readme_markers: tuple[str, str]) -> None:
+    """Write an experiment's report.md and plots from its `runs/`, and its headline into the project README between
+    `readme_markers`."""
+    runs_dir = folder / "runs"
+    (folder / "report.md").write_text(render(runs_dir))
+    plot(runs_dir)
+    write_readme_block(ROOT / "README.md", *readme_markers, headline(runs_dir))
+    print(f"wrote {folder / 'report.md'} and the plots")
+
+
 def write_readme_block(readme: Path, begin: str, end: str, lines: list[str]) -> None:
     """Replace what lies between the `begin` and `end` markers of `readme` with `lines` (nothing without markers)."""
     text = readme.read_text()

@@ -94,18 +94,17 @@ class SepNormTrainingArguments(TrainingArguments):
         """Training writes its model and checkpoints into output_dir: refuse, before anything runs, a folder holding
         another run's, so that nothing trained before is silently overwritten."""
         from ..conversion import saved_model_files
+        from .trainer import checkpoint_folders  # trainer.py imports this module
 
         folder = Path(self.output_dir)
-        steps = sorted(int(path.name.removeprefix("checkpoint-")) for path in folder.glob("checkpoint-*")
-                       if path.name.removeprefix("checkpoint-").isdigit())  # fmt: skip
         if weights := saved_model_files(folder):
             raise ValueError(
                 f"--output_dir {folder} already holds a saved model ({weights[0]}) that training would overwrite: "
                 "give another --output_dir, or --overwrite_output_dir true to replace it."
             )
-        if steps:
+        if checkpoints := checkpoint_folders(str(folder)):
             raise ValueError(
-                f"--output_dir {folder} holds the checkpoints of an earlier run (checkpoint-{steps[-1]}): continue it with "
+                f"--output_dir {folder} holds the checkpoints of an earlier run ({checkpoints[-1].name}): continue it with "
                 "--resume_from_checkpoint true, or give --overwrite_output_dir true to start over."
             )
 

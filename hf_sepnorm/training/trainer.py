@@ -368,11 +368,15 @@ def checkpoint_is_complete(checkpoint: Path) -> bool:
     return any(next(checkpoint.glob(pattern), None) is not None for pattern in CHECKPOINT_WEIGHTS)
 
 
-def last_complete_checkpoint(output_dir: str) -> Path | None:
-    """The highest-numbered complete `checkpoint-N` of `output_dir` (the Trainer's own choice for
-    `resume_from_checkpoint=True`, the highest-numbered one, may be a save that was killed half-way)."""
-    checkpoints = sorted(
+def checkpoint_folders(output_dir: str) -> list[Path]:
+    """The `checkpoint-N` folders of `output_dir`, by increasing N (complete or not)."""
+    return sorted(
         (path for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.name.split("-")[-1].isdigit()),
         key=lambda path: int(path.name.split("-")[-1]),
     )
-    return next((path for path in reversed(checkpoints) if checkpoint_is_complete(path)), None)
+
+
+def last_complete_checkpoint(output_dir: str) -> Path | None:
+    """The highest-numbered complete `checkpoint-N` of `output_dir` (the Trainer's own choice for
+    `resume_from_checkpoint=True`, the highest-numbered one, may be a save that was killed half-way)."""
+    return next((path for path in reversed(checkpoint_folders(output_dir)) if checkpoint_is_complete(path)), None)

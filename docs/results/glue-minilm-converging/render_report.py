@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from run_experiment import ARMS, RECIPE, SEEDS, TASKS  # noqa: E402
 
-from experiment_runner import write_readme_block  # noqa: E402
+from experiment_runner import render_experiment  # noqa: E402
 
 from hf_sepnorm.compare.report import after_holm, wilcoxon_cell  # noqa: E402
 from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
@@ -62,8 +62,9 @@ def mean_sd(values: list[float], digits: int = 4) -> str:
 
 
 def convergence(runs: dict, baselines: dict) -> dict:
-    """(task, arm) -> (converged?, the one-sample comparison of its eval losses with the constant predictor's). An arm
-    converged when the 95 % interval of its mean eval loss lies below the constant's loss."""
+    """(task, arm) -> (status, the one-sample comparison of its eval losses with the constant predictor's). Status
+    "yes": the 95 % interval of its mean eval loss lies below the constant's loss; "no": it does not, or the one seed
+    there is does not beat the constant; "not yet": one seed below the constant (no interval yet)."""
     checks = {}
     for task in TASKS:
         constant = baselines[task]["constant_eval_loss"]
@@ -71,9 +72,9 @@ def convergence(runs: dict, baselines: dict) -> dict:
             losses = values_of(runs, task, arm, "eval_loss")
             if len(losses) >= 2:
                 result = paired_comparison([constant] * len(losses), losses, higher_is_better=False)
-                checks[task, arm] = (result.verdict == "better", result)
+                checks[task, arm] = ("yes" if result.verdict == "better" else "no", result)
             elif losses:  # one seed: no interval; it counts as converged only once an interval says so
-                checks[task, arm] = (False, None)
+                checks[task, arm] = ("not yet" if losses[0] < constant else "no", None)
     return checks
 
 
@@ -97,7 +98,7 @@ def comparison_rows(runs: dict, checks: dict) -> list[dict]:
             for reference, key in specs:
                 result = paired_comparison(values_of(runs, task, reference, key, seeds),
                                            values_of(runs, task, arm, key, seeds), higher_is_better(key))  # fmt: skip
-                converged = all(checks.get((task, name), (False,))[0] for name in (arm, reference))
+                converged = all(checks.get((task, name), ("no",))[0] == "yes" for name in (arm, reference))
                 group.append({"task": task, "arm": arm, "reference": reference, "key": key, "result": result,
                               "converged": converged,
                               "primary": arm != CONTROL and reference == BASELINE and key == primary})  # fmt: skip
@@ -200,16 +201,14 @@ def render(runs_dir: Path) -> str:
     lines += ["## Convergence: eval loss against the constant predictor", "",
               "| task | arm | eval loss (mean ± sd) | constant predictor | difference, 95 % CI | seeds | converged? |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (task, arm), (converged, result) in checks.items():
+    for (task, arm), (status, result) in checks.items():
         losses = values_of(runs, task, arm, "eval_loss")
         constant = baselines[task]["constant_eval_loss"]
-        if result is None:
-            lines.append(f"| {task} | `{arm}` | {mean_sd(losses)} | {constant:.4f} | {losses[0] - constant:+.4f} "
-                         f"(no interval) | 1 | {'not yet (1 seed)' if losses[0] < constant else '**no**'} |")  # fmt: skip
-            continue
-        lines.append(f"| {task} | `{arm}` | {mean_sd(losses)} | {constant:.4f} | "
-                     f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}] | {result.n} | "
-                     f"{'yes' if converged else '**no**'} |")  # fmt: skip
+        difference = (f"{losses[0] - constant:+.4f} (no interval)" if result is None else
+                      f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}]")  # fmt: skip
+        shown = {"yes": "yes", "no": "**no**", "not yet": "not yet (1 seed)"}[status]
+        lines.append(f"| {task} | `{arm}` | {mean_sd(losses)} | {constant:.4f} | {difference} | {len(losses)} | "
+                     f"{shown} |")
     lines += ["", "Eval loss: MSE for STS-B, cross-entropy (log-loss) for SST-2; lower is better.", ""]
     lines += [*not_converged_in_words(runs, baselines, checks), ""]
 
@@ -316,10 +315,10 @@ def last_train_loss(record: dict) -> float:
 def not_converged_in_words(runs: dict, baselines: dict, checks: dict) -> list[str]:
     """Why an arm did not pass the convergence gate, as far as the records tell."""
     lines = []
-    for (task, arm), (converged, _) in checks.items():
-        loss = statistics.mean(values_of(runs, task, arm, "eval_loss"))
-        if converged or loss < baselines[task]["constant_eval_loss"]:  # passed, or one seed below the constant
+    for (task, arm), (status, _) in checks.items():
+        if status != "no":
             continue
+        loss = statistics.mean(values_of(runs, task, arm, "eval_loss"))
         primary = TASKS[task][1]
         own, stock = (statistics.mean(values_of(runs, task, name, primary)) for name in (arm, BASELINE))
         seeds = len(runs[task][arm])
@@ -382,8 +381,7 @@ def headline(runs_dir: Path) -> list[str]:
              "primary, fixed before running: STS-B dev Pearson and SST-2 dev accuracy against ShareNorm; with the "
              "control `shared-standardized`, ShareNorm whose [CLS] enters the head standardized per feature)."]  # fmt: skip
     not_converged = [f"`{arm}` on {task}" + (" (1 seed)" if result is None else "")
-                     for (task, arm), (converged, result) in checks.items() if not converged
-                     and (result is not None or values_of(runs, task, arm, "eval_loss")[0] >= baselines[task]["constant_eval_loss"])]  # fmt: skip
+                     for (task, arm), (status, result) in checks.items() if status == "no"]  # fmt: skip
     lines.append("  Every arm beat the constant predictor's eval loss." if checks and not not_converged else
                  "  Not converged (eval loss not below the constant predictor's): " + ", ".join(not_converged) + "."
                  if not_converged else "  No convergence check yet (fewer than 2 seeds).")  # fmt: skip
@@ -461,11 +459,7 @@ def plot(runs_dir: Path) -> None:
 
 
 def main() -> None:
-    runs_dir = HERE / "runs"
-    (HERE / "report.md").write_text(render(runs_dir))
-    plot(runs_dir)
-    write_readme_block(HERE.parents[2] / "README.md", README_BEGIN, README_END, headline(runs_dir))
-    print(f"wrote {HERE / 'report.md'} and the plots")
+    render_experiment(HERE, render, plot, headline, (README_BEGIN, README_END))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from run_experiment import ARMS, PRIMARY, RECALIBRATED_ARMS, RECIPE, SEEDS  # noqa: E402
 
-from experiment_runner import write_readme_block  # noqa: E402
+from experiment_runner import render_experiment  # noqa: E402
 
 from hf_sepnorm.compare.report import after_holm, wilcoxon_cell  # noqa: E402
 from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
@@ -450,11 +450,7 @@ def plot(runs_dir: Path) -> None:
 
 
 def main() -> None:
-    runs_dir = HERE / "runs"
-    (HERE / "report.md").write_text(render(runs_dir))
-    plot(runs_dir)
-    write_readme_block(HERE.parents[2] / "README.md", README_BEGIN, README_END, headline(runs_dir))
-    print(f"wrote {HERE / 'report.md'} and the plots")
+    render_experiment(HERE, render, plot, headline, (README_BEGIN, README_END))
 
 
 if __name__ == "__main__":
