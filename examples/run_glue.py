@@ -35,12 +35,14 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
+    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
     run_main,
     standardize_pooler_input,
 )
+from hf_sepnorm.errors import InputError
 
 
 @dataclass
@@ -78,16 +80,17 @@ def main(args=None):
     )
     if peft_args.use_peft and model_args.model_name_or_path is None:
         # only the adapters are saved: a base built here at random could never be loaded again under them
-        raise ValueError(
+        raise InputError(
             "--use_peft trains LoRA adapters on a pretrained model and saves only the adapters; without "
             "--model_name_or_path the base model would be random and lost. Give --model_name_or_path (a SepNorm or "
             "stock BERT checkpoint), or leave out --use_peft to train the whole model from scratch."
         )
     if data_args.standardize_cls_features and (not training_args.do_train or peft_args.use_peft):
-        raise ValueError(
+        raise InputError(
             "--standardize_cls_features takes its statistics from the training rows and folds them into the saved "
             "pooler: use it with --do_train and without --use_peft."
         )
+    check_checkpoint_kind(SepNormBertForSequenceClassification, model_args)
     set_seed(training_args.seed)
 
     tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
@@ -145,11 +148,9 @@ def main(args=None):
             for split, dataset in kept.items()
         }
     # MNLI has two validation sets: "eval" is the matched one, "eval_mm" the mismatched one
-    eval_datasets = {
-        "eval_mm" if split.endswith("_mismatched") else "eval": dataset
-        for split, dataset in encoded.items()
-        if split.startswith("validation")
-    }
+    eval_splits = {"eval_mm" if split.endswith("_mismatched") else "eval": split
+                   for split in encoded if split.startswith("validation")}  # fmt: skip
+    eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
     metric = load_glue_metric(data_args.task_name)
     if data_args.standardize_cls_features:
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
@@ -202,7 +203,7 @@ def main(args=None):
                 )
 
     card = {"finetuned_from": model_args.model_name_or_path, "dataset_tags": HUB_DATASET_ID,
-            "dataset_args": data_args.task_name}  # fmt: skip
+            "dataset_args": data_args.task_name, "eval_split": eval_splits.get("eval")}  # fmt: skip
     trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
     return results
 

@@ -29,10 +29,12 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     freeze_backbone_for_linear_probe,
     image_input_settings,
+    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     run_main,
 )
+from hf_sepnorm.errors import InputError
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
 NEW_MODEL_DEFAULTS = {"classifier_pooling": "cls"}
@@ -69,6 +71,7 @@ def main(args=None):
         args=args,
     )  # fmt: skip
     training_args.remove_unused_columns = False  # the transform needs the raw image column
+    check_checkpoint_kind(SepNormViTMAEForImageClassification, model_args)
     set_seed(training_args.seed)
 
     num_channels, image_size = image_input_settings(model_args, task_args.num_channels, data_args.image_size)
@@ -80,7 +83,7 @@ def main(args=None):
         augment=not task_args.linear_probe,
     )
     if not isinstance(images.splits["train"].features.get("label"), ClassLabel):
-        raise ValueError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
+        raise InputError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
     label_names = images.splits["train"].features["label"].names
 
     model = load_or_build_model(

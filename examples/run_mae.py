@@ -23,6 +23,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     image_input_settings,
+    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     run_main,
@@ -51,6 +52,7 @@ def main(args=None):
     )
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     training_args.label_names = ["pixel_values"]  # so that evaluation reports the reconstruction loss
+    check_checkpoint_kind(SepNormViTMAEForPreTraining, model_args)
     set_seed(training_args.seed)
 
     num_channels, image_size = image_input_settings(model_args, mae_args.num_channels, data_args.image_size)

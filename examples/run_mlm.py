@@ -30,11 +30,13 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
+    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
     run_main,
 )
+from hf_sepnorm.errors import InputError
 
 
 @dataclass
@@ -55,7 +57,7 @@ class DataArguments:
 
     def __post_init__(self):
         if not self.train_file and self.dataset_name is None:
-            raise ValueError("Give --train_file FILE [FILE ...] or --dataset_name NAME.")
+            raise InputError("Give --train_file FILE [FILE ...] or --dataset_name NAME.")
 
 
 def load_corpus(data_args: DataArguments):
@@ -86,6 +88,7 @@ def main(args=None):
     model_args, data_args, training_args = parse_arguments(
         SepNormModelArguments, DataArguments, SepNormTrainingArguments, args=args
     )
+    check_checkpoint_kind(SepNormBertForMaskedLM, model_args)
     set_seed(training_args.seed)
     corpus = load_corpus(data_args)
     tokenizer = load_tokenizer(model_args, data_args, corpus, training_args)

@@ -31,7 +31,6 @@ sentence-transformers is installed, with `SentenceTransformer(folder, trust_remo
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -42,7 +41,7 @@ import torch.distributed.nn.functional as distributed_functional
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
 from scipy.stats import spearmanr
-from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel, set_seed
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_sepnorm import SepNormBertModel
 from hf_sepnorm.adapters import PeftArguments, apply_peft
@@ -52,10 +51,12 @@ from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
+    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     run_main,
 )
+from hf_sepnorm.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop
 
     sentences = lines.map(to_sentences, batched=True, remove_columns=["text"], desc="Splitting into sentences")
     if len(sentences) < 2:
-        raise ValueError(f"--train_file {files}: fewer than 2 sentences of >= {min_words} words; SimCSE needs many.")
+        raise InputError(f"--train_file {files}: fewer than 2 sentences of >= {min_words} words; SimCSE needs many.")
     return sentences
 
 
@@ -162,7 +163,7 @@ def spearman_x100(predicted, gold) -> float:
 class SimCSETrainer(SepNormTrainer):
     """The SimCSE loss and STS evaluation on the `SepNormTrainer`, which re-estimates the [CLS] BatchNorm statistics
     after training and before an evaluation that follows training steps, synchronizes them across processes and
-    writes the package's model card (here with sentence-embedding usage)."""
+    writes the package's model card (with sentence-transformers usage once the folder is one)."""
 
     def __init__(self, *args, sts_pairs: dict, reference_sentences: list[str], simcse_args: SimCSEArguments, **kwargs):
         super().__init__(*args, **kwargs)
@@ -234,16 +235,6 @@ class SimCSETrainer(SepNormTrainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def create_model_card(self, *args, **kwargs) -> None:
-        """The package's card (STS metrics in the model-index), plus how to get sentence embeddings."""
-        super().create_model_card(*args, **kwargs)
-        card = os.path.join(self.args.output_dir, "README.md")
-        full_model = isinstance(self.accelerator.unwrap_model(self.model), PreTrainedModel)  # not a LoRA adapter
-        if full_model and self.is_world_process_zero() and os.path.isfile(card):
-            repo_id = self.hub_model_id or self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
-            with open(card, "a", encoding="utf-8") as handle:
-                handle.write(SENTENCE_EMBEDDING_USAGE.format(repo_id=repo_id, revision=self.args.hub_revision or "main"))
-
 
 def load_sts_pairs(sts_dir: str | None, max_pairs: int | None, cache_dir: str | None) -> dict[str, dict]:
     stsb = load_glue("stsb", sts_dir, cache_dir=cache_dir)
@@ -271,47 +262,19 @@ def write_sentence_transformers_files(output_dir: str, max_seq_length: int) -> b
     return True
 
 
-SENTENCE_EMBEDDING_USAGE = """
-## Sentence embeddings
-
-Trained with unsupervised SimCSE; the sentence embedding is the last layer's [CLS] row (without the pooler, which
-served as SimCSE's training MLP). Compare sentences by cosine similarity.
-
-```python
-import torch
-from transformers import AutoModel, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision="{revision}")
-model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True, revision="{revision}").eval()  # eval: [CLS] BatchNorm uses its statistics
-batch = tokenizer(["A man is playing a guitar.", "Someone plays an instrument."], padding=True, return_tensors="pt")
-with torch.no_grad():
-    embeddings = model(**batch).last_hidden_state[:, 0]
-print(torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0))
-```
-
-With sentence-transformers ([CLS] pooling is in the folder's `modules.json`):
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("{repo_id}", trust_remote_code=True, revision="{revision}")
-embeddings = model.encode(["A man is playing a guitar.", "Someone plays an instrument."])
-```
-"""
-
-
 def main(args: list[str] | None = None) -> dict[str, float]:
     model_args, simcse_args, peft_args, training_args = parse_arguments(
         SepNormModelArguments, SimCSEArguments, PeftArguments, SimCSETrainingArguments, args=args
     )
     if model_args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required: SimCSE starts from a pretrained BERT (stock or SepNorm).")
+        raise InputError("--model_name_or_path is required: SimCSE starts from a pretrained BERT (stock or SepNorm).")
+    check_checkpoint_kind(SepNormBertModel, model_args)
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(
         simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision
     )
     if training_args.do_train and not simcse_args.train_file:
-        raise ValueError("--do_train needs --train_file: the sentences SimCSE trains on (one per line, or plain text).")
+        raise InputError("--do_train needs --train_file: the sentences SimCSE trains on (one per line, or plain text).")
     train_dataset, reference_sentences = None, []
     if simcse_args.train_file:
         with training_args.main_process_first(desc="reading sentences"):

@@ -40,6 +40,9 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
                          "statistics are estimated (PreciseBN) before saving")  # fmt: skip
     convert.add_argument("--calibration_batches", type=int, default=50,
                          help="at most this many batches of 32 lines estimate the statistics (default 50)")
+    convert.add_argument("--sentence_pooling", default="source", choices=("source", "cls"),
+                         help="a sentence-transformers checkpoint stays one: source keeps its pooling (mean for "
+                         "all-MiniLM-L6-v2), cls pools the [CLS] token, whose norm SepNorm changes")  # fmt: skip
     convert.add_argument("--overwrite_output_dir", action="store_true",
                          help="replace a model already saved in output_dir (its weights, card and metrics files)")
     convert.set_defaults(run=run_convert)
@@ -100,6 +103,7 @@ def _convert(args: argparse.Namespace) -> int:
         save_converted,
         sepnorm_class_for,
     )
+    from .hub.cards import sentence_pooling
     from .recalibration import cls_statistics_never_updated
 
     try:
@@ -120,8 +124,12 @@ def _convert(args: argparse.Namespace) -> int:
     if args.calibration_file:
         used = calibrate_on_text(model, args.checkpoint, args.calibration_file, args.calibration_batches)
         print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
-    save_converted(model, args.checkpoint, args.output_dir)
+    save_converted(model, args.checkpoint, args.output_dir, sentence_pooling=args.sentence_pooling)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
+    pooling = sentence_pooling(args.output_dir)
+    if pooling not in (None, "cls") and args.cls_norm != "shared":
+        print(f"Kept the sentence-transformers pooling of {args.checkpoint} ({pooling}): SentenceTransformer reads "
+              "the [CLS] token only among the others. --sentence_pooling cls makes it the [CLS] embedding.")  # fmt: skip
     statistics = "no [CLS] BatchNorm"
     if cls_statistics_never_updated(model):
         statistics = "not estimated: mean 0 and variance 1 until estimated or trained"
@@ -138,11 +146,13 @@ def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> N
     """The converted folder's README.md: the SepNorm card, naming the source and what is new. `base_model` (metadata
     the Hub links) only for a Hub id: a local path means nothing there, the card's text names it."""
     from .hub import hub_base_model, render_model_card
+    from .hub.cards import sentence_pooling
 
     card = render_model_card(
         model,
-        repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` renders the real one
+        repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` puts the real one
         base_model=hub_base_model(args.checkpoint),
+        sentence_pooling=sentence_pooling(args.output_dir),
         training_summary={
             "converted from": f"`{args.checkpoint}` (stock, by `hf-sepnorm convert`; not trained since)",
             "new [CLS] norms": "initialized from their default" if args.fresh_cls_norm

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from transformers.utils import cached_file
 
 from .families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
 from .remote_code.sepnorm import SepNormLayerNorm, init_cls_norms_from_token_norms
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ def sepnorm_class_for(stock_config) -> type[PreTrainedModel]:
     (the family's base model when the architecture has no SepNorm counterpart)."""
     family = STOCK_MODEL_TYPES.get(stock_config.model_type)
     if family is None:
-        raise ValueError(
+        raise InputError(
             f"Cannot convert a {stock_config.model_type!r} checkpoint: SepNorm supports {sorted(STOCK_MODEL_TYPES)}."
         )
     return family.class_for_stock_architectures(stock_config.architectures)
@@ -49,7 +52,7 @@ def check_nothing_left_random(
         if not is_cls_norm_key(key) and not (allow_new_head and is_head(key))
     ]
     if random_weights:
-        raise ValueError(
+        raise InputError(
             f"Loading {checkpoint} into {type(model).__name__} left these weights randomly initialized: "
             f"{random_weights}. Use the SepNorm class matching the checkpoint's architecture and size."
         )
@@ -181,16 +184,74 @@ def convert_stock_checkpoint(
     return model
 
 
-def save_converted(model: PreTrainedModel, stock_checkpoint: str | os.PathLike, output_dir: str | os.PathLike) -> None:
-    """Save a converted model with the tokenizer or image processor found next to its stock checkpoint; it is then
-    named by `output_dir` (what an adapter trained on it names as its base)."""
+def save_converted(
+    model: PreTrainedModel,
+    stock_checkpoint: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    sentence_pooling: str = "source",
+) -> None:
+    """Save a converted model with the tokenizer or image processor found next to its stock checkpoint, and, when the
+    checkpoint is a sentence-transformers model, its modules (`keep_sentence_transformers_modules`); it is then named
+    by `output_dir` (what an adapter trained on it names as its base)."""
     family = FAMILIES[model.config_class.model_type]
     model.save_pretrained(output_dir)
     # transformers builds an empty tokenizer when asked for one a checkpoint does not have
     if cached_file(stock_checkpoint, family.preprocessor.config_file, _raise_exceptions_for_missing_entries=False):
         family.preprocessor.auto_class.from_pretrained(stock_checkpoint).save_pretrained(output_dir)
+    keep_sentence_transformers_modules(stock_checkpoint, output_dir, sentence_pooling)
     model.name_or_path = str(output_dir)
     model.sepnorm_converted_in_memory_from = None
+
+
+# A sentence-transformers model's files besides the transformers ones; each module of modules.json has its folder
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+SENTENCE_POOLINGS = ("source", "cls")
+
+
+def keep_sentence_transformers_modules(
+    stock_checkpoint: str | os.PathLike, output_dir: str | os.PathLike, pooling: str = "source"
+) -> bool:
+    """Copy the sentence-transformers modules of `stock_checkpoint` (its modules.json, configs and module folders:
+    pooling, normalization, dense layers) next to the converted model, so that `SentenceTransformer(output_dir,
+    trust_remote_code=True)` embeds with the SepNorm model as the source did with the stock one. `pooling="cls"`
+    sets the Pooling module to the [CLS] token, whose norm SepNorm changes; "source" keeps the source's (mean
+    pooling for all-MiniLM-L6-v2). Returns False, copying nothing, when the checkpoint is no sentence-transformers
+    model."""
+    if pooling not in SENTENCE_POOLINGS:
+        raise ValueError(f"sentence pooling {pooling!r}: expected one of {', '.join(SENTENCE_POOLINGS)}.")
+    modules_file = cached_file(stock_checkpoint, "modules.json", _raise_exceptions_for_missing_entries=False)
+    if modules_file is None:
+        return False
+    modules = json.loads(Path(modules_file).read_text(encoding="utf-8"))
+    folders = [module["path"] for module in modules if module.get("path")]
+    source = Path(stock_checkpoint)
+    if not source.is_dir():  # a Hub id: its module folders, which from_pretrained did not need
+        from huggingface_hub import snapshot_download
+
+        patterns = [*SENTENCE_TRANSFORMERS_FILES, *(f"{folder}/*" for folder in folders)]
+        source = Path(snapshot_download(str(stock_checkpoint), allow_patterns=patterns))
+    output_dir = Path(output_dir)
+    for name in SENTENCE_TRANSFORMERS_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, output_dir / name)
+    for folder in folders:
+        if (source / folder).is_dir():
+            shutil.copytree(source / folder, output_dir / folder, dirs_exist_ok=True)
+    if pooling == "cls":
+        for module in modules:
+            config = output_dir / module.get("path", "") / "config.json"
+            if module["type"].endswith(".Pooling") and config.is_file():
+                config.write_text(json.dumps(cls_pooling(json.loads(config.read_text(encoding="utf-8"))), indent=2))
+    return True
+
+
+def cls_pooling(pooling_config: dict) -> dict:
+    """A sentence-transformers Pooling config set to pool the [CLS] token, in the config's own format (a
+    `pooling_mode`, or one flag per mode before sentence-transformers 6)."""
+    if "pooling_mode" in pooling_config:
+        return {**pooling_config, "pooling_mode": "cls"}
+    flags = {key: key == "pooling_mode_cls_token" for key in pooling_config if key.startswith("pooling_mode_")}
+    return {**pooling_config, **flags, "pooling_mode_cls_token": True}
 
 
 # What a folder holding a saved model has: its weights (a model, sharded or not, or an adapter)

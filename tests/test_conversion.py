@@ -282,6 +282,29 @@ def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, t
     assert f"| [CLS] BatchNorm statistics | estimated on 2 batches of {text.name} |" in (out / "README.md").read_text()
     model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
+    inputs = tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")
     with torch.no_grad():
-        cls = model(**tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")).last_hidden_state[:, 0]
+        tokens = model(**inputs).last_hidden_state
+    cls = tokens[:, 0]
     assert torch.nn.functional.cosine_similarity(cls[0], cls[1], dim=0) < 0.9
+
+    # all-MiniLM-L6-v2 is a sentence-transformers model, and so is its conversion: its modules (mean pooling,
+    # normalization) read the SepNorm model, and its card is that library's
+    from sentence_transformers import SentenceTransformer
+
+    from hf_sepnorm.conversion import keep_sentence_transformers_modules
+
+    assert "Kept the sentence-transformers pooling" in result.stdout and "(mean)" in result.stdout
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "sentence-transformers" and "sentence-transformers" in card.data.tags
+    assert "SentenceTransformer(" in card.text and "by `mean` pooling" in card.text
+    mask = inputs["attention_mask"].unsqueeze(-1)
+    mean = torch.nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1), dim=-1)
+    encoder = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
+    assert type(encoder[0].auto_model).__name__ == "SepNormBertModel"
+    torch.testing.assert_close(encoder.encode(SENTENCES[:2], convert_to_tensor=True), mean, rtol=0, atol=1e-5)
+    assert keep_sentence_transformers_modules(minilm_dir, out, pooling="cls")  # --sentence_pooling cls
+    encoder = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
+    expected = torch.nn.functional.normalize(cls, dim=-1)
+    torch.testing.assert_close(encoder.encode(SENTENCES[:2], convert_to_tensor=True), expected, rtol=0, atol=1e-5)
+    assert not keep_sentence_transformers_modules(tmp_path / "calibrated" / "1_Pooling", tmp_path)  # none there

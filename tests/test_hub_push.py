@@ -427,3 +427,69 @@ def test_every_family_pushes_and_its_card_snippet_loads_it_from_the_hub(
     ran = run_snippets_without_package([snippet], tmp_path, env)[str(snippet)]
     assert ran["class"] == model_class.__name__ and ran["module"].startswith("transformers_modules.")
     assert "predicted" in ran["names"]
+
+
+@pytest.fixture
+def sepnorm_trainer_folder(tmp_path) -> Path:
+    """A folder written by the package's SepNormTrainer: 2 training steps, an evaluation and its SepNorm card (GLUE
+    SST-2's data set and config, the validation split, a language and a tag of the user's)."""
+    from hf_sepnorm.training import SepNormTrainer
+
+    torch.manual_seed(0)
+    folder = tmp_path / "sst2"
+    tokenizer = build_tokenizer()
+    model = SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer), num_labels=2))
+    examples = [{**tokenizer(text), "labels": label} for text, label in REVIEWS]
+    args = TrainingArguments(output_dir=str(folder), max_steps=2, per_device_train_batch_size=4, report_to=[],
+                             save_strategy="no", use_cpu=True, disable_tqdm=True)  # fmt: skip
+    trainer = SepNormTrainer(model=model, args=args, train_dataset=examples, eval_dataset=examples,
+                             processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                             compute_metrics=accuracy)  # fmt: skip
+    trainer.train()
+    trainer.save_model()
+    trainer.save_metrics("eval", trainer.evaluate())
+    trainer.create_model_card(language="en", tags="my-experiment", dataset_tags="nyu-mll/glue", dataset_args="sst2",
+                              eval_split="validation")  # fmt: skip
+    return folder
+
+
+def test_push_keeps_the_folders_own_card_and_points_its_snippet_at_the_repo(
+    hub_server, sepnorm_trainer_folder, tmp_path  # noqa: F811
+):
+    folder = sepnorm_trainer_folder
+    written = ModelCard.load(folder / "README.md")
+    assert 'repo_id = "<your-namespace>/sst2"' in written.text  # not pushed yet: a placeholder
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert f"with the weights `model.safetensors` (sha256 `{weights}`)" in written.text
+    edited = str(written).replace("## Evaluation", "A note of the user's.\n\n## Evaluation")
+    (folder / "README.md").write_text(edited)
+    repo_id = f"{TEST_USER}/sst2-sepnorm"
+
+    commit = push_to_hub(folder, repo_id, revision="v1")
+
+    pushed = ModelCard(hub_server.files(repo_id, commit.oid)["README.md"].decode())
+    assert "A note of the user's." in pushed.text  # the folder's card, edits included, not a re-rendered one
+    assert pushed.data.language == "en" and "my-experiment" in pushed.data.tags
+    assert pushed.data.base_model is None  # trained from scratch
+    (result,) = pushed.data.eval_results
+    assert (result.dataset_type, result.dataset_config, result.dataset_split) == ("nyu-mll/glue", "sst2", "validation")
+    assert result.metric_type == "accuracy" and pushed.data.model_name == "sst2-sepnorm"
+    assert f'repo_id = "{repo_id}"' in pushed.text and 'revision = "v1"' in pushed.text
+    assert "<your-namespace>" not in pushed.text and pushed.text.count("\n# sst2-sepnorm\n") == 1
+    assert (folder / "README.md").read_text() == edited  # the local folder is left as it was
+
+    _, logits = load_from_hub_in_fresh_process(hub_server, repo_id, commit.oid, tmp_path)
+    assert torch.equal(logits["from_card"], local_logits(folder))
+
+
+def test_a_card_measured_on_other_weights_is_refused(hub_server, sepnorm_trainer_folder, capsys):  # noqa: F811
+    folder = sepnorm_trainer_folder
+    model = SepNormBertForSequenceClassification.from_pretrained(folder)
+    torch.nn.init.normal_(model.classifier.weight)  # the weights change after the evaluation the card reports
+    model.save_pretrained(folder)
+    capsys.readouterr()  # the load's and the save's progress bars
+
+    assert cli_main(["push", str(folder), f"{TEST_USER}/stale"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "metrics measured on other weights" in error and "--do_eval" in error
+    assert hub_server.requests == []

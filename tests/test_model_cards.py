@@ -27,7 +27,7 @@ from hf_sepnorm import (
 )
 from hf_sepnorm.families import TEXT_PIPELINE_TAGS
 from hf_sepnorm.hub import render_model_card
-from hf_sepnorm.hub.cards import supported_transformers
+from hf_sepnorm.hub.cards import measured_weights, supported_transformers
 
 GLUE_RESULTS = {"accuracy": 0.912, "f1": 0.905}
 COMPARISON = [
@@ -138,7 +138,7 @@ def test_vit_mae_image_classifier_card():
     assert (
         "AutoModelForImageClassification.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
     )
-    assert 'revision = "main"  # a branch, which can move: put the commit sha you reviewed' in usage
+    assert 'revision = "main"  # not a commit sha, so it can move: put the sha you reviewed' in usage
     assert "AutoTokenizer" not in card.text
     assert '`classifier_pooling="mean"`' in card.text
 
@@ -215,13 +215,24 @@ def test_model_index_holds_the_metrics_only():
             eval_results=TRAINER_RESULTS,
             dataset_name="nyu-mll/glue",
             task_name="sst2",
+            eval_split="validation",
+            weights={"model.safetensors": "0" * 64},
         )
     )
     # the loss stays in the card's table, not in the model-index; counts are neither
     assert {(r.metric_type, r.metric_value) for r in card.data.eval_results} == {("accuracy", 0.875)}
-    assert {r.dataset_config for r in card.data.eval_results} == {"sst2"}
+    assert {(r.dataset_config, r.dataset_split) for r in card.data.eval_results} == {("sst2", "validation")}
     evaluation = card.text.split("## Evaluation")[1].split("##")[0]
-    assert evaluation.split() == "| metric | value | |---|---| | accuracy | 0.875 | | loss | 0.31 |".split()
+    assert evaluation.split() == (
+        "Measured on the `validation` split of `nyu-mll/glue` (`sst2`), with the weights `model.safetensors` "
+        f"(sha256 `{'0' * 64}`): | metric | value | |---|---| | accuracy | 0.875 | | loss | 0.31 |"
+    ).split()
+    assert measured_weights(card) == {"model.safetensors": "0" * 64}  # what `push` checks the folder against
+
+
+def test_a_card_without_a_split_or_weights_says_so():
+    card = render_model_card(SepNormBertModel(tiny_bert_config()), repo_id="lab/m", eval_results={"eval_x": 1.0})
+    assert "Measured by the run that wrote this card:" in card.text and measured_weights(card) == {}
 
 
 @pytest.mark.parametrize(
@@ -341,6 +352,7 @@ def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data
     run_glue.main([*glue, "--model_name_or_path", str(start), "--output_dir", str(tuned)])
     card = ModelCard.load(tuned / "README.md")
     assert card.data.base_model == "google-bert/bert-base-uncased"
+    assert card.data.base_model_relation == "finetune"  # trained from it
     assert 'repo_id = "<your-namespace>/tuned"' in card.text  # not pushed: a placeholder, not the folder as an id
     assert hub_base_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
     stranger = tmp_path / "stranger"  # a stock folder whose card names its own parent

@@ -19,7 +19,9 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
 from ..families import family_of
+from ..hub.cards import render_adapter_card
 from ..remote_code.sepnorm import SepNormLayerNorm
+from ..errors import InputError
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
 # saved with the adapter. Text heads get peft's task type (what `AutoPeftModelFor...` loads them as).
@@ -52,7 +54,7 @@ def default_lora_target_modules(model: PreTrainedModel) -> list[str]:
     try:
         return list(family_of(model.config.model_type).lora_target_modules)
     except ValueError as error:
-        raise ValueError(
+        raise InputError(
             f"{error} Name the modules LoRA adapts with --lora_target_modules (PeftArguments.lora_target_modules)."
         ) from None
 
@@ -98,7 +100,7 @@ def apply_peft(model, peft_args: PeftArguments):
     if source is not None:
         # the adapter would name `source` as its base: reloaded (AutoPeftModel...), that is a stock model without
         # the [CLS] norms the adapter trained, which scores something else, silently
-        raise ValueError(
+        raise InputError(
             f"--use_peft on the stock checkpoint {source}, converted in memory: the adapter would name it as its base, "
             "which loads as a stock model without the [CLS] norms. Convert it to a folder first (`hf-sepnorm convert "
             f"{source} converted --cls_norm {model.config.cls_norm}`) and train with --model_name_or_path converted."
@@ -118,8 +120,9 @@ def push_adapter_to_hub(
     commit_message: str = "Upload LoRA adapter",
     create_pr: bool = False,
 ) -> CommitInfo:
-    """Push `model`'s adapter to the Hub repo `repo_id` as one commit, with peft's model card: `library_name: peft`
-    and `base_model` naming the SepNorm base on the Hub (`base_model`, default: the repo id the base was loaded from).
+    """Push `model`'s adapter to the Hub repo `repo_id` as one commit, with the SepNorm adapter card over peft's
+    metadata: `library_name: peft`, `base_model` naming the SepNorm base on the Hub (`base_model`, default: the repo
+    id the base was loaded from) with `base_model_relation: adapter`, what the adapter carries and how to load it.
 
     (`model.push_to_hub` is transformers' method, which replaces peft's card by a generic one without `base_model`.)
     Raises before any request when the base was loaded from a local folder and no `base_model` repo id is given.
@@ -135,9 +138,10 @@ def push_adapter_to_hub(
     try:
         with tempfile.TemporaryDirectory() as folder:
             model.save_pretrained(folder)
-            card = ModelCard.load(os.path.join(folder, "README.md"))
-            card.data.base_model = base_model
-            card.save(os.path.join(folder, "README.md"))
+            readme = os.path.join(folder, "README.md")
+            card = render_adapter_card(model, repo_id=repo_id, base_model=base_model, revision=revision or "main",
+                                       card=ModelCard.load(readme))  # fmt: skip
+            card.save(readme)
             api = HfApi(token=token)
             repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
             if revision is not None and not create_pr:

@@ -11,4 +11,13 @@ from .glue import (
     write_glue_predictions,
 )
 
-__all__ = ["GLUE_TASKS", "HUB_DATASET_ID", "GlueTask", "get_glue_task", "load_glue", "write_glue_predictions"]
+__all__ = [
+    "GLUE_TASKS",
+    "HUB_DATASET_ID",
+    "GlueTask",
+    "available_glue_splits",
+    "get_glue_task",
+    "load_glue",
+    "training_rows",
+    "write_glue_predictions",
+]

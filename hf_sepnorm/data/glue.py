@@ -21,6 +21,7 @@ import httpx2
 import numpy as np
 from huggingface_hub import HfApi
 from huggingface_hub.errors import OfflineModeIsEnabled
+from ..errors import InputError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def get_glue_task(task_name: str) -> GlueTask:
     try:
         return GLUE_TASKS[task_name]
     except KeyError:
-        raise ValueError(f"Unknown GLUE task {task_name!r}; valid tasks: {', '.join(GLUE_TASKS)}") from None
+        raise InputError(f"Unknown GLUE task {task_name!r}; valid tasks: {', '.join(GLUE_TASKS)}") from None
 
 
 def load_glue(
@@ -195,7 +196,7 @@ def _split_files(task: GlueTask, data_dir: Path, splits: Iterable[str] | None = 
     wanted = {split: name for split, name in task.split_files.items() if _wanted(split, splits)}
     missing = [name for name in wanted.values() if not (task_dir / name).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"GLUE {task.name}: missing {', '.join(missing)} in {task_dir}. Expected the official files "
             f"{', '.join(wanted.values())} in that folder or in its subfolder {task.directory}/."
         )
@@ -213,7 +214,7 @@ def _read_tsv_files(task: GlueTask, files: dict[str, Path], labelled: bool, cach
         cause = error
         while cause.__cause__ is not None or cause.__context__ is not None:
             cause = cause.__cause__ or cause.__context__
-        raise ValueError(
+        raise InputError(
             f"GLUE {task.name}: cannot read {', '.join(str(path) for path in files.values())}: {cause}. Expected the "
             f"official layout (tab-separated, columns {', '.join(columns)}{' without a header' if task.name == 'cola' and labelled else ''})."
         ) from None
@@ -251,7 +252,7 @@ def _hub_layout(task: GlueTask, dataset: datasets.Dataset, path: Path) -> datase
         return dataset.cast(task.features)  # class ids from names or ids, as the Hub's ClassLabel; the Hub's order
     except ValueError as error:
         expected = ", ".join(task.label_list) if task.label_list else "a float score"
-        raise ValueError(f"{path}: {error} (GLUE {task.name} labels are {expected})") from error
+        raise InputError(f"{path}: {error} (GLUE {task.name} labels are {expected})") from error
 
 
 def _load_from_hub(task: GlueTask, cache_dir: str | None) -> datasets.DatasetDict:
@@ -297,7 +298,7 @@ def write_glue_predictions(
     task = get_glue_task(task_name)
     if split not in task.submission_files:
         choices = ", ".join(task.submission_files)
-        raise ValueError(f"GLUE {task.name}: no submission file for split {split!r}; choose one of {choices}")
+        raise InputError(f"GLUE {task.name}: no submission file for split {split!r}; choose one of {choices}")
     values = [_format_prediction(task, prediction) for prediction in predictions]
     row_indices = list(range(len(values)) if indices is None else indices)
     if len(row_indices) != len(values):

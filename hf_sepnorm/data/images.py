@@ -17,6 +17,7 @@ from transformers import BaseImageProcessor, ViTImageProcessorPil
 
 from .epochs import EpochCallback
 from .splits import with_validation_split
+from ..errors import InputError, MissingInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_SPLITS = {"train": "train", "validation": "t10k"}
@@ -50,11 +51,11 @@ def check_image_folder(folder: str | os.PathLike, argument: str) -> None:
     """Stop at start-up, naming the folder, when it is missing or holds no image files."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{argument}: {folder} is not a folder.")
+        raise MissingInputError(f"{argument}: {folder} is not a folder.")
     if is_idx_folder(folder):
         return
     if not any(path.suffix.lower() in IMAGE_SUFFIXES for path in folder.rglob("*") if path.is_file()):
-        raise ValueError(
+        raise InputError(
             f"{argument}: {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}). Expected the image-folder layout "
             "<folder>/<class>/<image>, or MNIST-format *-idx3-ubyte.gz files."
         )
@@ -111,7 +112,7 @@ def open_image(image: dict, num_channels: int) -> PILImage.Image:
         decoded = PILImage.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
         return decoded.convert("RGB" if num_channels == 3 else "L")
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"Cannot read image {source}: {error}") from error
+        raise InputError(f"Cannot read image {source}: {error}") from error
 
 
 def _random_resized_crop(image: PILImage.Image, scale: tuple[float, float], rng: random.Random) -> PILImage.Image:
@@ -155,7 +156,7 @@ class ImageTransform:
 def first_image_size(dataset: Dataset, num_channels: int) -> int:
     width, height = open_image(dataset[0]["image"], num_channels).size
     if width != height:
-        raise ValueError(f"Images are {width}x{height}: pass --image_size to train a model on square crops.")
+        raise InputError(f"Images are {width}x{height}: pass --image_size to train a model on square crops.")
     return width
 
 

@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from .splits import with_validation_split
+from ..errors import InputError, MissingInputError
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -35,10 +36,10 @@ def check_text_files(files: list[str], argument: str) -> None:
     """Stop at start-up, naming the file, if a text file is missing or holds no text."""
     for path in files:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{argument}: {path} does not exist.")
+            raise MissingInputError(f"{argument}: {path} does not exist.")
         with open(path, encoding="utf-8", errors="replace") as handle:
             if not any(line.strip() for line in handle):
-                raise ValueError(f"{argument}: {path} holds no text (empty or only blank lines).")
+                raise InputError(f"{argument}: {path} holds no text (empty or only blank lines).")
 
 
 def load_text_corpus(
@@ -114,7 +115,7 @@ def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, bloc
     column, the block's position in it, which seeds its masks in `SeededMaskingCollator`."""
     body_length = block_length - 2
     if body_length < 1:
-        raise ValueError(f"--max_seq_length {block_length} leaves no room between [CLS] and [SEP].")
+        raise InputError(f"--max_seq_length {block_length} leaves no room between [CLS] and [SEP].")
 
     def tokenize(batch):
         return {"ids": tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
@@ -130,7 +131,7 @@ def cls_led_blocks(corpus: DatasetDict, tokenizer: PreTrainedTokenizerBase, bloc
     blocks = tokenized.map(into_blocks, batched=True, batch_size=1000, remove_columns=["ids"], desc="Cutting blocks")
     for split, dataset in blocks.items():
         if len(dataset) == 0:
-            raise ValueError(f"The {split} text is shorter than one block of {block_length} tokens.")
+            raise InputError(f"The {split} text is shorter than one block of {block_length} tokens.")
     return DatasetDict({split: dataset.add_column("index", range(len(dataset))) for split, dataset in blocks.items()})
 
 

@@ -9,12 +9,15 @@ of a folder, the Trainer's `create_model_card`) passes the run's raw metrics and
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import importlib.resources
+import json
 import os
+import re
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.repocard import metadata_load
 from huggingface_hub.utils import validate_repo_id
@@ -26,6 +29,7 @@ from ..families import family_of
 # The repository's model_cards/ folder is installed as the package hf_sepnorm.model_cards (package_dir in setup.cfg),
 # so the template is found the same way in an editable install and in a wheel.
 TEMPLATE = importlib.resources.files("hf_sepnorm.model_cards") / "sepnorm.md"
+ADAPTER_TEMPLATE = importlib.resources.files("hf_sepnorm.model_cards") / "sepnorm_adapter.md"
 
 # Fields worth a line in the card's configuration summary, when the config has them.
 SUMMARIZED_CONFIG_FIELDS = (
@@ -57,6 +61,15 @@ NOT_IN_MODEL_INDEX = ("loss",)
 DIGITS = 4  # metrics are rounded to this many decimals
 # Trainer prefixes of metrics that are not an evaluation of the model on held-out data, or not this one's
 OTHER_SPLITS = ("train_", "test_", "predict_")
+# how the card names the weights its metrics were measured on (the template writes it, `push` reads it back)
+MEASURED_WEIGHTS = re.compile(r"`(?P<file>[^`]+\.safetensors)` \(sha256 `(?P<sha256>[0-9a-f]{64})`\)")
+# sentence-transformers' pooling flags of its configs before version 6, by the mode each one names
+LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                        "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}  # fmt: skip
+# the usage snippets' variables, which `retarget_card` points at the repo a folder is pushed to
+SNIPPET_REPO_ID = re.compile(r'^repo_id = "(?P<repo_id>[^"]*)"', flags=re.MULTILINE)
+SNIPPET_REVISION = re.compile(r'^revision = "[^"]*"', flags=re.MULTILINE)
 
 
 def render_model_card(
@@ -72,6 +85,10 @@ def render_model_card(
     license: str = "apache-2.0",
     revision: str = "main",
     language: str | list[str] | None = None,
+    eval_split: str | None = None,
+    weights: dict[str, str] | None = None,
+    base_model_relation: str | None = None,
+    sentence_pooling: str | None = None,
 ) -> ModelCard:
     """The model card of a SepNorm checkpoint published as `repo_id`.
 
@@ -91,6 +108,13 @@ def render_model_card(
     comparison: rows of a ShareNorm-vs-SepNorm table, e.g. [{"norm": "ShareNorm", "accuracy": 0.89}, ...].
     revision: what the usage snippet pins; pass a commit sha when you know it (a commit cannot name its own sha).
     language: the language(s) of the data, as ISO 639-1 codes ("en"), for the metadata.
+    eval_split: the split the metrics were measured on ("validation"), named in the card and the model-index.
+    weights: the sha256 of each weights file the metrics were measured on (`weights_sha256(folder)`): the card says
+        which weights its numbers describe, and `hf-sepnorm push` refuses a card whose weights were since replaced.
+    base_model_relation: how the model derives from `base_model`, as the Hub defines it ("finetune", "adapter",
+        "merge", "quantized"); left out, the Hub infers it.
+    sentence_pooling: the pooling of a folder that is also a sentence-transformers model (`sentence_pooling(folder)`:
+        "cls", "mean", ...): the card is then a sentence-transformers card, with its snippet.
     """
     config = model_or_config.config if isinstance(model_or_config, PreTrainedModel) else model_or_config
     family = family_of(config.model_type)
@@ -100,20 +124,25 @@ def render_model_card(
         architecture = (config.architectures or [None])[0]
     auto_class = family.auto_class_of(architecture)
     pipeline_tag = family.pipeline_tag_of(auto_class)
+    tags = ["sepnorm", "custom_code", *family.stock_model_types]
+    if sentence_pooling:
+        pipeline_tag = "sentence-similarity"
+        tags += ["sentence-transformers", "sentence-similarity"]
     model_name = repo_id.split("/")[-1]
     metrics = evaluation_metrics(eval_results or {})
     dataset_id = hub_dataset_id(dataset_name)
     columns = table_columns(comparison or [])
     card_data = ModelCardData(
-        library_name="transformers",
+        library_name="sentence-transformers" if sentence_pooling else "transformers",
         pipeline_tag=pipeline_tag,
-        tags=["sepnorm", "custom_code", *family.stock_model_types],
+        tags=tags,
         datasets=[dataset_id] if dataset_id else None,
         base_model=base_model,
+        **({"base_model_relation": base_model_relation} if base_model and base_model_relation else {}),
         language=language,
         license=license,
         model_name=model_name if metrics and dataset_id else None,  # only the model-index uses it
-        eval_results=model_index_results(metrics, pipeline_tag, dataset_id, task_name),
+        eval_results=model_index_results(metrics, pipeline_tag, dataset_id, task_name, eval_split),
     )
     return ModelCard.from_template(
         card_data,
@@ -131,6 +160,9 @@ def render_model_card(
         task_name=task_name,
         base_model=base_model,
         results=metrics,
+        eval_split=eval_split,
+        weights=weights or {},
+        sentence_pooling=sentence_pooling,
         training_summary=training_summary or {},
         comparison_columns=columns,
         comparison_rows=[[row.get(column, "") for column in columns] for row in comparison or []],
@@ -155,13 +187,52 @@ def hub_base_model(source: str | os.PathLike | None) -> str | None:
     return base_model[0] if isinstance(base_model, list) and base_model else base_model or None
 
 
-def template_path() -> Path:
-    if not TEMPLATE.is_file():
+def template_path(template=TEMPLATE) -> Path:
+    if not template.is_file():
         raise FileNotFoundError(
-            f"The SepNorm model card template {TEMPLATE} is missing: reinstall hf_sepnorm (`pip install -e .` from its "
+            f"The SepNorm model card template {template} is missing: reinstall hf_sepnorm (`pip install -e .` from its "
             "source tree, or a wheel, which packages model_cards/ as hf_sepnorm.model_cards)."
         )
-    return TEMPLATE
+    return template
+
+
+def render_adapter_card(
+    model,
+    *,
+    repo_id: str,
+    base_model: str | None = None,
+    revision: str = "main",
+    eval_results: dict[str, float] | None = None,
+    card: ModelCard | None = None,
+) -> ModelCard:
+    """The card of `model`'s LoRA adapter (a `peft.PeftModel` of a SepNorm model) published as `repo_id`: what it
+    carries (the LoRA matrices, and the [CLS] norms with their statistics and any new head, saved whole) and how to
+    load it on its base (`trust_remote_code=True`). `base_model` is the base's repo id or folder (default: the one the
+    adapter names); the metadata starts from `card` (peft's, as `save_pretrained` writes it) and links the base as
+    `base_model` with `base_model_relation: adapter` when it is a Hub id."""
+    lora = model.peft_config[model.active_adapter]
+    base = model.get_base_model()
+    family = family_of(base.config.model_type)
+    base_model = base_model or lora.base_model_name_or_path
+    data = card.data if card is not None else ModelCardData(library_name="peft")
+    data.tags = list(dict.fromkeys([*(data.tags or []), "sepnorm", "lora"]))
+    if hub_repo_id(base_model):  # what the Hub can link: a repo id, not a folder
+        data.base_model, data.base_model_relation = base_model, "adapter"
+    return ModelCard.from_template(
+        data,
+        template_path=str(template_path(ADAPTER_TEMPLATE)),
+        title=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        revision=revision,
+        base_model=base_model,
+        base_revision=lora.revision,
+        base_class=type(base).__name__,
+        auto_class=family.auto_class_of(type(base).__name__),
+        family=family,
+        config=base.config,
+        lora=lora,
+        results=evaluation_metrics(eval_results or {}),
+    )
 
 
 @functools.cache
@@ -192,17 +263,23 @@ def hub_dataset_id(dataset_name: str | None) -> str | None:
     """`dataset_name` if it can name a data set on the Hub; None for a description, a local path or a builder name."""
     from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 
-    if not dataset_name or os.path.exists(dataset_name) or dataset_name in _PACKAGED_DATASETS_MODULES:
+    return None if dataset_name in _PACKAGED_DATASETS_MODULES else hub_repo_id(dataset_name)
+
+
+def hub_repo_id(name: str | os.PathLike | None) -> str | None:
+    """`name` if it can name a Hub repo; None for a local path or what no repo id can be."""
+    if not name or os.path.exists(name):
         return None
     try:
-        validate_repo_id(dataset_name)
+        validate_repo_id(str(name))
     except HFValidationError:
         return None
-    return dataset_name
+    return str(name)
 
 
 def model_index_results(
-    metrics: dict[str, float], pipeline_tag: str, dataset_id: str | None, dataset_config: str | None
+    metrics: dict[str, float], pipeline_tag: str, dataset_id: str | None, dataset_config: str | None,
+    dataset_split: str | None,
 ) -> list[EvalResult] | None:
     if not metrics or dataset_id is None:
         return None
@@ -213,6 +290,7 @@ def model_index_results(
             dataset_type=dataset_id,
             dataset_name=f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id,
             dataset_config=dataset_config,
+            dataset_split=dataset_split,
             metric_type=metric,
             metric_value=value,
         )
@@ -220,9 +298,77 @@ def model_index_results(
     ]
 
 
+def weights_sha256(folder: str | os.PathLike) -> dict[str, str]:
+    """The sha256 of each safetensors weights file of the model saved in `folder` (the Hub shows the same digest for
+    each stored file); empty when none is saved there."""
+    folder = Path(folder)
+    index = folder / constants.SAFETENSORS_INDEX_FILE
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    else:
+        files = [constants.SAFETENSORS_SINGLE_FILE] if (folder / constants.SAFETENSORS_SINGLE_FILE).is_file() else []
+    return {name: file_sha256(folder / name) for name in files}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def measured_weights(card: ModelCard) -> dict[str, str]:
+    """The weights files a SepNorm card says its metrics were measured on, with their sha256."""
+    return {match["file"]: match["sha256"] for match in MEASURED_WEIGHTS.finditer(card.text)}
+
+
+def sentence_pooling(folder: str | os.PathLike) -> str | None:
+    """The pooling ("cls", "mean", ...) of the sentence-transformers model saved in `folder`; None when the folder
+    is none (no modules.json, or no Pooling module in it)."""
+    folder = Path(folder)
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        return None
+    for module in json.loads(modules.read_text(encoding="utf-8")):
+        config = folder / module.get("path", "") / "config.json"
+        if module.get("type", "").endswith(".Pooling") and config.is_file():
+            pooling = json.loads(config.read_text(encoding="utf-8"))
+            modes = pooling.get("pooling_mode") or [  # sentence-transformers < 6 wrote one flag per mode
+                LEGACY_POOLING_FLAGS.get(key, key) for key, on in pooling.items() if key.startswith("pooling_mode_") and on
+            ]  # fmt: skip
+            return "+".join([modes] if isinstance(modes, str) else modes) or None
+    return None
+
+
+def retarget_card(card: ModelCard, repo_id: str, revision: str) -> ModelCard:
+    """A folder's own SepNorm card, as pushed to `repo_id` at `revision`: its usage snippets name that repo and
+    revision (they named a placeholder or another repo), the rest is kept as the folder has it, edits included."""
+    text = str(card)
+    named = SNIPPET_REPO_ID.search(card.text)
+    if named:
+        text = text.replace(f'"{named["repo_id"]}"', f'"{repo_id}"')
+        old_title, title = (f"\n# {name.split('/')[-1]}\n" for name in (named["repo_id"], repo_id))
+        text = text.replace(old_title, title, 1)
+    text = SNIPPET_REVISION.sub(f'revision = "{revision}"', text)
+    retargeted = ModelCard(text)
+    if retargeted.data.eval_results:
+        retargeted.data.model_name = repo_id.split("/")[-1]
+    return retargeted
+
+
 def table_columns(rows: list[dict]) -> list[str]:
     """Every key of `rows`, in order of first appearance."""
     return list(dict.fromkeys(key for row in rows for key in row))
 
 
-__all__ = ["evaluation_metrics", "hub_dataset_id", "render_model_card"]
+__all__ = [
+    "evaluation_metrics",
+    "hub_dataset_id",
+    "measured_weights",
+    "render_adapter_card",
+    "render_model_card",
+    "retarget_card",
+    "sentence_pooling",
+    "weights_sha256",
+]

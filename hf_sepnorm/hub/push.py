@@ -27,7 +27,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, fi
 from transformers.dynamic_module_utils import get_relative_imports
 
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
-from .cards import render_model_card
+from .cards import measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
 
 # huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.
 DEFAULT_TIMEOUT = 300.0
@@ -75,9 +75,12 @@ def push_to_hub(
     The repo is created if needed (`private` applies to a new repo only), and so is the branch `revision`. The commit
     holds the safetensors weights, config.json, the modeling code files, the tokenizer or image processor files and
     the other files of the folder, except checkpoint-*/, runs/, pickles (optimizer states, training_args.bin, *.bin
-    weights) and the folder's README.md: the README.md pushed is `card`, or the SepNorm card rendered from the
-    folder's config, its eval results (eval_results.json or all_results.json) and the data set and base model a
-    Trainer-written README.md names. Safetensors weights the branch holds and the folder does not are deleted.
+    weights) and the folder's README.md: the README.md pushed is `card`, else the folder's own SepNorm card (as
+    the package's Trainer or `hf-sepnorm convert` wrote it, or the user edited it) with its snippets naming
+    `repo_id` and `revision`, else the SepNorm card rendered from the folder's config, its eval results
+    (eval_results.json or all_results.json) and the data set and base model a Trainer-written README.md names. A
+    card whose metrics were measured on weights other than the folder's is refused. Safetensors weights the branch
+    holds and the folder does not are deleted.
     `create_pr` opens a pull request against `revision` instead of committing to it. `timeout` bounds every request,
     in seconds (None: wait forever).
 
@@ -92,6 +95,7 @@ def push_to_hub(
         raise CheckpointFolderError(f"{repo_id!r} is no Hub repo id: {error} Use 'namespace/name'.") from None
     files = files_to_publish(folder)
     branch = revision or constants.DEFAULT_REVISION
+    readme = str(card if card is not None else card_for_folder(folder, family, repo_id, branch))
     api = HfApi(token=token)
     with requests_timing_out_after(timeout):
         with hub_step(folder, repo_id, "creating the repository"):
@@ -102,7 +106,6 @@ def push_to_hub(
         with hub_step(folder, repo_id, f"listing the files of {branch!r}"):
             remote_files = api.list_repo_files(repo_id, revision=branch)
         stale_weights = set(filter_repo_objects(remote_files, allow_patterns=WEIGHT_FILES)) - set(files)
-        readme = str(card if card is not None else card_for_folder(folder, family, repo_id, branch))
         operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=folder / path) for path in files]
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode()))
         operations += [CommitOperationDelete(path_in_repo=path) for path in sorted(stale_weights)]
@@ -215,8 +218,16 @@ def files_to_publish(folder: Path) -> list[str]:
 
 
 def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision: str) -> ModelCard:
-    # a Trainer's README.md names the data set and the model it started from, when it was told them
+    """The card pushed with `folder`: its own SepNorm card (written by the package's Trainer, `convert` or the user)
+    kept as it is, edits, sections and metadata included, with its snippets pointed at `repo_id` and `revision`;
+    else a SepNorm card rendered from the folder's config and saved results."""
     readme = folder / "README.md"
+    if readme.is_file():
+        card = ModelCard.load(readme)
+        if "sepnorm" in (card.data.tags or []):
+            check_card_describes_the_weights(folder, card)
+            return retarget_card(card, repo_id, revision)
+    # a Trainer's README.md names the data set and the model it started from, when it was told them
     trainer_card = (metadata_load(readme) if readme.is_file() else None) or {}
     return render_model_card(
         family.config_class.from_pretrained(folder),
@@ -224,8 +235,25 @@ def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision:
         eval_results=trainer_results(folder),
         dataset_name=first(trainer_card.get("datasets")),
         base_model=first(trainer_card.get("base_model")),
+        sentence_pooling=sentence_pooling(folder),
         revision=revision,
     )
+
+
+def check_card_describes_the_weights(folder: Path, card: ModelCard) -> None:
+    """Refuse a card whose metrics were measured on other weights than the folder's (they were replaced since)."""
+    measured = measured_weights(card)
+    if measured and measured != (saved := weights_sha256(folder)):
+        raise CheckpointFolderError(
+            f"{folder}/README.md reports metrics measured on other weights than the folder holds now (sha256 "
+            f"{shorten(measured)} in the card, {shorten(saved)} saved): they would be published as these weights' "
+            "results. Evaluate the saved model again (the scripts' --do_eval writes a new card), or delete README.md "
+            "to push a card without those metrics."
+        )
+
+
+def shorten(weights: dict[str, str]) -> str:
+    return ", ".join(f"{name} {digest[:12]}" for name, digest in weights.items()) or "none"
 
 
 def trainer_results(folder: Path) -> dict:

@@ -4,7 +4,13 @@
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
 from .controls import standardize_pooler_input
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
-from .models import checkpoint_config, freeze_backbone_for_linear_probe, image_input_settings, load_or_build_model
+from .models import (
+    check_checkpoint_kind,
+    checkpoint_config,
+    freeze_backbone_for_linear_probe,
+    image_input_settings,
+    load_or_build_model,
+)
 from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "ClsStatisticsCallback",
     "ClsSyncBatchNorm",
     "convert_cls_batchnorm_to_sync",
+    "check_checkpoint_kind",
     "checkpoint_config",
     "freeze_backbone_for_linear_probe",
     "image_input_settings",

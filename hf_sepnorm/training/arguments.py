@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from ..errors import InputError
 
 
 @dataclass
@@ -84,7 +85,7 @@ class SepNormTrainingArguments(TrainingArguments):
     def __post_init__(self):
         super().__post_init__()
         if self.recalibration_batches < 1:
-            raise ValueError(
+            raise InputError(
                 f"--recalibration_batches {self.recalibration_batches}: give 1 or more, or --recalibrate_cls_norm false."
             )
         if self.do_train and not self.overwrite_output_dir and self.resume_from_checkpoint in (None, False):
@@ -98,12 +99,12 @@ class SepNormTrainingArguments(TrainingArguments):
 
         folder = Path(self.output_dir)
         if weights := saved_model_files(folder):
-            raise ValueError(
+            raise InputError(
                 f"--output_dir {folder} already holds a saved model ({weights[0]}) that training would overwrite: "
                 "give another --output_dir, or --overwrite_output_dir true to replace it."
             )
         if checkpoints := checkpoint_folders(str(folder)):
-            raise ValueError(
+            raise InputError(
                 f"--output_dir {folder} holds the checkpoints of an earlier run ({checkpoints[-1].name}): continue it with "
                 "--resume_from_checkpoint true, or give --overwrite_output_dir true to start over."
             )
@@ -119,10 +120,14 @@ def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
 
 
 def run_main(main) -> None:
-    """Run a script's `main()`. Ctrl-C ends it with exit code 130 (the shell's for SIGINT) and no traceback: an
-    interrupted training says in one line where it stopped and how to resume (`SepNormTrainer.train`)."""
+    """Run a script's `main()`. A mistake in the user's input (`InputError`) ends it with its one-line message and
+    exit code 2, as argparse does; Ctrl-C with exit code 130 (the shell's for SIGINT): an interrupted training says
+    in one line where it stopped and how to resume (`SepNormTrainer.train`). Neither prints a traceback."""
     try:
         main()
+    except InputError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         sys.exit(130)
@@ -150,4 +155,4 @@ class ImageDataArguments:
 
     def __post_init__(self):
         if self.train_dir is None and self.dataset_name is None:
-            raise ValueError("Give --train_dir DIR or --dataset_name NAME.")
+            raise InputError("Give --train_dir DIR or --dataset_name NAME.")

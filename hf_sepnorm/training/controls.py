@@ -17,13 +17,14 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from ..errors import InputError
 
 
 def _pooler_dense(model: nn.Module) -> nn.Linear:
     pooler = getattr(getattr(model, "base_model", model), "pooler", None)
     dense = getattr(pooler, "dense", None)
     if not isinstance(dense, nn.Linear):
-        raise ValueError(
+        raise InputError(
             f"--standardize_cls_features standardizes the input of a BERT pooler, and this {type(model).__name__} has "
             "none: use a BERT-like checkpoint built with its pooling layer."
         )
@@ -45,7 +46,7 @@ def cls_feature_statistics(model: nn.Module, batches: Iterable[dict]) -> tuple[t
     model.train(was_training)
     cls = torch.cat(rows)
     if cls.shape[0] < 2:
-        raise ValueError("--standardize_cls_features needs at least 2 training rows to estimate [CLS] statistics.")
+        raise InputError("--standardize_cls_features needs at least 2 training rows to estimate [CLS] statistics.")
     return cls.mean(0), cls.std(0).clamp_min(1e-6)
 
 

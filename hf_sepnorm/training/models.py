@@ -7,8 +7,9 @@ import logging
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
 from ..conversion import check_nothing_left_random, convert_stock_checkpoint
-from ..families import STOCK_MODEL_TYPES
+from ..families import FAMILIES, STOCK_MODEL_TYPES, family_of
 from .arguments import SepNormModelArguments
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,21 @@ def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | N
     if model_args.model_name_or_path is None:
         return None
     return AutoConfig.from_pretrained(model_args.model_name_or_path, **_hub_kwargs(model_args))
+
+
+def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNormModelArguments) -> None:
+    """Refuse, before anything else is loaded, a checkpoint of another kind than the script trains (an image model
+    given to a text script, or the reverse)."""
+    config = checkpoint_config(model_args)
+    family = STOCK_MODEL_TYPES.get(config.model_type) or FAMILIES.get(config.model_type) if config else None
+    expected = family_of(model_class.config_class.model_type)
+    if family is not None and family.card_section != expected.card_section:
+        names = " or ".join(f.name for f in FAMILIES.values() if f.card_section == expected.card_section)
+        raise InputError(
+            f"--model_name_or_path {model_args.model_name_or_path} is a {family.name} checkpoint "
+            f"({config.model_type!r}), a model of {family.card_section}s, and this script trains "
+            f"{model_class.__name__} on {expected.card_section}s: give a {names} checkpoint (stock or SepNorm)."
+        )
 
 
 def image_input_settings(
@@ -60,7 +76,7 @@ def load_or_build_model(
         return model_class(config)
 
     if model_args.config_overrides:
-        raise ValueError(
+        raise InputError(
             f"--config_overrides applies to a model built from scratch; {model_args.model_name_or_path} has its own "
             "config. Leave out --model_name_or_path to build a new model, or --config_overrides to continue training."
         )

@@ -28,6 +28,7 @@ from .distributed import (
     cls_statistics,
     convert_cls_batchnorm_to_sync,
 )
+from ..errors import InputError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class SepNormTrainer(Trainer):
         """Batches of one sample have no variance: re-estimation skips them, and with only those it cannot run."""
         samples = len(self.train_dataset) if has_length(self.train_dataset) else None
         if self._train_batch_size < 2 or (samples is not None and samples < 2):
-            raise ValueError(
+            raise InputError(
                 f"Re-estimating the [CLS] BatchNorm statistics needs training batches of 2 or more samples; this run "
                 f"has batches of {self._train_batch_size} (--per_device_train_batch_size) and {samples} training "
                 "samples. Use --per_device_train_batch_size 2 or more (with --gradient_accumulation_steps to "
@@ -252,6 +253,7 @@ class SepNormTrainer(Trainer):
         dataset_tags: str | list[str] | None = None,
         dataset: str | list[str] | None = None,
         dataset_args: str | list[str] | None = None,
+        eval_split: str | None = None,
     ) -> None:
         """Write this package's model card to `output_dir/README.md` (what `push_to_hub` publishes): usage with
         `trust_remote_code`, the [CLS] BatchNorm caveats, the training recipe and the evaluation results of the run.
@@ -260,26 +262,42 @@ class SepNormTrainer(Trainer):
         is one) and `dataset_args` its configuration. `base_model` is the Hub checkpoint the model came from:
         `finetuned_from` (by default the config's `_name_or_path`, as the Trainer's card) when it is a Hub id, else
         the `base_model` of that local folder's own card (`hub_base_model`). `tasks` and `dataset` are accepted for
-        the Trainer's signature; the card derives its task from the model class. A PEFT model gets the Trainer's own
-        card (peft writes the adapter's)."""
+        the Trainer's signature; the card derives its task from the model class. `eval_split` names the split the
+        metrics were measured on; the card names the weights they describe (the sha256 of the weights saved in
+        `output_dir`: save the model first), and a folder that is also a sentence-transformers model gets that
+        library's card. A PEFT model gets the SepNorm adapter card (`render_adapter_card`) over the metadata of
+        peft's and the Trainer's."""
+        from huggingface_hub import ModelCard
+
+        from ..hub import hub_base_model, render_model_card
+        from ..hub.cards import render_adapter_card, sentence_pooling, weights_sha256
+
         model = self.accelerator.unwrap_model(self.model)
-        if not isinstance(model, PreTrainedModel):
-            return super().create_model_card(
+        output_dir = Path(self.args.output_dir)
+        eval_results = self.evaluation_results()
+        repo_id = self.hub_model_id or self.args.hub_model_id or model_name or f"<your-namespace>/{output_dir.name}"
+        if not isinstance(model, PreTrainedModel):  # a LoRA adapter: peft's metadata, the SepNorm adapter card
+            super().create_model_card(
                 language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
             )
+            if self.is_world_process_zero():
+                card = ModelCard.load(output_dir / "README.md")
+                render_adapter_card(model, repo_id=repo_id, revision=self.args.hub_revision or "main",
+                                    eval_results=eval_results, card=card).save(output_dir / "README.md")  # fmt: skip
+            return
         if not self.is_world_process_zero():
             return
-        from ..hub import hub_base_model, render_model_card
-
         card = render_model_card(
             model,
-            # not pushed: a placeholder the reader fills in, rather than the output folder's name as if it were an id
-            repo_id=self.hub_model_id or self.args.hub_model_id or model_name
-            or f"<your-namespace>/{Path(self.args.output_dir).name}",
-            eval_results=self.evaluation_results(),
+            repo_id=repo_id,  # not pushed: a placeholder the reader fills in, not the output folder's name as an id
+            eval_results=eval_results,
             dataset_name=first(dataset_tags),
             task_name=first(dataset_args),
+            eval_split=eval_split,
+            weights=weights_sha256(output_dir) if eval_results else None,
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
+            base_model_relation="finetune" if self.state.global_step else None,
+            sentence_pooling=sentence_pooling(output_dir),
             language=language,
             training_summary={
                 "max_steps": self.state.max_steps,
@@ -295,7 +313,7 @@ class SepNormTrainer(Trainer):
         for tag in [tags] if isinstance(tags, str) else tags or []:
             if tag not in card.data.tags:
                 card.data.tags.append(tag)
-        card.save(Path(self.args.output_dir) / "README.md")
+        card.save(output_dir / "README.md")
 
     def evaluation_results(self) -> dict[str, float]:
         """The latest value of every `eval_*` entry the run logged (all eval datasets, resumed runs included), as
@@ -344,14 +362,14 @@ def resumed_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: st
     if resume_from_checkpoint is True or resume_from_checkpoint.lower() in LAST_CHECKPOINT:
         checkpoint = last_complete_checkpoint(output_dir)
         if checkpoint is None:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in {output_dir}."
             )
         logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
         return str(checkpoint)
     if not checkpoint_is_complete(Path(resume_from_checkpoint)):
         last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
-        raise ValueError(
+        raise InputError(
             f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
             f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."
         )

@@ -6,6 +6,7 @@ merged model loads where hf_sepnorm is not installed.
 """
 
 import json
+import re
 import os
 import socket
 import subprocess
@@ -261,13 +262,17 @@ ADAPTER_FROM_HUB_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    repo_id, out_file = sys.argv[1], sys.argv[2]
+    repo_id, out_file, probes, snippet_file = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     model = AutoPeftModelForSequenceClassification.from_pretrained(repo_id, trust_remote_code=True).eval()
     base_repo = model.peft_config["default"].base_model_name_or_path
     tokenizer = AutoTokenizer.from_pretrained(base_repo, trust_remote_code=True)
+    card = {}
+    exec(open(snippet_file).read(), card)  # the adapter card's usage snippet
     with torch.no_grad():
-        logits = model(**tokenizer(json.loads(sys.argv[3]), padding=True, return_tensors="pt")).logits
-    save_file({"logits": logits}, out_file)
+        logits = model(**tokenizer(probes, padding=True, return_tensors="pt")).logits
+        from_card = card["model"](**tokenizer(probes, padding=True, return_tensors="pt")).logits
+        merged = card["merged"](**tokenizer(probes, padding=True, return_tensors="pt")).logits
+    save_file({"logits": logits, "from_card": from_card, "merged": merged}, out_file)
     """
 )
 
@@ -293,21 +298,30 @@ def test_adapter_pushed_to_the_hub_names_its_sepnorm_base(hub_server, tmp_path):
     assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= set(files)
     card = ModelCard(files["README.md"].decode())
     assert card.data.base_model == base_repo
-    assert card.data.library_name == "peft"
+    assert card.data.library_name == "peft" and card.data.base_model_relation == "adapter"
     assert "sepnorm" in card.data.tags
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == base_repo
+    assert "More Information Needed" not in card.text  # peft's empty template: what it carries is said instead
+    assert "`cls_norm`" in card.text or ".cls_norm`" in card.text, card.text  # saved whole, with their statistics
+    assert "with their BatchNorm running statistics" in card.text
+    (snippet,) = re.findall(r"```python\n(.*?)```", card.text, flags=re.DOTALL)
+    (tmp_path / "snippet.py").write_text(snippet)
 
     model.eval()
     with torch.no_grad():
         logits = model(**tokenizer(PROBES, padding=True, return_tensors="pt")).logits
     result = subprocess.run(
         [sys.executable, "-c", ADAPTER_FROM_HUB_WITHOUT_PACKAGE, adapter_repo, str(tmp_path / "out.st"),
-         json.dumps(PROBES)],
+         json.dumps(PROBES), str(tmp_path / "snippet.py")],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "HF_HOME": str(tmp_path / "fresh_home"), "HF_MODULES_CACHE": str(tmp_path / "modules")},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.equal(load_file(tmp_path / "out.st")["logits"], logits)
+    reloaded = load_file(tmp_path / "out.st")
+    assert torch.equal(reloaded["logits"], logits)
+    # the snippet merges the adapter in place: its model and its merged model compute the merged weights
+    torch.testing.assert_close(reloaded["from_card"], logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(reloaded["merged"], logits, rtol=0, atol=1e-5)
 
 
 def test_two_process_run_glue_trains_an_adapter_with_synchronized_cls_norms(minilm_base, data_dir, tmp_path):
@@ -338,6 +352,9 @@ def test_two_process_run_glue_trains_an_adapter_with_synchronized_cls_norms(mini
     for name, tensor in model.state_dict().items():
         if ".cls_norm.modules_to_save." in name:
             assert torch.equal(tensor, saved[name.replace(".modules_to_save.default.", ".")]), name
+    card = ModelCard.load(output_dir / "README.md")  # the SepNorm adapter card, over peft's metadata
+    assert card.data.library_name == "peft" and "sepnorm" in card.data.tags
+    assert "with their BatchNorm running statistics" in card.text and f'from_pretrained("{minilm_base}"' in card.text
 
 
 def test_an_adapter_on_a_stock_checkpoint_converted_in_memory_is_refused_with_the_fix(minilm_dir, tmp_path):

@@ -143,8 +143,9 @@ def test_hub_module_is_used_when_it_loads(glue_metrics, load_calls, reachable_hu
     assert calls == ["glue"]
 
 
-def test_a_hub_that_answers_without_the_glue_space_uses_the_local_module(glue_metrics, load_calls, online, hub_server,
-                                                                         caplog):  # fmt: skip
+def test_a_hub_that_answers_without_the_glue_space_uses_the_local_module(
+    glue_metrics, load_calls, online, hub_server, caplog  # noqa: F811
+):
     """A mirror, or a Hub in an outage, answers the probe with an HTTP error (here 404: no such Space): the
     identical local module is used, and the log says why."""
     calls, _ = load_calls

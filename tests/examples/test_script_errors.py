@@ -1,0 +1,79 @@
+"""A user's mistake ends a script with one line naming the problem and the fix, exit code 2, and no traceback
+(`run_main` and `hf_sepnorm.errors.InputError`); run as a user runs them, `python examples/<script> ...`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+VIT_MAE = Path(__file__).resolve().parents[1] / "fixtures" / "sepnorm_vit_mae_v0.1"
+
+# Runs each (script, arguments) as `python <script> <arguments>` would (as __main__), in one process: the scripts share
+# their imports, which take most of the time.
+RUN_SCRIPTS = """
+import contextlib, io, json, runpy, sys, traceback
+results = []
+for script, *arguments in json.loads(sys.argv[1]):
+    sys.argv = [script, *arguments]
+    err = io.StringIO()
+    code = None
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exit:
+            code = exit.code or 0
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append({"code": code, "stderr": err.getvalue()})
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def mistakes(data_dir, minilm_dir, tmp_path_factory) -> list[tuple[list[str], dict]]:
+    tmp = tmp_path_factory.mktemp("mistakes")
+    unlabelled = tmp / "SST-2"  # a train.tsv without its label column, beside the official dev.tsv
+    unlabelled.mkdir()
+    rows = (data_dir / "glue" / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()[:40]
+    (unlabelled / "train.tsv").write_text("\n".join(row.split("\t")[0] for row in rows) + "\n", encoding="utf-8")
+    (unlabelled / "dev.tsv").write_text((data_dir / "glue" / "SST-2" / "dev.tsv").read_text(encoding="utf-8"))
+    common = ["--do_train", "--max_steps", "1", "--report_to", "none"]
+    runs = [
+        [str(EXAMPLES / "run_glue.py"), "--model_name_or_path", str(VIT_MAE), "--task_name", "sst2", "--data_dir",
+         str(data_dir / "glue" / "SST-2"), "--output_dir", str(tmp / "a"), *common],
+        [str(EXAMPLES / "run_glue.py"), "--model_name_or_path", str(minilm_dir), "--task_name", "sst2", "--data_dir",
+         str(unlabelled), "--output_dir", str(tmp / "b"), *common],
+        [str(EXAMPLES / "run_mae.py"), "--model_name_or_path", str(minilm_dir), "--train_dir", str(tmp),
+         "--output_dir", str(tmp / "c"), *common],
+        [str(EXAMPLES / "run_simcse.py"), "--model_name_or_path", str(minilm_dir), "--output_dir", str(tmp / "d"),
+         *common],
+    ]  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", RUN_SCRIPTS, json.dumps(runs)], capture_output=True, text=True,
+                            timeout=600, cwd=tmp)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return list(zip(runs, json.loads(result.stdout.strip().splitlines()[-1])))
+
+
+@pytest.mark.parametrize(
+    "index, expected",
+    [
+        (0, "is a ViT-MAE checkpoint ('sepnorm_vit_mae'), a model of images, and this script trains "
+            "SepNormBertForSequenceClassification on texts: give a BERT or RoBERTa checkpoint"),
+        (1, "cannot read {tmp}/SST-2/train.tsv: Usecols do not match columns, columns expected but not found: "
+            "['label']"),
+        (2, "is a BERT checkpoint ('bert'), a model of texts, and this script trains SepNormViTMAEForPreTraining"),
+        (3, "--do_train needs --train_file"),
+    ],
+    ids=["image-model-to-run_glue", "train.tsv-without-labels", "text-model-to-run_mae", "simcse-without-sentences"],
+)
+def test_a_mistake_gets_one_line_and_exit_code_2(mistakes, index, expected):
+    (script, *arguments), result = mistakes[index]
+    tmp = Path(arguments[arguments.index("--output_dir") + 1]).parent
+    assert result["code"] == 2, result["stderr"][-3000:]
+    assert "Traceback" not in result["stderr"]
+    last = result["stderr"].strip().splitlines()[-1]
+    assert last.startswith(f"{Path(script).name}: error: ") and expected.format(tmp=tmp) in last, last
