@@ -1,9 +1,12 @@
-"""Model cards for SepNorm checkpoints: huggingface_hub's `ModelCard` rendered from the Jinja template
-`model_cards/sepnorm.md` (one template; the family's section and names come from `hf_sepnorm.families`), with the
-metadata the Hub indexes (pipeline tag, tags, data sets, base model, license, `model-index` evaluation results).
+"""Model cards for SepNorm checkpoints: huggingface_hub's `ModelCard` rendered from the Jinja templates of
+`model_cards/` (`sepnorm.md` for every family's models, whose section and names come from `hf_sepnorm.families`;
+`sepnorm_adapter.md` for their LoRA adapters), with the metadata the Hub indexes (pipeline tag, tags, data sets, base
+model and its relation, license, `model-index` evaluation results naming their split).
 
-`render_model_card` is the one place that decides what goes into the metadata: every path that writes a card (a push
-of a folder, the Trainer's `create_model_card`) passes the run's raw metrics and data set name through it.
+`render_model_card` is the one place that decides what goes into a model's metadata: every path that writes a card
+(`convert`, the Trainer's `create_model_card`, a push of a folder without a SepNorm card) passes the run's raw
+metrics and data set name through it. A folder's own SepNorm card is pushed as it is (`retarget_card` only points
+its snippets at the repo), and its metrics must describe the folder's weights (`measured_weights`).
 """
 
 from __future__ import annotations
