@@ -212,17 +212,32 @@ def _write_plots(track: str, plots: dict[str, dict], output_dir: Path, plotted: 
     projection = f"{track}_projection.png"
     plot_projections({arm: (data["embeddings"], data["labels"]) for arm, data in plots.items()}, output_dir / projection,
                      title=f"Train-standardized test [CLS], PCA ({track} track, seed 0)")  # fmt: skip
+    hidden = "".join(f" `{later}` has the same embeddings as `{earlier}`: its curve is drawn over it."
+                     for earlier, later in identical_arms({arm: data["embeddings"] for arm, data in plots.items()}))  # fmt: skip
     return [
         {"file": spectrum, "alt": "spectrum",
          "caption": f"Normalized singular values s_i / Σ s of seed 0's {plotted} of each arm, standardized per "
                     "feature with training statistics (log scale; the legend gives their effective rank, as the "
                     "table's effective-rank row does). A flatter curve spreads the variance over more directions. One "
-                    "seed: the tables give the spread over seeds."},
+                    f"seed: the tables give the spread over seeds.{hidden}"},
         {"file": projection, "alt": "projection",
          "caption": f"Seed 0's {plotted}, train-standardized, projected on their first two principal components, "
                     "one panel per arm, coloured by class. An illustration: the probe and k-NN rows measure "
                     "separability."},
     ]  # fmt: skip
+
+
+def identical_arms(embeddings: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+    """The pairs (earlier, later) of arms, in plotting order, whose embeddings are equal: on a chart of one line per
+    arm, the later one hides the earlier (e.g. `layer-final` and `shared` when only [CLS] reads the final norm)."""
+    arms = list(embeddings)
+    pairs = []
+    for index, later in enumerate(arms):
+        earlier = next((arm for arm in arms[:index] if embeddings[arm].shape == embeddings[later].shape
+                        and torch.allclose(embeddings[arm], embeddings[later], rtol=1e-5, atol=1e-6)), None)  # fmt: skip
+        if earlier is not None:
+            pairs.append((earlier, later))
+    return pairs
 
 
 __all__ = ["run_comparison", "render_report", "check_inputs", "ComparisonInputError", "run_identity", "path_identity"]

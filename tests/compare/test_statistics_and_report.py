@@ -253,3 +253,18 @@ def test_the_report_says_what_rows_measure_flags_chance_and_names_identical_arms
     lines = verdict_lines(track, track_comparisons(track))
     assert lines[0].startswith("**`batch-all` vs `shared`, linear probe: the same values** — every paired difference")
     assert "±0.0000" not in lines[0]
+
+
+def test_the_spectrum_caption_says_which_arm_hides_another(tmp_path):
+    from hf_sepnorm.compare import _write_plots
+
+    torch.manual_seed(0)
+    shared = torch.randn(40, 8)
+    plots = {arm: {"embeddings": embeddings, "labels": torch.arange(40) % 2}
+             for arm, embeddings in (("shared", shared), ("batch-final", torch.randn(40, 8)),
+                                     ("layer-final", shared.clone()))}  # fmt: skip
+    spectrum, _ = _write_plots("image", plots, tmp_path, "test [CLS] embeddings")
+    assert spectrum["caption"].endswith(" `layer-final` has the same embeddings as `shared`: its curve is drawn over it.")
+    assert (tmp_path / spectrum["file"]).is_file()
+    del plots["layer-final"]
+    assert "drawn over" not in _write_plots("image", plots, tmp_path, "test [CLS] embeddings")[0]["caption"]
