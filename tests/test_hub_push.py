@@ -353,14 +353,22 @@ def test_vit_mae_folder_needs_its_image_processor(hub_server, tmp_path):  # noqa
     assert ModelCard(pushed["README.md"].decode()).data.pipeline_tag == "image-classification"
 
 
-def test_sharded_weights_replace_the_single_file_of_a_previous_push(hub_server, saved_folder, tmp_path):  # noqa: F811
+def test_sharded_weights_replace_the_single_file_of_a_previous_push(
+    hub_server, saved_folder, tmp_path, caplog  # noqa: F811
+):
     repo_id = f"{TEST_USER}/resharded"
-    push_to_hub(saved_folder, repo_id)
+    with caplog.at_level("WARNING", logger="hf_sepnorm.hub.push"):
+        first = push_to_hub(saved_folder, repo_id)
+    assert "held a model" not in caplog.text  # a new repo
     sharded = tmp_path / "sharded"
     SepNormBertForSequenceClassification.from_pretrained(saved_folder).save_pretrained(sharded, max_shard_size="40KB")
     PreTrainedTokenizerFast.from_pretrained(saved_folder).save_pretrained(sharded)
 
-    push_to_hub(sharded, repo_id)
+    with caplog.at_level("WARNING", logger="hf_sepnorm.hub.push"):
+        push_to_hub(sharded, repo_id)
+    # a new version: the model it replaces is named, and kept in the history
+    assert f"'main' held a model (commit {first.oid}), which this commit replaces" in caplog.text
+    assert "model.safetensors" in hub_server.files(repo_id, first.oid)
 
     pushed = hub_server.files(repo_id)
     shards = {path for path in pushed if path.endswith(".safetensors")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from transformers.dynamic_module_utils import get_relative_imports
 
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
 from .cards import measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
+
+logger = logging.getLogger(__name__)
 
 # huggingface_hub sends its requests without a timeout: a Hub that stops answering would block a push forever.
 DEFAULT_TIMEOUT = 300.0
@@ -80,7 +83,8 @@ def push_to_hub(
     `repo_id` and `revision`, else the SepNorm card rendered from the folder's config, its eval results
     (eval_results.json or all_results.json) and the data set and base model a Trainer-written README.md names. A
     card whose metrics were measured on weights other than the folder's is refused. Safetensors weights the branch
-    holds and the folder does not are deleted.
+    holds and the folder does not are deleted. A branch that held a model gets a new version: the commit it replaces
+    is logged (a warning), and stays in the repo's history.
     `create_pr` opens a pull request against `revision` instead of committing to it. `timeout` bounds every request,
     in seconds (None: wait forever).
 
@@ -103,20 +107,27 @@ def push_to_hub(
         if branch != constants.DEFAULT_REVISION and not branch.startswith("refs/pr/"):
             with hub_step(folder, repo_id, f"creating the branch {branch!r}"):
                 api.create_branch(repo_id, branch=branch, exist_ok=True)
-        with hub_step(folder, repo_id, f"listing the files of {branch!r}"):
-            remote_files = api.list_repo_files(repo_id, revision=branch)
-        stale_weights = set(filter_repo_objects(remote_files, allow_patterns=WEIGHT_FILES)) - set(files)
+        with hub_step(folder, repo_id, f"reading {branch!r}"):
+            head = api.model_info(repo_id, revision=branch)
+        remote_weights = set(filter_repo_objects([file.rfilename for file in head.siblings or []],
+                                                 allow_patterns=WEIGHT_FILES))  # fmt: skip
         operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=folder / path) for path in files]
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode()))
-        operations += [CommitOperationDelete(path_in_repo=path) for path in sorted(stale_weights)]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in sorted(remote_weights - set(files))]
         with hub_step(folder, repo_id, f"the commit of {len(files) + 1} files to {branch!r}"):
-            return api.create_commit(
+            commit = api.create_commit(
                 repo_id,
                 operations,
                 commit_message=commit_message or f"Upload SepNorm {family.name} checkpoint",
                 revision=revision,
                 create_pr=create_pr,
             )
+    if remote_weights and not create_pr:  # a new version of the repo's model: the old one is not lost, but say so
+        logger.warning(
+            "%s: %r held a model (commit %s), which this commit replaces; it stays in the repo's history (load it "
+            "with revision=%r).", repo_id, branch, head.sha, head.sha
+        )
+    return commit
 
 
 def check_checkpoint_folder(folder: Path) -> SepNormFamily:
