@@ -96,6 +96,9 @@ class SepNormTrainer(Trainer):
         callbacks.append(self.step_timer)
         super().__init__(model=model, args=args, callbacks=callbacks, **kwargs)
         self.cls_statistics_step: int | None = None  # the global step of the last re-estimation
+        self.re_estimations = 0
+        # (global step, re-estimations) when the model was last saved to output_dir: what its card's metrics describe
+        self.saved_as: tuple[int, int] | None = None
 
     # ---- [CLS] BatchNorm statistics ----
 
@@ -130,6 +133,7 @@ class SepNormTrainer(Trainer):
             average_cls_statistics(self.model)  # identical on every rank, also without ClsSyncBatchNorm
             check_ranks_identical(cls_statistics(self.model), "After re-estimating the [CLS] BatchNorm statistics")
         self.cls_statistics_step = self.state.global_step
+        self.re_estimations += 1
         logger.info("Re-estimated the [CLS] BatchNorm statistics on %d training batches", used)
         return used
 
@@ -238,6 +242,15 @@ class SepNormTrainer(Trainer):
         with _uploads_leaving_out(NOT_PUSHED):
             super()._push_from_checkpoint(checkpoint_folder)
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if output_dir is None or Path(output_dir).resolve() == Path(self.args.output_dir).resolve():
+            self.saved_as = (self.state.global_step, self.re_estimations)
+
+    def saved_model_is_current(self) -> bool:
+        """Whether the weights in output_dir are the model as it is now (saved by this run, unchanged since)."""
+        return self.saved_as == (self.state.global_step, self.re_estimations)
+
     def push_to_hub(self, *args, **kwargs):
         with _uploads_leaving_out(NOT_PUSHED):
             return super().push_to_hub(*args, **kwargs)
@@ -263,8 +276,8 @@ class SepNormTrainer(Trainer):
         `finetuned_from` (by default the config's `_name_or_path`, as the Trainer's card) when it is a Hub id, else
         the `base_model` of that local folder's own card (`hub_base_model`). `tasks` and `dataset` are accepted for
         the Trainer's signature; the card derives its task from the model class. `eval_split` names the split the
-        metrics were measured on; the card names the weights they describe (the sha256 of the weights saved in
-        `output_dir`: save the model first), and a folder that is also a sentence-transformers model gets that
+        metrics were measured on; the card names the weights they describe (the sha256 of the weights this run
+        saved in `output_dir`, when the model has not changed since: save the model first), and a folder that is also a sentence-transformers model gets that
         library's card. A PEFT model gets the SepNorm adapter card (`render_adapter_card`) over the metadata of
         peft's and the Trainer's."""
         from huggingface_hub import ModelCard
@@ -294,7 +307,7 @@ class SepNormTrainer(Trainer):
             dataset_name=first(dataset_tags),
             task_name=first(dataset_args),
             eval_split=eval_split,
-            weights=weights_sha256(output_dir) if eval_results else None,
+            weights=weights_sha256(output_dir) if eval_results and self.saved_model_is_current() else None,
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
             base_model_relation="finetune" if self.state.global_step else None,
             sentence_pooling=sentence_pooling(output_dir),

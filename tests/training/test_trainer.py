@@ -155,3 +155,29 @@ def test_create_model_card_writes_the_sepnorm_card_with_the_runs_metrics(tmp_pat
     metrics = {m["type"]: m["value"] for e in metadata["model-index"] for r in e["results"] for m in r["metrics"]}
     assert pytest.approx(loss, abs=5e-5) in metrics.values() and not any("runtime" in name for name in metrics)  # rounded
     assert "trust_remote_code=True" in text
+
+
+def test_the_card_names_the_weights_its_metrics_were_measured_on_and_only_those(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from hf_sepnorm.hub.cards import measured_weights, weights_sha256
+
+    trainer = make_trainer(tmp_path)
+    trainer.train()
+    trainer.save_model()
+    trainer.evaluate()
+    trainer.create_model_card()
+    assert measured_weights(ModelCard.load(tmp_path / "README.md")) == weights_sha256(tmp_path) != {}
+
+    # the statistics re-estimated after the save: the evaluated model is no longer the saved one
+    trainer.args.recalibrate_cls_norm = True
+    trainer.evaluate()
+    trainer.create_model_card()
+    card = ModelCard.load(tmp_path / "README.md")
+    assert measured_weights(card) == {} and "Measured by the run that wrote this card" in card.text
+
+    # an evaluation-only run of another model in the same folder: the weights there are not what it measured
+    other = make_trainer(tmp_path)
+    other.evaluate()
+    other.create_model_card()
+    assert measured_weights(ModelCard.load(tmp_path / "README.md")) == {}
