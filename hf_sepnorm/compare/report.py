@@ -285,13 +285,16 @@ def _track_section(name: str, track: dict) -> list[str]:
         chance = chance_level(track, metric["key"])
         means = [statistics.mean(_values(runs, arm, metric["key"])) for arm in arms]
         cells = [_number(mean) + (" (at chance)" if chance is not None and mean <= chance + 1e-9 else "") for mean in means]
-        label = metric["description"] + (" **(primary)**" if metric["role"] == "primary" else "")
+        label = f"`{metric['key']}`" + (" **(primary)**" if metric["role"] == "primary" else "")
         lines.append(f"| {label} | {_direction(metric['higher_is_better']).split()[0]} | " + " | ".join(cells) + " |")
     lines.append("")
     chance_rows = [metric["key"] for metric in metrics if chance_level(track, metric["key"]) is not None]
     if chance_rows:
         lines += ["*(at chance)*: a mean no better than chance or the constant predictor's score (baselines above).", ""]
-    lines += ["What the rows measure:", ""] + glossary_lines(track) + [""]
+    # one name per metric, its key, in every table and line of the report; what each is, once, here
+    lines += ["What the rows are (each table names a row by its key):", ""]
+    lines += [f"- `{metric['key']}`: {metric['description']}." for metric in metrics] + [""]
+    lines += ["What they measure, and on what scale:", ""] + glossary_lines(track) + [""]
 
     if comparisons:
         lines += [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
@@ -306,7 +309,7 @@ def _track_section(name: str, track: dict) -> list[str]:
                 if row is None:
                     continue
                 lines.append(
-                    f"| `{arm}` | {metric['key']} | {_direction(metric['higher_is_better']).split()[0]} | "
+                    f"| `{arm}` | `{metric['key']}` | {_direction(metric['higher_is_better']).split()[0]} | "
                     f"{row['mean_difference']:+.4f} | [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] | {row['t_p']:.3g} | "
                     f"{wilcoxon_cell(row)} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
                     f"{row['verdict']} |"
@@ -319,7 +322,7 @@ def _track_section(name: str, track: dict) -> list[str]:
               "|---|---|" + "---|" * seeds]  # fmt: skip
     for metric in metrics:
         for arm in arms:
-            lines.append(f"| {metric['key']} | `{arm}` | " + " | ".join(_number(v) for v in _values(runs, arm, metric["key"])) + " |")
+            lines.append(f"| `{metric['key']}` | `{arm}` | " + " | ".join(_number(v) for v in _values(runs, arm, metric["key"])) + " |")
     lines.append("")
 
     for figure in track.get("figures", []):

@@ -147,8 +147,9 @@ def test_report_with_a_passed_gate_states_the_measured_verdicts():
     assert "mean paired difference +0.0500" in report and "n = 5 seeds" in report
     assert "Validity gate" in report and "**passed**" in report
     assert "| linear probe on raw pixels | 0.9700 | pixels |" in report
-    assert "| linear_probe_accuracy | `shared` | 0.6010 | 0.5980 | 0.6000 | 0.6020 | 0.5990 |" in report
-    assert "| MAE loss | lower |" in report and "| linear probe **(primary)** | higher |" in report
+    assert "| `linear_probe_accuracy` | `shared` | 0.6010 | 0.5980 | 0.6000 | 0.6020 | 0.5990 |" in report
+    assert "| `mae_eval_loss` | lower |" in report and "| `linear_probe_accuracy` **(primary)** | higher |" in report
+    assert "- `mae_eval_loss`: MAE loss." in report
     assert "![spectrum](image_spectrum.png)\n\n*Spectra of seed 0.*" in report
     assert "train images: 1437; test images: 360" in report and "Device: CPU (x86_64)" in report
     assert "seconds |" not in report
@@ -245,7 +246,9 @@ def test_the_report_says_what_rows_measure_flags_chance_and_names_identical_arms
         for run in track["runs"][arm]:
             run["finetune_accuracy"] = accuracy
     report = render_report(data)
-    assert "| fine-tuned | higher | 0.1000 (at chance) | 0.4000 |" in report
+    # one name per metric: its key in every table, its description once
+    assert "| `finetune_accuracy` | higher | 0.1000 (at chance) | 0.4000 |" in report
+    assert report.count("fine-tuned") == 1 and "- `finetune_accuracy`: fine-tuned." in report
     assert "- `uniformity`" not in report and "- `linear_probe_accuracy`: accuracy (0–1, higher is better)" in report
     assert "`docs/results/`" in report
     for run, twin in zip(track["runs"]["batch-all"], track["runs"]["shared"]):
