@@ -61,7 +61,7 @@ def test_report_has_baselines_gate_statistics_per_seed_values_and_captioned_plot
     report = (output_dir / "report.md").read_text()
     assert report in result.stdout
     for text in ("Validity gate", "| linear probe on raw pixels |", "Paired differences against `shared`",
-                 "| linear_probe_accuracy | `batch-final` |", "**`batch-final` vs `shared`", "detects with 80% power",
+                 "| `linear_probe_accuracy` | `batch-final` |", "**`batch-final` vs `shared`", "detects with 80% power",
                  "higher |", "lower |", "train images: 1437; test images: 360", "Device: "):  # fmt: skip
         assert text in report, text
     for image in ("image_spectrum.png", "image_projection.png"):
