@@ -140,6 +140,7 @@ def run_cli(*args, cwd) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
 
@@ -230,6 +231,7 @@ def test_real_pretrained_bert_converts_exactly(tmp_path):
 # ---- `hf-sepnorm convert`: mistakes answered in one line, nothing overwritten, statistics estimated on request ----
 
 
+@pytest.mark.slow
 def test_cli_convert_mistakes_get_one_line_and_exit_code_2(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
     converted = tmp_path / "converted"
@@ -250,6 +252,7 @@ def test_cli_convert_mistakes_get_one_line_and_exit_code_2(tmp_path):
     assert "the paper's BatchNorm over the batch" in help_text and "only the encoder's last one" in help_text
 
 
+@pytest.mark.slow
 def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of_it(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
     out = tmp_path / "out"
@@ -267,6 +270,7 @@ def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of
     assert (out / "model.safetensors").read_bytes() != b"a trained model"
 
 
+@pytest.mark.slow
 def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, tmp_path):
     """Converted with --calibration_file, the MiniLM's eval-mode [CLS] tells unrelated sentences apart (on
     never-updated statistics they have cosine ~1, test_recalibration.py)."""

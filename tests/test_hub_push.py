@@ -188,6 +188,7 @@ def load_from_hub_in_fresh_process(hub, repo_id: str, commit_sha: str, tmp_path:
     return json.loads(result.stdout.strip().splitlines()[-1]), load_file(out_file)
 
 
+@pytest.mark.slow
 def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_server, trainer_folder, tmp_path):  # noqa: F811
     before = folder_digest(trainer_folder)
     repo_id = f"{TEST_USER}/tiny-sepnorm-reviews"
@@ -233,6 +234,7 @@ def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_serve
     assert torch.equal(logits["from_card"], expected)
 
 
+@pytest.mark.slow
 def test_private_repo_on_a_new_branch(hub_server, trainer_folder, tmp_path):  # noqa: F811
     repo_id = f"{TEST_USER}/private-sepnorm"
 
@@ -267,6 +269,7 @@ def test_pull_request_leaves_the_branch_alone(hub_server, trainer_folder):  # no
     assert hub_server.history(repo_id, "refs/pr/1")[0].oid == update.oid
 
 
+@pytest.mark.slow
 def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
     repo_id = f"{TEST_USER}/cli-sepnorm"
     result = subprocess.run(
@@ -409,6 +412,7 @@ PUSHED_HEADS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type, auto_class", PUSHED_HEADS)
 def test_every_family_pushes_and_its_card_snippet_loads_it_from_the_hub(
     hub_server, tmp_path, model_type, auto_class  # noqa: F811
@@ -461,6 +465,7 @@ def sepnorm_trainer_folder(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_push_keeps_the_folders_own_card_and_points_its_snippet_at_the_repo(
     hub_server, sepnorm_trainer_folder, tmp_path  # noqa: F811
 ):

@@ -284,6 +284,7 @@ SNIPPET_RESULTS = {
     "model_type",
     ["sepnorm_bert", "sepnorm_roberta", "sepnorm_vit_mae"],
 )
+@pytest.mark.slow
 def test_usage_snippets_of_every_head_run_verbatim_without_the_package(model_type, tmp_path):
     family = FAMILIES[model_type]
     snippet_files, expected = [], {}
@@ -326,6 +327,7 @@ def test_roberta_card_is_rendered_from_the_registry(auto_class):
     assert f"model = {auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)" in usage
 
 
+@pytest.mark.slow
 def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data_dir, tmp_path):
     """A folder converted from a Hub checkpoint names it as `base_model`; a model fine-tuned from that folder (a
     local path, which the Hub cannot link) names the same Hub checkpoint, and a stranger's card is not followed."""

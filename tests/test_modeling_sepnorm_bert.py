@@ -166,6 +166,7 @@ def test_bf16_load_keeps_cls_batchnorm_in_fp32(tmp_path):
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 def test_torch_compile_fullgraph_forward_and_backward():
     model = SepNormBertForSequenceClassification(tiny_bert_config()).train()
     reference = SepNormBertForSequenceClassification(tiny_bert_config()).train()

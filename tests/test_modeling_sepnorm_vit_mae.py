@@ -163,6 +163,7 @@ def test_shared_vit_mae_model_is_exactly_stock(tmp_path):
     assert torch.equal(model(**inputs).last_hidden_state, stock(**inputs).last_hidden_state)
 
 
+@pytest.mark.slow
 def test_torch_compile_fullgraph_pretraining_step():
     model = SepNormViTMAEForPreTraining(tiny_vit_mae_config(decoder_cls_norm="batch")).train()
     compiled = torch.compile(model, fullgraph=True)

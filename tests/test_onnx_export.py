@@ -12,6 +12,7 @@ onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is a test e
 pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (a test extra)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_class", [SepNormBertModel, SepNormBertForSequenceClassification])
 def test_the_exported_graph_computes_what_the_model_computes_at_other_shapes(model_class, tmp_path):
     model = model_class(tiny_bert_config(cls_norm="batch", sepnorm_scope="all")).eval()

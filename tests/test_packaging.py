@@ -88,6 +88,7 @@ def test_the_card_template_is_package_data():
     assert (ROOT / "model_cards" / "sepnorm.md").is_file()
 
 
+@pytest.mark.slow
 def test_wheel_installs_a_package_that_renders_cards(tmp_path):
     """A non-editable install (a wheel) has the card template, the license and every Hub-bound file, and renders a
     card from where it is installed."""

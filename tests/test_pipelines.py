@@ -199,6 +199,7 @@ PIPELINES_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_pipelines_by_repo_id_from_the_hub_with_and_without_the_package(pushed, tmp_path):
     """In a process where hf_sepnorm cannot be imported, the pipelines run the repo's code and answer the same."""
     check_pipelines_by_repo_id(pushed)

@@ -83,6 +83,7 @@ CASES = [
 @pytest.mark.parametrize(
     "model_class, make_config, make_inputs, auto_class_name", CASES, ids=[case[0].__name__ for case in CASES]
 )
+@pytest.mark.slow
 def test_remote_code_gives_bit_identical_outputs(tmp_path, model_class, make_config, make_inputs, auto_class_name):
     model = model_class(make_config(num_labels=3)).train()
     model(**make_inputs(batch_size=8))  # running statistics away from their initial values

@@ -47,6 +47,7 @@ def train(model, dataset, tmp_path, **arguments):
     return trainer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reentrant", [False, True])
 def test_activation_checkpointing_updates_running_statistics_once_per_step(tmp_path, reentrant):
     model = SepNormViTMAEForPreTraining(digits_config(decoder_cls_norm="batch"))

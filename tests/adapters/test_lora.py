@@ -150,6 +150,7 @@ MERGED_LOGITS_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_merged_model_loads_without_the_package_and_predicts_identically(trained_adapter, minilm_base, tmp_path):
     base = SepNormBertForSequenceClassification.from_pretrained(minilm_base)
     merged = PeftModel.from_pretrained(base, trained_adapter["dir"]).merge_and_unload()
@@ -277,6 +278,7 @@ ADAPTER_FROM_HUB_WITHOUT_PACKAGE = BLOCK_HF_SEPNORM + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_adapter_pushed_to_the_hub_names_its_sepnorm_base(hub_server, tmp_path):  # noqa: F811
     from test_hub_push import build_tokenizer
 
@@ -324,6 +326,7 @@ def test_adapter_pushed_to_the_hub_names_its_sepnorm_base(hub_server, tmp_path):
     torch.testing.assert_close(reloaded["merged"], logits, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_process_run_glue_trains_an_adapter_with_synchronized_cls_norms(minilm_base, data_dir, tmp_path):
     """`--use_peft` in run_glue under two processes: the [CLS] norms the adapter trains are the ones converted to
     `ClsSyncBatchNorm`, every rank ends identical, and the saved adapter reloads on the base."""

@@ -69,6 +69,7 @@ def test_report_has_baselines_gate_statistics_per_seed_values_and_captioned_plot
         assert (output_dir / image).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_an_interrupted_comparison_keeps_its_finished_runs(comparison):
     output_dir, _ = comparison
     before = json.loads((output_dir / "results.json").read_text())["tracks"]["image"]["runs"]
@@ -81,6 +82,7 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(comparison):
     assert {path: path.stat().st_mtime_ns for path in run_files} == written  # nothing trained or written again
 
 
+@pytest.mark.slow
 def test_recalibrate_cls_norm_takes_true_or_false():
     from hf_sepnorm_cli import build_parser
 
@@ -91,6 +93,7 @@ def test_recalibrate_cls_norm_takes_true_or_false():
     assert result.returncode == 2 and "expected true or false, got 'maybe'" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_image_folder_is_named_by_its_own_flag(tmp_path):
     result = compare("--images", "/nonexistent", "--output_dir", tmp_path, timeout=300)
     assert result.returncode != 0
@@ -100,6 +103,7 @@ def test_a_missing_image_folder_is_named_by_its_own_flag(tmp_path):
     assert result.returncode == 2 and "only_train/test is missing" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_arms_must_include_shared(tmp_path):
     result = compare("--arms", "batch-all", "layer-final", "--output_dir", tmp_path, timeout=300)
     assert result.returncode == 2 and "--arms must include `shared`" in result.stderr

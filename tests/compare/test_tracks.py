@@ -100,6 +100,7 @@ def test_constant_prediction_baselines_on_real_glue(data_dir):
     assert majority_glue_score("stsb", glue, None) == 0.0  # a constant has no correlation
 
 
+@pytest.mark.slow
 def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(data_dir):
     checkpoint = bundled_minilm()
     if checkpoint is None:
@@ -115,6 +116,7 @@ def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(da
     assert baselines["sst2: linear probe on bag of tokens"][0] > baselines["sst2: majority class"][0] + 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls_norm", ["batch", "layer"])
 def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_norm, data_dir, tmp_path, caplog):
     start = save_sepnorm_checkpoint(SepNormBertModel, tmp_path / "start", cls_norm=cls_norm, sepnorm_scope="final")

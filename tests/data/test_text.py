@@ -1,6 +1,7 @@
 """hf_sepnorm.data.text: the WordPiece tokenizer trained on a corpus, and masks that do not depend on global random
 state."""
 
+import pytest
 import torch
 from transformers import AutoTokenizer
 
@@ -12,6 +13,7 @@ def sst2_sentences(data_dir, count: int = 20000) -> list[str]:
     return [row.split("\t")[0] for row in rows]
 
 
+@pytest.mark.slow
 def test_tokenizer_training_is_deterministic(data_dir, tmp_path):
     """The `tokenizers` trainer alone numbers the "##x" tokens in hash-map order: three trainings on these 20,000
     sentences gave three vocabularies (54 of 1000 ids moved between two of them)."""

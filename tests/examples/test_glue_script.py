@@ -63,6 +63,7 @@ def test_fine_tunes_evaluates_and_predicts(task_name, mlm_checkpoint, data_dir, 
         assert len(config["id2label"]) == 2
 
 
+@pytest.mark.slow
 def test_from_scratch_trains_its_own_tokenizer(data_dir, tmp_path):
     run_glue.main(
         ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(tmp_path / "o"),

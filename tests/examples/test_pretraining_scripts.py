@@ -48,6 +48,7 @@ def test_run_mlm_trains_a_tokenizer_and_a_model_on_real_text(data_dir, tmp_path)
     assert model.bert.encoder.layer[0].output.LayerNorm.cls_norm.num_batches_tracked.item() == 4
 
 
+@pytest.mark.slow
 def test_run_mlm_from_a_json_file_of_arguments(data_dir, tmp_path):
     arguments = {
         "train_file": [str(data_dir / "text" / "tinyshakespeare.txt")],
@@ -93,6 +94,7 @@ def test_run_mae_on_real_images(dataset, request, tmp_path):
     assert model.vit.layernorm.cls_norm.num_batches_tracked.item() == 3
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_reaches_the_same_weights(fashion_mnist_dir, tmp_path):
     def run(output_dir, *extra):
         run_mae.main(

@@ -50,6 +50,7 @@ def model_index_metrics(metadata: dict) -> dict[str, float]:
     }
 
 
+@pytest.mark.slow
 def test_run_glue_push_to_hub_loads_with_trust_remote_code(trainer_hub, data_dir, tmp_path):
     repo_id = f"{TEST_USER}/sst2-sepnorm"
     output_dir = tmp_path / "sst2"
@@ -84,6 +85,7 @@ def test_run_glue_push_to_hub_loads_with_trust_remote_code(trainer_hub, data_dir
     assert torch.equal(logits["from_card"], expected)
 
 
+@pytest.mark.slow
 def test_checkpoint_pushes_to_a_new_branch_carry_the_modeling_code(trainer_hub, data_dir, tmp_path):
     repo_id = f"{TEST_USER}/sst2-checkpoints"
     run_glue_sst2(

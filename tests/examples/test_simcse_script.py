@@ -93,6 +93,7 @@ def stock_cls(sentences: list[str]) -> torch.Tensor:
     return torch.cat([model(**tokenizer(s, return_tensors="pt")).last_hidden_state[:, 0] for s in sentences])
 
 
+@pytest.mark.slow
 def test_converted_shared_minilm_scores_what_the_stock_bert_scores(run_simcse, tmp_path):
     metrics = run_simcse.main(
         ["--model_name_or_path", minilm(), "--cls_norm", "shared", "--train_file", wikitext(), "--do_eval",
@@ -135,6 +136,7 @@ def cls_with_package(folder: Path) -> torch.Tensor:
     return model(**tokenizer(PROBE_SENTENCES, padding=True, return_tensors="pt")).last_hidden_state[:, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arm", list(ARMS))
 def test_simcse_steps_from_minilm_train_save_and_reload_everywhere(run_simcse, arm, tmp_path):
     # the same 16 real sentences every step: the loss must fall as SimCSE pulls their views together (dropout makes
@@ -176,6 +178,7 @@ def first_step_loss(run_dir: Path) -> float:
     return json.loads((run_dir / "train_results.json").read_text())["train_loss"]
 
 
+@pytest.mark.slow
 def test_two_processes_gather_negatives_across_the_global_batch(run_simcse, tmp_path):
     # Without dropout the loss is deterministic: 2 processes x 8 sentences must give the loss of 1 process x 16
     # (the same 16 sentences: the whole training file), which needs both the gathered negatives and the [CLS]
@@ -209,6 +212,7 @@ def test_two_processes_gather_negatives_across_the_global_batch(run_simcse, tmp_
     assert first_step_loss(half) != pytest.approx(first_step_loss(single), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_sts_evaluation_during_training_is_logged_for_model_selection(run_simcse, tmp_path):
     out = tmp_path / "out"
     run_simcse.main(

@@ -50,6 +50,7 @@ def uninterrupted(fashion_mnist_dir, tmp_path_factory):
     return load_file(output_dir / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_resume_last(fashion_mnist_dir, uninterrupted, tmp_path):
     output_dir = tmp_path / "killed"
     process = subprocess.Popen(
@@ -68,6 +69,7 @@ def test_sigkill_during_training_then_resume_last(fashion_mnist_dir, uninterrupt
     assert_same_weights(uninterrupted, load_file(output_dir / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_a_half_written_checkpoint_is_skipped(fashion_mnist_dir, uninterrupted, tmp_path):
     output_dir = tmp_path / "half"
     run_mae.main(arguments(fashion_mnist_dir, output_dir, "--max_steps", "4"))
@@ -100,6 +102,7 @@ def text_arguments(script, data_dir, output_dir, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [run_mlm, run_glue], ids=["run_mlm", "run_glue"])
 def test_text_scripts_resume_to_identical_weights(script, data_dir, tmp_path):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"

@@ -59,6 +59,7 @@ LOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_loading_under_an_older_transformers_fails_with_the_fix(tmp_path):
     python = old_transformers_python()
     folder = tmp_path / "saved"

@@ -47,6 +47,7 @@ def synced_rank(rank: int, world_size: int, store: str, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_batchnorm_over_two_processes_equals_batchnorm_over_the_whole_batch(tmp_path):
     mp.spawn(synced_rank, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
@@ -85,6 +86,7 @@ def assert_ranks_identical(state: dict, steps: int) -> None:
     assert checks == [{"ranks_verified_identical": 2, "step": steps}]
 
 
+@pytest.mark.slow
 def test_two_process_run_mae_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
     output_dir = tmp_path / "mae"
     state = accelerate_launch(
@@ -100,6 +102,7 @@ def test_two_process_run_mae_ends_with_identical_ranks(fashion_mnist_dir, tmp_pa
     assert weights["vit.layernorm.cls_norm.num_batches_tracked"].item() == 3
 
 
+@pytest.mark.slow
 def test_two_process_run_glue_without_sync_still_ends_identical(data_dir, tmp_path):
     output_dir = tmp_path / "glue"
     state = accelerate_launch(
@@ -115,6 +118,7 @@ def test_two_process_run_glue_without_sync_still_ends_identical(data_dir, tmp_pa
     assert 0 <= results["eval_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_two_process_run_mlm_ends_with_identical_ranks(data_dir, tmp_path):
     output_dir = tmp_path / "mlm"
     state = accelerate_launch(
@@ -129,6 +133,7 @@ def test_two_process_run_mlm_ends_with_identical_ranks(data_dir, tmp_path):
     assert weights["bert.encoder.layer.0.output.LayerNorm.cls_norm.num_batches_tracked"].item() == 3
 
 
+@pytest.mark.slow
 def test_two_process_image_classification_from_scratch_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
     output_dir = tmp_path / "classifier"
     state = accelerate_launch(

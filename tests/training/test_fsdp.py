@@ -216,6 +216,7 @@ def test_full_state_dict_loads_in_one_process_with_identical_outputs(fsdp_run):
         torch.testing.assert_close(model(**probe()).logits, result["logits"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_resumed_fsdp_run_reaches_the_uninterrupted_weights(fsdp_run, tmp_path):
     out_dir, _ = fsdp_run
     run_fsdp(tmp_path / "resumed", resume_from=out_dir / "checkpoint-2.pt")
@@ -253,6 +254,7 @@ def accelerate_launch(config: Path, script: list[str], cwd: Path) -> subprocess.
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("use_cpu", "distributed_type", "processes"), [("true", "MULTI_CPU", 2), ("false", "NO", 1)])
 def test_accelerate_runs_fsdp_configs_as_ddp_on_cpu(use_cpu, distributed_type, processes, tmp_path):
     """Accelerate takes FSDP only on accelerators. On CPU, the FSDP config runs as DDP with `--use_cpu true`, and
@@ -283,6 +285,7 @@ def assert_ranks_verified_identical(state: dict, steps: int) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_run_mlm_with_the_cpu_fsdp_config_saves_and_resumes(data_dir, minilm_dir, tmp_path):
     arguments = ["--train_file", str(data_dir / "text" / "ptb.valid.txt"), "--do_train", "--max_steps", "4",
                  "--save_steps", "2", "--config_overrides", TINY_BERT_OVERRIDES, "--tokenizer_name", str(minilm_dir),
@@ -304,6 +307,7 @@ def test_run_mlm_with_the_cpu_fsdp_config_saves_and_resumes(data_dir, minilm_dir
         assert torch.equal(weights[0][name], weights[1][name]), name  # masks seeded per block and epoch
 
 
+@pytest.mark.slow
 def test_run_glue_with_the_cpu_fsdp_config(data_dir, tmp_path):
     output_dir = tmp_path / "glue"
     state = launch_example(

@@ -31,6 +31,7 @@ def test_a_folder_with_a_saved_model_or_checkpoints_is_refused_unless_told(tmp_p
     SepNormTrainingArguments(output_dir=str(tmp_path / "new"), do_train=True)
 
 
+@pytest.mark.slow
 def test_run_glue_twice_into_one_folder_stops_before_training_and_overwrites_only_when_told(data_dir, tmp_path):
     arguments = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(tmp_path),
                  "--do_train", "--max_steps", "2", "--max_train_samples", "32", "--max_seq_length", "32",
