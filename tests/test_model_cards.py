@@ -366,3 +366,10 @@ def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data
 def test_the_language_reaches_the_metadata():
     card = render_model_card(SepNormBertModel(tiny_bert_config()), repo_id="user/m", language="en")
     assert card.data.language == "en"
+
+
+def test_the_papers_claims_stand_beside_the_projects_measured_answer():
+    text = render_model_card(SepNormBertModel(tiny_bert_config()), repo_id="lab/m").text
+    claims = text.split("## Usage")[0]
+    assert "better downstream results than the shared normalization (ShareNorm)" in claims
+    assert "have not shown a gain\nthat counts on their primary rows" in claims and '"Does SepNorm help?"' in claims
