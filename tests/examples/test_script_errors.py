@@ -1,36 +1,13 @@
 """A user's mistake ends a script with one line naming the problem and the fix, exit code 2, and no traceback
 (`run_main` and `hf_sepnorm.errors.InputError`); run as a user runs them, `python examples/<script> ...`."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from scripts_in_one_process import run_scripts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VIT_MAE = Path(__file__).resolve().parents[1] / "fixtures" / "sepnorm_vit_mae_v0.1"
-
-# Runs each (script, arguments) as `python <script> <arguments>` would (as __main__), in one process: the scripts share
-# their imports, which take most of the time.
-RUN_SCRIPTS = """
-import contextlib, io, json, runpy, sys, traceback
-results = []
-for script, *arguments in json.loads(sys.argv[1]):
-    sys.argv = [script, *arguments]
-    err = io.StringIO()
-    code = None
-    with contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as exit:
-            code = exit.code or 0
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append({"code": code, "stderr": err.getvalue()})
-print(json.dumps(results))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +29,7 @@ def mistakes(data_dir, minilm_dir, tmp_path_factory) -> list[tuple[list[str], di
         [str(EXAMPLES / "run_simcse.py"), "--model_name_or_path", str(minilm_dir), "--output_dir", str(tmp / "d"),
          *common],
     ]  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", RUN_SCRIPTS, json.dumps(runs)], capture_output=True, text=True,
-                            timeout=600, cwd=tmp)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return list(zip(runs, json.loads(result.stdout.strip().splitlines()[-1])))
+    return list(zip(runs, run_scripts(runs, cwd=tmp)))
 
 
 @pytest.mark.parametrize(

@@ -1,35 +1,12 @@
 """Every script in examples/ answers `--help` (argparse formats help strings with %: a bare % in one crashes it)."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from scripts_in_one_process import run_scripts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
-
-# Runs each script as `python <script> --help` would (as __main__, with that argv), in one process: the scripts share
-# their imports, which take most of the time.
-RUN_HELP = """
-import contextlib, io, json, runpy, sys, traceback
-results = {}
-for script in sys.argv[1:]:
-    sys.argv = [script, "--help"]
-    out, err = io.StringIO(), io.StringIO()
-    code = None
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as exit:
-            code = exit.code or 0
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results[script] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-print(json.dumps(results))
-"""
 
 
 def test_every_training_script_is_covered():
@@ -38,11 +15,8 @@ def test_every_training_script_is_covered():
 
 @pytest.fixture(scope="module")
 def help_outputs() -> dict[str, dict]:
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_HELP, *map(str, SCRIPTS)], capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {Path(script).name: output for script, output in json.loads(result.stdout.splitlines()[-1]).items()}
+    outputs = run_scripts([[script, "--help"] for script in SCRIPTS])
+    return {script.name: output for script, output in zip(SCRIPTS, outputs)}
 
 
 @pytest.mark.parametrize("script", [script.name for script in SCRIPTS])
