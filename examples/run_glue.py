@@ -30,6 +30,7 @@ from hf_sepnorm.data import (
     write_glue_predictions,
 )
 from hf_sepnorm.data.text import train_tokenizer_once
+from hf_sepnorm.errors import InputError
 from hf_sepnorm.metrics import load_glue_metric
 from hf_sepnorm.training import (
     SepNormModelArguments,
@@ -42,7 +43,6 @@ from hf_sepnorm.training import (
     run_main,
     standardize_pooler_input,
 )
-from hf_sepnorm.errors import InputError
 
 
 @dataclass

@@ -22,19 +22,19 @@ from transformers import set_seed
 from hf_sepnorm import SepNormViTMAEForImageClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft
 from hf_sepnorm.data.images import prepare_images
+from hf_sepnorm.errors import InputError
 from hf_sepnorm.training import (
     ImageDataArguments,
     SepNormModelArguments,
     SepNormTrainer,
     SepNormTrainingArguments,
+    check_checkpoint_kind,
     freeze_backbone_for_linear_probe,
     image_input_settings,
-    check_checkpoint_kind,
     load_or_build_model,
     parse_arguments,
     run_main,
 )
-from hf_sepnorm.errors import InputError
 
 # A new model's settings; a checkpoint keeps its own unless the flag is given.
 NEW_MODEL_DEFAULTS = {"classifier_pooling": "cls"}

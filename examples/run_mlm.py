@@ -26,6 +26,7 @@ from hf_sepnorm.data.text import (
     load_text_corpus,
     train_tokenizer_once,
 )
+from hf_sepnorm.errors import InputError
 from hf_sepnorm.training import (
     SepNormModelArguments,
     SepNormTrainer,
@@ -36,7 +37,6 @@ from hf_sepnorm.training import (
     resumed_checkpoint,
     run_main,
 )
-from hf_sepnorm.errors import InputError
 
 
 @dataclass

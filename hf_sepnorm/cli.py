@@ -11,11 +11,12 @@ from pathlib import Path
 
 from hf_sepnorm_cli import main
 
+from .errors import InputError
 from .families import FAMILIES
 from .hub.cli import run_push
 
 
-class ConvertInputError(ValueError):
+class ConvertInputError(InputError):
     """An argument of `hf-sepnorm convert` that cannot work, found before anything is loaded or written."""
 
 

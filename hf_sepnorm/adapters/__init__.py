@@ -18,10 +18,10 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from ..errors import InputError
 from ..families import family_of
 from ..hub.cards import render_adapter_card
 from ..remote_code.sepnorm import SepNormLayerNorm
-from ..errors import InputError
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
 # saved with the adapter. Text heads get peft's task type (what `AutoPeftModelFor...` loads them as).

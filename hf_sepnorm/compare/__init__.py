@@ -17,7 +17,15 @@ import transformers
 from tqdm.auto import tqdm
 
 from ..analysis import plot_projections, plot_spectra
-from .recipes import ARMS, BASELINE_ARM, DEFAULT_ARMS, PRESETS, recipe_as_dict, with_overrides
+from ..errors import InputError
+from .recipes import (
+    ARMS,
+    BASELINE_ARM,
+    DEFAULT_ARMS,
+    PRESETS,
+    recipe_as_dict,
+    with_overrides,
+)
 from .report import render_report
 from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, write_json
 
@@ -30,7 +38,7 @@ def device_description() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-class ComparisonInputError(ValueError):
+class ComparisonInputError(InputError):
     """An argument of `hf-sepnorm compare` that cannot work, found before anything is trained."""
 
 

@@ -21,6 +21,7 @@ import httpx2
 import numpy as np
 from huggingface_hub import HfApi
 from huggingface_hub.errors import OfflineModeIsEnabled
+
 from ..errors import InputError, MissingInputError
 
 logger = logging.getLogger(__name__)

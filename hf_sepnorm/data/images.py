@@ -15,9 +15,9 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 from transformers import BaseImageProcessor, ViTImageProcessorPil
 
+from ..errors import InputError, MissingInputError
 from .epochs import EpochCallback
 from .splits import with_validation_split
-from ..errors import InputError, MissingInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_SPLITS = {"train": "train", "validation": "t10k"}

@@ -24,11 +24,23 @@ from huggingface_hub import (
     get_session,
     metadata_load,
 )
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
+from huggingface_hub.utils import (
+    DEFAULT_IGNORE_PATTERNS,
+    HFValidationError,
+    filter_repo_objects,
+    validate_repo_id,
+)
 from transformers.dynamic_module_utils import get_relative_imports
 
+from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
-from .cards import measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
+from .cards import (
+    measured_weights,
+    render_model_card,
+    retarget_card,
+    sentence_pooling,
+    weights_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +65,7 @@ NOT_PUBLISHED = [
 WEIGHT_FILES = ["*.safetensors", "*.safetensors.index.json"]
 
 
-class CheckpointFolderError(ValueError):
+class CheckpointFolderError(InputError):
     """The folder cannot be published as it is; nothing was sent to the Hub."""
 
 

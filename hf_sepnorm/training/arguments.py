@@ -8,8 +8,8 @@ from pathlib import Path
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 from ..errors import InputError
+from ..remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 @dataclass

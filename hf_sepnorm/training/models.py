@@ -7,9 +7,9 @@ import logging
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
 from ..conversion import check_nothing_left_random, convert_stock_checkpoint
+from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, family_of
 from .arguments import SepNormModelArguments
-from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
