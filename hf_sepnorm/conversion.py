@@ -238,20 +238,13 @@ def keep_sentence_transformers_modules(
         if (source / folder).is_dir():
             shutil.copytree(source / folder, output_dir / folder, dirs_exist_ok=True)
     if pooling == "cls":
+        from .hub.cards import cls_pooling
+
         for module in modules:
             config = output_dir / module.get("path", "") / "config.json"
             if module["type"].endswith(".Pooling") and config.is_file():
                 config.write_text(json.dumps(cls_pooling(json.loads(config.read_text(encoding="utf-8"))), indent=2))
     return True
-
-
-def cls_pooling(pooling_config: dict) -> dict:
-    """A sentence-transformers Pooling config set to pool the [CLS] token, in the config's own format (a
-    `pooling_mode`, or one flag per mode before sentence-transformers 6)."""
-    if "pooling_mode" in pooling_config:
-        return {**pooling_config, "pooling_mode": "cls"}
-    flags = {key: key == "pooling_mode_cls_token" for key in pooling_config if key.startswith("pooling_mode_")}
-    return {**pooling_config, **flags, "pooling_mode_cls_token": True}
 
 
 # What a folder holding a saved model has: its weights (a model, sharded or not, or an adapter)

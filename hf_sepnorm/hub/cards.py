@@ -344,6 +344,15 @@ def sentence_pooling(folder: str | os.PathLike) -> str | None:
     return None
 
 
+def cls_pooling(pooling_config: dict) -> dict:
+    """A sentence-transformers Pooling config set to pool the [CLS] token, in the config's own format (a
+    `pooling_mode`, or one flag per mode before sentence-transformers 6)."""
+    if "pooling_mode" in pooling_config:
+        return {**pooling_config, "pooling_mode": "cls"}
+    flags = {key: key == "pooling_mode_cls_token" for key in pooling_config if key.startswith("pooling_mode_")}
+    return {**pooling_config, **flags, "pooling_mode_cls_token": True}
+
+
 def retarget_card(card: ModelCard, repo_id: str, revision: str) -> ModelCard:
     """A folder's own SepNorm card, as pushed to `repo_id` at `revision`: its usage snippets name that repo and
     revision (they named a placeholder or another repo), the rest is kept as the folder has it, edits included."""
