@@ -63,7 +63,6 @@ def image_inputs(batch_size: int = 4, size: int = 32, channels: int = 3) -> dict
     return {"pixel_values": torch.randn(batch_size, channels, size, size)}
 
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 TINY_VIT_OVERRIDES = (
     "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=64,"
     "decoder_hidden_size=16,decoder_num_hidden_layers=1,decoder_num_attention_heads=2,decoder_intermediate_size=32"
@@ -106,13 +105,30 @@ def cifar10_dir(data_dir, tmp_path_factory):
     return target
 
 
-@pytest.fixture(scope="session")
-def fashion_mnist_dir():
-    from pathlib import Path
+def write_idx(path, array) -> None:
+    """`array` (uint8) as an MNIST-format idx file: magic 0 0 8 <dims>, each dim big-endian, then the bytes."""
+    import gzip
 
-    if not (Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST is absent: apt-get install dataset-fashion-mnist puts it in {FASHION_MNIST_DIR}")
-    return Path(FASHION_MNIST_DIR)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(size).to_bytes(4, "big") for size in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype("uint8").tobytes())
+
+
+@pytest.fixture(scope="session")
+def digits_idx_dir(tmp_path_factory):
+    """scikit-learn's real handwritten digits (1,797 grey 8x8 images, shipped with it) written as MNIST-format idx
+    files of 28x28 images, the layout of MNIST and Fashion-MNIST: 1,497 `train` rows, 300 `t10k` rows."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images, np.ones((3, 3))) * (255 / 16)  # 8x8 in 0..16 -> 24x24 in 0..255
+    images = np.pad(images, ((0, 0), (2, 2), (2, 2))).round().astype("uint8")
+    folder = tmp_path_factory.mktemp("digits-idx")
+    for prefix, rows in (("train", slice(0, 1497)), ("t10k", slice(1497, None))):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[rows])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", digits.target[rows].astype("uint8"))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -64,9 +64,9 @@ def test_linear_probe_trains_only_the_head(cifar_mae_checkpoint, cifar10_dir, tm
     assert not torch.equal(probed["classifier.weight"], torch.zeros_like(probed["classifier.weight"]))
 
 
-def test_fashion_mnist_from_idx_files_with_mean_pooling(fashion_mnist_dir, tmp_path):
+def test_idx_files_with_mean_pooling(digits_idx_dir, tmp_path):
     mae_dir = tmp_path / "mae"
-    data = ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "120",
+    data = ["--train_dir", str(digits_idx_dir), "--num_channels", "1", "--max_train_samples", "120",
             "--max_eval_samples", "40"]  # fmt: skip
     run_mae.main(
         [*data, "--output_dir", str(mae_dir), "--do_train", "--max_steps", "2",

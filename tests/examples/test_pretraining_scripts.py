@@ -70,14 +70,14 @@ def test_run_mlm_from_a_json_file_of_arguments(data_dir, tmp_path):
     assert results(tmp_path / "out")["train_samples"] == 64
 
 
-@pytest.mark.parametrize("dataset", ["cifar10", "fashion_mnist"])
+@pytest.mark.parametrize("dataset", ["cifar10", "digits_idx"])
 def test_run_mae_on_real_images(dataset, request, tmp_path):
     if dataset == "cifar10":
         folder = request.getfixturevalue("cifar10_dir")
         data = ["--train_dir", str(folder / "train"), "--validation_dir", str(folder / "test")]
         size, channels, patch = 32, 3, 8
     else:
-        data = ["--train_dir", str(request.getfixturevalue("fashion_mnist_dir")), "--num_channels", "1"]
+        data = ["--train_dir", str(request.getfixturevalue("digits_idx_dir")), "--num_channels", "1"]
         data += ["--max_train_samples", "200", "--max_eval_samples", "40"]
         size, channels, patch = 28, 1, 7
     output_dir = tmp_path / "mae"
@@ -95,10 +95,10 @@ def test_run_mae_on_real_images(dataset, request, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_from_checkpoint_reaches_the_same_weights(fashion_mnist_dir, tmp_path):
+def test_resume_from_checkpoint_reaches_the_same_weights(digits_idx_dir, tmp_path):
     def run(output_dir, *extra):
         run_mae.main(
-            ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "96",
+            ["--train_dir", str(digits_idx_dir), "--num_channels", "1", "--max_train_samples", "96",
              "--output_dir", str(output_dir), "--do_train", "--max_steps", "6", "--save_steps", "3",
              "--lr_scheduler_type", "constant",  # the same schedule whether the run is told 3 or 6 steps
              "--config_overrides", f"patch_size=7,{TINY_VIT_OVERRIDES}", *COMMON, *extra]
@@ -115,10 +115,10 @@ def test_resume_from_checkpoint_reaches_the_same_weights(fashion_mnist_dir, tmp_
     assert resumed["vit.layernorm.cls_norm.num_batches_tracked"].item() == 6
 
 
-def test_continuing_mae_pretraining_keeps_the_checkpoints_config(fashion_mnist_dir, tmp_path):
+def test_continuing_mae_pretraining_keeps_the_checkpoints_config(digits_idx_dir, tmp_path):
     """A 1-channel checkpoint, pretrained without norm_pix_loss at mask ratio 0.5: continuing it without flags keeps
     all three and prepares images with its own processor; a flag given explicitly changes only what it names."""
-    data = ["--train_dir", str(fashion_mnist_dir), "--max_train_samples", "64", "--max_eval_samples", "16",
+    data = ["--train_dir", str(digits_idx_dir), "--max_train_samples", "64", "--max_eval_samples", "16",
             "--do_train", "--max_steps", "2", *COMMON]  # fmt: skip
     checkpoint = tmp_path / "grey"
     run_mae.main(

@@ -27,9 +27,9 @@ from hf_sepnorm.data.text import train_tokenizer_once  # noqa: E402
 from hf_sepnorm.training import last_complete_checkpoint  # noqa: E402
 
 
-def arguments(fashion_mnist_dir, output_dir, *extra):
+def arguments(digits_idx_dir, output_dir, *extra):
     return [
-        "--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "160",
+        "--train_dir", str(digits_idx_dir), "--num_channels", "1", "--max_train_samples", "160",
         "--output_dir", str(output_dir), "--do_train", "--max_steps", "8", "--save_steps", "2",
         "--per_device_train_batch_size", "8", "--lr_scheduler_type", "constant", "--seed", "13",
         "--config_overrides", f"patch_size=7,decoder_cls_norm=batch,{TINY_VIT_OVERRIDES}",
@@ -44,17 +44,17 @@ def assert_same_weights(expected: dict, actual: dict):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(fashion_mnist_dir, tmp_path_factory):
+def uninterrupted(digits_idx_dir, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("uninterrupted")
-    run_mae.main(arguments(fashion_mnist_dir, output_dir))
+    run_mae.main(arguments(digits_idx_dir, output_dir))
     return load_file(output_dir / "model.safetensors")
 
 
 @pytest.mark.slow
-def test_sigkill_during_training_then_resume_last(fashion_mnist_dir, uninterrupted, tmp_path):
+def test_sigkill_during_training_then_resume_last(digits_idx_dir, uninterrupted, tmp_path):
     output_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "run_mae.py"), *arguments(fashion_mnist_dir, output_dir)],
+        [sys.executable, str(ROOT / "examples" / "run_mae.py"), *arguments(digits_idx_dir, output_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.time() + 300
@@ -65,14 +65,14 @@ def test_sigkill_during_training_then_resume_last(fashion_mnist_dir, uninterrupt
     assert process.returncode == -signal.SIGKILL
     assert last_complete_checkpoint(str(output_dir)) is not None
 
-    run_mae.main(arguments(fashion_mnist_dir, output_dir, "--resume_from_checkpoint", "last"))
+    run_mae.main(arguments(digits_idx_dir, output_dir, "--resume_from_checkpoint", "last"))
     assert_same_weights(uninterrupted, load_file(output_dir / "model.safetensors"))
 
 
 @pytest.mark.slow
-def test_a_half_written_checkpoint_is_skipped(fashion_mnist_dir, uninterrupted, tmp_path):
+def test_a_half_written_checkpoint_is_skipped(digits_idx_dir, uninterrupted, tmp_path):
     output_dir = tmp_path / "half"
-    run_mae.main(arguments(fashion_mnist_dir, output_dir, "--max_steps", "4"))
+    run_mae.main(arguments(digits_idx_dir, output_dir, "--max_steps", "4"))
     # what a SIGKILL between the weights and trainer_state.json (written last) leaves behind
     half_written = output_dir / "checkpoint-4"
     (half_written / "trainer_state.json").unlink()
@@ -81,8 +81,8 @@ def test_a_half_written_checkpoint_is_skipped(fashion_mnist_dir, uninterrupted, 
     assert last_complete_checkpoint(str(output_dir)) == output_dir / "checkpoint-2"
 
     with pytest.raises(ValueError, match=r"checkpoint-4 is not a complete checkpoint.*last complete one is .*checkpoint-2"):
-        run_mae.main(arguments(fashion_mnist_dir, output_dir, "--resume_from_checkpoint", str(half_written)))
-    run_mae.main(arguments(fashion_mnist_dir, output_dir, "--resume_from_checkpoint", "last"))
+        run_mae.main(arguments(digits_idx_dir, output_dir, "--resume_from_checkpoint", str(half_written)))
+    run_mae.main(arguments(digits_idx_dir, output_dir, "--resume_from_checkpoint", "last"))
     resumed = load_file(output_dir / "model.safetensors")
     assert resumed["vit.layernorm.cls_norm.num_batches_tracked"].item() == 8
     assert_same_weights(uninterrupted, resumed)

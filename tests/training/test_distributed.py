@@ -87,11 +87,11 @@ def assert_ranks_identical(state: dict, steps: int) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_run_mae_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
+def test_two_process_run_mae_ends_with_identical_ranks(digits_idx_dir, tmp_path):
     output_dir = tmp_path / "mae"
     state = accelerate_launch(
         "run_mae.py",
-        ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "96",
+        ["--train_dir", str(digits_idx_dir), "--num_channels", "1", "--max_train_samples", "96",
          "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "8",
          "--config_overrides", f"patch_size=7,decoder_cls_norm=batch,{TINY_VIT_OVERRIDES}"],
         output_dir,
@@ -134,11 +134,11 @@ def test_two_process_run_mlm_ends_with_identical_ranks(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_image_classification_from_scratch_ends_with_identical_ranks(fashion_mnist_dir, tmp_path):
+def test_two_process_image_classification_from_scratch_ends_with_identical_ranks(digits_idx_dir, tmp_path):
     output_dir = tmp_path / "classifier"
     state = accelerate_launch(
         "run_image_classification.py",
-        ["--train_dir", str(fashion_mnist_dir), "--num_channels", "1", "--max_train_samples", "96",
+        ["--train_dir", str(digits_idx_dir), "--num_channels", "1", "--max_train_samples", "96",
          "--max_eval_samples", "32", "--do_train", "--do_eval", "--max_steps", "3",
          "--per_device_train_batch_size", "8", "--config_overrides", f"patch_size=7,{TINY_VIT_OVERRIDES}"],
         output_dir,
