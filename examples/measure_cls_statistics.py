@@ -24,11 +24,11 @@ import torch
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
 from hf_sepnorm.analysis import extract_cls_embeddings, readout_summary
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.compare.scripts import run_script, training_flags
 from hf_sepnorm.compare.statistics import paired_comparison
 from hf_sepnorm.compare.tracks import load_pixels, write_digits_folders
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 
 ARMS = {"batch-all": ("batch", "all"), "batch-final": ("batch", "final")}
 MODEL = ("hidden_size=64,num_hidden_layers=4,num_attention_heads=4,intermediate_size=128,decoder_hidden_size=32,"

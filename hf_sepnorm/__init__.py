@@ -3,12 +3,14 @@
 Importing the package registers the SepNorm configs and models with transformers' Auto classes.
 """
 
+from .cls_norms import init_cls_norms_from_token_norms
+from .conversion import convert_stock_checkpoint
+from .families import FAMILIES, SepNormFamily, family_of, register_auto_classes
+from .recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
+from .remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
 from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
-from .conversion import convert_stock_checkpoint
-from .recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
-from .families import FAMILIES, SepNormFamily, family_of, register_auto_classes
 from .remote_code.modeling_sepnorm_bert import (
     SepNormBertForMaskedLM,
     SepNormBertForMultipleChoice,
@@ -33,13 +35,7 @@ from .remote_code.modeling_sepnorm_vit_mae import (
     SepNormViTMAEModel,
     SepNormViTMAEPreTrainedModel,
 )
-from .remote_code.sepnorm import (
-    CLS_NORM_KINDS,
-    SEPNORM_SCOPES,
-    ClsBatchNorm,
-    SepNormLayerNorm,
-    init_cls_norms_from_token_norms,
-)
+from .remote_code.sepnorm import ClsBatchNorm, SepNormLayerNorm
 
 __version__ = "0.1.0"
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from transformers import AutoConfig, PreTrainedModel
 from transformers.utils import cached_file
 
+from .cls_norms import init_cls_norms_from_token_norms
 from .errors import InputError
 from .families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
-from .remote_code.sepnorm import SepNormLayerNorm, init_cls_norms_from_token_norms
+from .remote_code.sepnorm import SepNormLayerNorm
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from .remote_code.sepnorm import cls_batchnorms, statistics_never_updated
+from .cls_norms import cls_batchnorms
+from .remote_code.sepnorm import statistics_never_updated
 
 
 def cls_statistics_never_updated(model: nn.Module) -> bool:

@@ -11,7 +11,7 @@ import hf_sepnorm_cli
 from hf_sepnorm import FAMILIES
 from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS
 from hf_sepnorm.conversion import SENTENCE_POOLINGS
-from hf_sepnorm.remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from hf_sepnorm.remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 def test_the_parsers_choices_are_the_packages():

@@ -373,3 +373,15 @@ def test_the_papers_claims_stand_beside_the_projects_measured_answer():
     claims = text.split("## Usage")[0]
     assert "better downstream results than the shared normalization (ShareNorm)" in claims
     assert "have not shown a gain\nthat counts on their primary rows" in claims and '"Does SepNorm help?"' in claims
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_the_card_names_each_code_file_that_travels_and_its_length(model_type, tmp_path):
+    family = FAMILIES[model_type]
+    folder = save_sepnorm_checkpoint(family.backbone, tmp_path / "saved")
+    saved = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
+    text = render_model_card(family.config_class.from_pretrained(folder), repo_id="lab/model").text
+    listed = dict(re.findall(r"`(\w+\.py)` \((\d+)\)", text))
+    assert {name: int(lines) for name, lines in listed.items()} == saved
+    assert f"It is {len(saved)} files, {sum(saved.values())} lines; read `sepnorm.py` first" in " ".join(text.split())
+    assert next(iter(listed)) == "sepnorm.py"

@@ -8,8 +8,8 @@ from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_c
 from transformers import AutoTokenizer
 
 from hf_sepnorm import ClsBatchNorm, SepNormBertModel, SepNormViTMAEForImageClassification
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 
 
 def shifted_batches(count: int, batch_size: int = 8):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import importlib.metadata
 import importlib.resources
 import json
@@ -26,6 +27,7 @@ from huggingface_hub.repocard import metadata_load
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..families import family_of
 
@@ -159,6 +161,7 @@ def render_model_card(
         config=config,
         config_summary={field: getattr(config, field) for field in SUMMARIZED_CONFIG_FIELDS if hasattr(config, field)},
         supported_transformers=supported_transformers(),
+        code_files=code_files(family),
         dataset_name=dataset_name,
         task_name=task_name,
         base_model=base_model,
@@ -170,6 +173,19 @@ def render_model_card(
         comparison_columns=columns,
         comparison_rows=[[row.get(column, "") for column in columns] for row in comparison or []],
     )
+
+
+READ_FIRST = "sepnorm.py"  # the code file a reviewer of a checkpoint's code reads first
+
+
+def code_files(family) -> dict[str, int]:
+    """The code files that travel with a checkpoint of `family`, as `save_pretrained` copies them (its modeling file
+    and what that imports, as transformers resolves it), with their lengths in lines; `sepnorm.py` first."""
+    modeling = inspect.getfile(family.backbone)
+    paths = sorted(
+        map(Path, [modeling, *get_relative_import_files(modeling)]), key=lambda path: (path.name != READ_FIRST, path.name)
+    )
+    return {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in paths}
 
 
 def hub_base_model(source: str | os.PathLike | None) -> str | None:

@@ -1,9 +1,8 @@
 """Configuration of the SepNorm BERT family: `BertConfig` plus the SepNorm fields."""
 
-from .sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
+from .configuration_sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
-
 
 
 @strict

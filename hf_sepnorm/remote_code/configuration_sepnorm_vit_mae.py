@@ -1,11 +1,10 @@
 """Configuration of the SepNorm ViT-MAE family: `ViTMAEConfig` plus the SepNorm fields."""
 
-from .sepnorm import ClsNormKind, SepNormConfigMixin  # isort: skip - first: it checks the installed versions
+from .configuration_sepnorm import ClsNormKind, SepNormConfigMixin  # isort: skip - first: it checks the installed versions
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import ViTMAEConfig
-
 
 
 @strict

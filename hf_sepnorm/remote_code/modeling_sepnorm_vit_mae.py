@@ -38,6 +38,11 @@ class SepNormViTMAEPreTrainedModel(SepNormPreTrainedMixin, ViTMAEPreTrainedModel
 
     check_base_model_inputs = staticmethod(check_pixel_values)
 
+    def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
+        # Save under the modules' own names rather than renamed back to a legacy layout (transformers' default for
+        # ViT-MAE): the Trainer resumes by loading the raw state dict, which would otherwise match no key.
+        return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
+
 
 def patches_in_place(backbone: ViTMAEModel, pixel_values: torch.Tensor) -> torch.Tensor:
     """ViT-MAE `noise` whose argsort is the identity: with nothing masked, token 1 + i is patch i (the stock model

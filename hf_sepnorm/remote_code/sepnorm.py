@@ -1,120 +1,29 @@
 """SepNorm: separate normalization of the [CLS] token (Chen et al., NeurIPS 2023, arXiv 2309.12931).
 
-A transformer's shared LayerNorm is replaced by a `SepNorm`: positions 1..L-1 keep the LayerNorm (same
-parameter names, so stock checkpoints load unchanged) and position 0, the [CLS] token, gets a norm of its
-own, the child module `cls_norm`.
+A transformer's shared LayerNorm is replaced by a `SepNormLayerNorm`: positions 1..L-1 keep the LayerNorm (same
+parameter names, so stock checkpoints load unchanged) and position 0, the [CLS] token, gets a norm of its own, the
+child module `cls_norm` (by default a `ClsBatchNorm`). `SepNormPreTrainedMixin` installs them in a transformers model.
 
-This file travels with every checkpoint (remote code): it may import only the standard library, torch and
-transformers. Every SepNorm code file imports it first, so that the version check below runs before anything else.
+Of the files that travel with every checkpoint (remote code), read this one first. Beside it: `configuration_sepnorm.py`
+(the version check, the config fields), `activation_checkpointing.py`, `chunked_feed_forward.py`, `fused_layer_norm.py`
+(the training-time node: the same result, faster) and `loading_errors.py`, each on one concern its name says.
 """
 
-import importlib.metadata
-import re
+from .configuration_sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
+import dataclasses
+import functools
+import inspect
+import warnings
+from typing import ClassVar
 
-# The versions this code is written for: it uses transformers internals (`initialization`, `conversion_mapping`) and
-# huggingface_hub's `dataclasses.strict`, which other major versions lack or change. Checked before importing them.
-REQUIRED_VERSIONS = {"transformers": ("5.24", "6"), "huggingface_hub": ("2.4", "3")}
+import torch
+from torch import nn
+from transformers import initialization as init
 
-
-def _release(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.match(r"\d+(?:\.\d+)*", version).group().split("."))
-
-
-for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
-    _installed = importlib.metadata.version(_package)
-    if not _release(_lowest) <= _release(_installed) < _release(_below):
-        raise ImportError(
-            f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is "
-            f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
-        )
-
-import contextlib  # noqa: E402 - after the version check
-import dataclasses  # noqa: E402
-import functools  # noqa: E402
-import inspect  # noqa: E402
-import warnings  # noqa: E402
-from typing import ClassVar, Literal, get_args  # noqa: E402
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.autograd.function import once_differentiable  # noqa: E402
-from transformers import initialization as init  # noqa: E402
-
-ClsNormKind = Literal["batch", "layer", "rms", "shared"]
-SepNormScope = Literal["all", "final"]
-CLS_NORM_KINDS = get_args(ClsNormKind)
-SEPNORM_SCOPES = get_args(SepNormScope)
-
-
-@dataclasses.dataclass
-class SepNormConfigMixin:
-    """The SepNorm fields shared by every SepNorm config class (each decorated with `@strict`, like transformers'
-    configs, which checks the `Literal` fields and runs the `validate_*` hooks).
-
-    cls_norm: how [CLS] is normalized. "batch" (the paper's default: BatchNorm over the batch), "layer" (a LayerNorm
-        of its own), "rms" (an RMSNorm of its own) or "shared" (the ShareNorm baseline: exactly the stock model).
-    sepnorm_scope: "all" (every norm of the token sequence) or "final" (only the encoder's last norm).
-    cls_norm_momentum: momentum of the [CLS] BatchNorm's running statistics (torch's convention).
-    """
-
-    readable_model_types: ClassVar[tuple[str, ...]] = ()  # the config.json model types this config loads
-
-    cls_norm: ClsNormKind = "batch"
-    sepnorm_scope: SepNormScope = "all"
-    cls_norm_momentum: float = 0.1
-
-    def __post_init__(self, **kwargs):
-        # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
-        source_type = kwargs.pop("model_type", None)
-        if source_type is not None and source_type not in self.readable_model_types:
-            raise ValueError(
-                f"A {source_type!r} config cannot become a {type(self).__name__}, which reads "
-                f"{' or '.join(repr(t) for t in self.readable_model_types)} configs: load that checkpoint with its own "
-                "family's class (the Auto classes pick it)."
-            )
-        super().__post_init__(**kwargs)
-
-    def validate_cls_norm_momentum(self):
-        if not 0.0 <= self.cls_norm_momentum <= 1.0:
-            raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")
-
-
-_recomputing_activations = False
-
-
-@contextlib.contextmanager
-def _batch_statistics_frozen():
-    global _recomputing_activations
-    previous, _recomputing_activations = _recomputing_activations, True
-    try:
-        yield
-    finally:
-        _recomputing_activations = previous
-
-
-def is_recomputing_activations() -> bool:
-    """True while activation checkpointing recomputes a layer's forward inside the backward pass."""
-    return _recomputing_activations
-
-
-def checkpoint_updating_statistics_once(checkpoint_fn):
-    """Wrap an activation-checkpointing function so that [CLS] BatchNorm running statistics are updated by the
-    forward pass only, not a second time when the backward pass recomputes the layer (reentrant or not)."""
-
-    def checkpoint(function, *args, **kwargs):
-        calls = 0
-
-        def forward_then_recompute(*inner_args, **inner_kwargs):
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                return function(*inner_args, **inner_kwargs)
-            with _batch_statistics_frozen():
-                return function(*inner_args, **inner_kwargs)
-
-        return checkpoint_fn(forward_then_recompute, *args, **kwargs)
-
-    return checkpoint
+from .activation_checkpointing import checkpoint_updating_statistics_once, is_recomputing_activations
+from .chunked_feed_forward import normalize_whole_output_of
+from .fused_layer_norm import layer_norm_with_cls_batch_statistics
+from .loading_errors import ClearLoadingErrorsMixin
 
 
 class KeepsFp32:
@@ -134,12 +43,11 @@ class KeepsFp32:
 class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     """BatchNorm1d over the batch for the [CLS] rows, safe in every situation a Trainer creates.
 
-    - It computes in fp32 and keeps its parameters and running statistics in fp32 whatever the model is cast to:
-      running statistics accumulate small updates that bf16 would round away.
+    - It computes in fp32 and keeps its parameters and running statistics in fp32 (`KeepsFp32`).
     - A training batch of one sample has no batch variance: that batch is normalized with the running statistics,
       which it does not update, and a warning is given once.
     - A batch with NaN/Inf [CLS] inputs does not touch the running statistics (one bad batch would poison them for
-      good); it is counted in the `nonfinite_batches` buffer, which `nonfinite_cls_batches(model)` sums.
+      good); it is counted in the `nonfinite_batches` buffer.
     - During the recomputation of activation checkpointing it normalizes with the same batch statistics but does not
       update the running statistics again (see `checkpoint_updating_statistics_once`).
     """
@@ -243,60 +151,14 @@ def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.
     return nn.RMSNorm(hidden_size, eps=eps)
 
 
-class _LayerNormWithClsBatchNorm(torch.autograd.Function):
-    """A LayerNorm of every position whose row 0 is then replaced by a BatchNorm of the [CLS] rows on their batch
-    statistics (computed in fp32), as one autograd node.
-
-    The same layer written with autograd's ops (`SepNormLayerNorm`'s other path) costs three full-size passes in the
-    backward for one row: the in-place row write's CopySlices, the zero-filled gradient of `hidden_states[:, 0]`, and
-    the sum of that with the LayerNorm's input gradient. Here the backward is one LayerNorm backward, on a copy of
-    the gradient with row 0 zeroed (exactly what the token LayerNorm receives on the other path, so its results are
-    the same to the bit), and a BatchNorm backward on the [CLS] rows, written into row 0 of the input gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden_states, weight, bias, eps, cls_states, cls_weight, cls_bias, cls_eps):
-        """`cls_states`: row 0 of `hidden_states` as a contiguous fp32 copy (its gradient goes to `hidden_states`)."""
-        normalized, mean, rstd = torch.native_layer_norm(hidden_states, hidden_states.shape[-1:], weight, bias, eps)
-        cls_normalized, cls_mean, cls_invstd = torch.native_batch_norm(
-            cls_states, cls_weight, cls_bias, None, None, True, 0.0, cls_eps
-        )
-        normalized[:, 0] = cls_normalized.to(normalized.dtype)
-        ctx.save_for_backward(hidden_states, mean, rstd, weight, bias, cls_states, cls_weight, cls_mean, cls_invstd)
-        ctx.cls_eps = cls_eps
-        return normalized
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        hidden_states, mean, rstd, weight, bias, cls_states, cls_weight, cls_mean, cls_invstd = ctx.saved_tensors
-        needs_states, needs_weight, needs_bias, _, _, needs_cls_weight, needs_cls_bias, _ = ctx.needs_input_grad
-        grad_cls_output = grad_output[:, 0].float().contiguous()
-        # the incoming gradient may be shared with other nodes (e.g. both inputs of an addition): zero row 0 in a copy
-        grad_tokens = grad_output.clone(memory_format=torch.contiguous_format)
-        grad_tokens[:, 0] = 0
-        grad_states, grad_weight, grad_bias = torch.ops.aten.native_layer_norm_backward(
-            grad_tokens, hidden_states, hidden_states.shape[-1:], mean, rstd, weight, bias,
-            [needs_states, needs_weight, needs_bias],
-        )
-        grad_cls_states, grad_cls_weight, grad_cls_bias = torch.ops.aten.native_batch_norm_backward(
-            grad_cls_output, cls_states, cls_weight, None, None, cls_mean, cls_invstd, True, ctx.cls_eps,
-            [needs_states, needs_cls_weight, needs_cls_bias],
-        )
-        if needs_states:
-            grad_states[:, 0] = grad_cls_states.to(grad_states.dtype)
-        return grad_states, grad_weight, grad_bias, None, None, grad_cls_weight, grad_cls_bias, None
-
-
 class SepNormLayerNorm(nn.LayerNorm):
     """A LayerNorm over tokens 1..L-1 whose position 0 ([CLS]) is normalized by `self.cls_norm` instead.
 
     Its own `weight`/`bias` are the replaced LayerNorm's, under the same names. The forward normalizes the whole
     sequence once and overwrites row 0: no copy of the hidden states. Training with a [CLS] BatchNorm on batch
-    statistics (the paper's default) runs as one autograd node, `_LayerNormWithClsBatchNorm`, whose backward makes
-    one full-size pass (a copy) beyond the LayerNorm's; every other case (eval, `"layer"`/`"rms"`, a synchronized
-    BatchNorm, a batch of one, hooks on `cls_norm`) calls `cls_norm` and writes row 0 in place under autograd, which
-    is safe because the LayerNorm backward does not need its output.
+    statistics (the paper's default) runs as one autograd node (`fused_layer_norm.py`); every other case (eval,
+    `"layer"`/`"rms"`, a synchronized BatchNorm, a batch of one, hooks on `cls_norm`) calls `cls_norm` and writes
+    row 0 in place under autograd, which is safe because the LayerNorm backward does not need its output.
     """
 
     def __init__(self, normalized_shape, cls_norm: nn.Module, eps: float = 1e-5, **kwargs):
@@ -313,15 +175,8 @@ class SepNormLayerNorm(nn.LayerNorm):
             sepnorm.cls_norm.to(device=layer_norm.weight.device)
         return sepnorm
 
-    # True while the layer this norm ends runs its feed-forward on sequence chunks (see `normalize_whole_output_of`)
+    # True while the layer this norm ends runs its feed-forward on sequence chunks (`chunked_feed_forward.py`)
     deferred_to_layer_output = False
-
-    def normalize_whole_output_of(self, layer: nn.Module) -> None:
-        """Make this norm, which ends `layer`'s feed-forward, normalize `layer`'s whole output when the feed-forward
-        runs one sequence chunk at a time (transformers' `apply_chunking_to_forward` with
-        `layer.chunk_size_feed_forward > 0`): applied to a chunk, it would take the chunk's row 0 for [CLS]."""
-        layer.register_forward_pre_hook(functools.partial(_defer_while_chunking, self))
-        layer.register_forward_hook(functools.partial(_normalize_deferred_output, self), prepend=True)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.deferred_to_layer_output:
@@ -333,80 +188,13 @@ class SepNormLayerNorm(nn.LayerNorm):
             # hooks on the [CLS] norm (e.g. to record its inputs) must see it called: the general path calls it
             and not (cls_norm._forward_pre_hooks or cls_norm._forward_hooks)
         ):
-            return self._forward_with_cls_batch_statistics(hidden_states)
+            return layer_norm_with_cls_batch_statistics(self, hidden_states)
         return self._forward_calling_cls_norm(hidden_states)
 
     def _forward_calling_cls_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
         normalized = super().forward(hidden_states)
         normalized[:, 0] = self.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
         return normalized
-
-    def _forward_with_cls_batch_statistics(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
-        device_type = hidden_states.device.type
-        if device_type != "cpu" and torch.is_autocast_enabled(device_type):
-            # autocast on accelerators runs layer norms in fp32 (on the CPU, in the input's dtype); the native call
-            # inside the autograd function must get the inputs that `nn.LayerNorm` would
-            hidden_states, weight, bias = (None if t is None else t.float() for t in (hidden_states, weight, bias))
-        cls_norm = self.cls_norm
-        # one copy of the [CLS] rows serves the BatchNorm and its running statistics
-        cls_states = hidden_states[:, 0].detach().float().contiguous()
-        normalized = _LayerNormWithClsBatchNorm.apply(
-            hidden_states, weight, bias, self.eps, cls_states, cls_norm.weight, cls_norm.bias, cls_norm.eps
-        )
-        cls_norm.track_batch_statistics(cls_states)
-        return normalized
-
-    @torch.no_grad()
-    def copy_token_norm_to_cls_norm(self) -> None:
-        """Start the [CLS] norm from this LayerNorm's affine parameters (e.g. after converting a stock checkpoint)."""
-        self.cls_norm.weight.copy_(self.weight)
-        if getattr(self.cls_norm, "bias", None) is not None:
-            self.cls_norm.bias.copy_(self.bias)
-
-
-def _defer_while_chunking(norm: SepNormLayerNorm, layer: nn.Module, args) -> None:
-    chunking = layer.chunk_size_feed_forward > 0
-    if norm.deferred_to_layer_output != chunking:  # no attribute write in the usual unchunked case (compiles as is)
-        norm.deferred_to_layer_output = chunking
-
-
-def _normalize_deferred_output(norm: SepNormLayerNorm, layer: nn.Module, args, output: torch.Tensor):
-    if norm.deferred_to_layer_output:
-        norm.deferred_to_layer_output = False
-        return norm(output)
-    return None
-
-
-def nonfinite_cls_batches(model: nn.Module) -> int:
-    """How many training batches had non-finite [CLS] statistics, summed over the model's [CLS] BatchNorms."""
-    return sum(int(norm.nonfinite_batches) for norm in cls_batchnorms(model) if hasattr(norm, "nonfinite_batches"))
-
-
-def cls_batchnorms(model: nn.Module) -> list[nn.Module]:
-    """The [CLS] BatchNorms of `model` (plain or converted to SyncBatchNorm), those its forward runs."""
-    norms = (_cls_norm_in_use(module.cls_norm) for module in model.modules() if isinstance(module, SepNormLayerNorm))
-    return [norm for norm in norms if isinstance(norm, nn.modules.batchnorm._BatchNorm)]
-
-
-def _cls_norm_in_use(cls_norm: nn.Module) -> nn.Module:
-    # peft's `modules_to_save` wraps the norm and runs the copy its active adapter trains (the original when disabled)
-    copies = getattr(cls_norm, "modules_to_save", None)
-    if not isinstance(copies, nn.ModuleDict):
-        return cls_norm
-    active = [] if cls_norm.disable_adapters else cls_norm.active_adapters
-    return copies[active[0]] if active else cls_norm.original_module
-
-
-def init_cls_norms_from_token_norms(model: nn.Module) -> int:
-    """Copy each SepNorm's LayerNorm weight/bias into its [CLS] norm; returns how many were set.
-
-    With `cls_norm="layer"` this makes a converted stock checkpoint compute exactly what the stock model does.
-    """
-    sepnorms = [module for module in model.modules() if isinstance(module, SepNormLayerNorm)]
-    for sepnorm in sepnorms:
-        sepnorm.copy_token_norm_to_cls_norm()
-    return len(sepnorms)
 
 
 def select_sepnorm_paths(
@@ -416,9 +204,8 @@ def select_sepnorm_paths(
 
     `constant_cls_norm` names the norm whose [CLS] input is the same learned vector for every sample (BERT's
     embedding LayerNorm, ViT-MAE's first `layernorm_before`). Its batch variance is 0: a BatchNorm there outputs its
-    bias in training, which blocks the gradient to the [CLS] embedding, and in eval divides the lag of its running
-    mean by sqrt(eps). A LayerNorm of a constant is just as expressive a constant, so with `cls_norm="batch"` that
-    norm stays shared.
+    bias in training, blocking the gradient to the [CLS] embedding, and in eval divides the lag of its running mean by
+    sqrt(eps). So with `cls_norm="batch"` that norm stays shared (a LayerNorm of a constant is as good a constant).
     """
     if config.sepnorm_scope == "final":
         return [final_norm]
@@ -440,29 +227,24 @@ def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: fl
         module.set_submodule(path, SepNormLayerNorm.replacing(layer_norm, kind, momentum))
 
 
-class SepNormPreTrainedMixin:
+class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
     """Mixed into a family's `PreTrainedModel` subclass: installs the SepNorms before transformers' `post_init`.
 
     Every class of a family, base model and heads alike, keeps its transformers parent's modules and `forward`. The
-    family only says where the norms go in the base model (`sepnorm_locations`), which of them transformers runs on
-    sequence chunks (`sepnorms_in_chunked_feed_forward`) and what its base model's inputs must look like
-    (`check_base_model_inputs`); a head may add norms of its own (`head_sepnorm_locations`, the MAE decoder's).
+    family says only where the norms go, by overriding the four hooks below.
     """
 
     sepnorm_auto_classes: ClassVar[dict[str, type]] = {}
 
     def sepnorm_locations(self) -> dict[str, list[str]]:
-        """Map each config field naming a [CLS] norm kind to the LayerNorm paths, relative to the base model, it
-        applies to."""
-        return {}
+        return {}  # config field naming a [CLS] norm kind -> the LayerNorm paths, in the base model, it applies to
 
     def head_sepnorm_locations(self) -> dict[str, list[str]]:
-        """The same for the norms a head has outside its base model, relative to the head."""
-        return {}
+        return {}  # the same for a head's own norms outside its base model (the MAE decoder's), relative to the head
 
     def sepnorms_in_chunked_feed_forward(self) -> dict[str, str]:
-        """Map base-model layers whose feed-forward transformers runs one sequence chunk at a time
-        (`config.chunk_size_feed_forward > 0`) to the path, in the layer, of the norm that feed-forward ends with."""
+        # base-model layer whose feed-forward transformers may run one sequence chunk at a time
+        # (`config.chunk_size_feed_forward > 0`) -> the path, in the layer, of the norm that feed-forward ends with
         return {}
 
     @staticmethod
@@ -478,7 +260,7 @@ class SepNormPreTrainedMixin:
         for layer_path, norm_path in self.sepnorms_in_chunked_feed_forward().items():
             norm = base_model.get_submodule(f"{layer_path}.{norm_path}")
             if isinstance(norm, SepNormLayerNorm):
-                norm.normalize_whole_output_of(base_model.get_submodule(layer_path))
+                normalize_whole_output_of(norm, base_model.get_submodule(layer_path))
         # the checks run as a hook so that the base model keeps transformers' `forward` and its signature
         input_names = tuple(inspect.signature(type(base_model).forward).parameters)[1:]
         check = functools.partial(_check_inputs_by_name, type(self).check_base_model_inputs, input_names)
@@ -500,31 +282,6 @@ class SepNormPreTrainedMixin:
         }
         super().post_init()
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        except RuntimeError as error:
-            if "ignore_mismatched_sizes" not in str(error):
-                raise
-            # transformers' message only points at a report it logged: say which requested field caused it
-            saved, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path)
-            changed = {key: value for key, value in kwargs.items() if key in saved and saved[key] != value}
-            changes = ", ".join(f"{key}={value} (checkpoint: {saved[key]})" for key, value in changed.items())
-            raise RuntimeError(
-                f"The weights of {pretrained_model_name_or_path} do not fit the model asked for"
-                f"{': ' + changes if changes else ''}. Load it with its own config, or pass "
-                "ignore_mismatched_sizes=True to start the mismatched weights anew (e.g. a head with other labels)."
-            ) from error
-        except Exception as error:
-            # safetensors' own message does not say which file (the package itself is not importable here)
-            if type(error).__name__ != "SafetensorError":
-                raise
-            raise OSError(
-                f"The weights of {pretrained_model_name_or_path} are truncated or corrupted ({error}): an interrupted "
-                "save or download. Save or download them again, or use an earlier checkpoint."
-            ) from error
-
     @torch.no_grad()
     def initialize_weights(self):
         super().initialize_weights()
@@ -534,11 +291,6 @@ class SepNormPreTrainedMixin:
         for module in self.modules():
             if isinstance(module, ClsBatchNorm):
                 init.zeros_(module.nonfinite_batches)
-
-    def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
-        # Save under the modules' own names rather than renamed back to a legacy layout (transformers' default for
-        # ViT-MAE): the Trainer resumes by loading the raw state dict, which would otherwise match no key.
-        return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
 
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):
         if gradient_checkpointing_func is None:

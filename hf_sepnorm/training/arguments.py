@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
-from ..remote_code.sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from ..remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 
 
 @dataclass

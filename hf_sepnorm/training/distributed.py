@@ -17,7 +17,9 @@ import torch.distributed.nn.functional as distributed_functional
 from torch import nn
 from transformers import TrainerCallback
 
-from ..remote_code.sepnorm import ClsBatchNorm, cls_batchnorms, is_recomputing_activations
+from ..cls_norms import cls_batchnorms
+from ..remote_code.activation_checkpointing import is_recomputing_activations
+from ..remote_code.sepnorm import ClsBatchNorm
 
 
 class ClsSyncBatchNorm(ClsBatchNorm):

@@ -13,13 +13,14 @@ import torch
 import torch.distributed as dist
 import transformers.trainer as trainer_module
 from transformers import PreTrainedModel, Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from transformers.trainer import FSDP_MODEL_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import hf_api
 
+from ..cls_norms import cls_batchnorms
+from ..errors import InputError, MissingInputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
-from ..remote_code.sepnorm import cls_batchnorms
 from .arguments import SepNormTrainingArguments
 from .distributed import (
     ClsStatisticsCallback,
@@ -28,7 +29,6 @@ from .distributed import (
     cls_statistics,
     convert_cls_batchnorm_to_sync,
 )
-from ..errors import InputError, MissingInputError
 
 logger = logging.getLogger(__name__)
 

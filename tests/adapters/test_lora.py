@@ -6,8 +6,8 @@ merged model loads where hf_sepnorm is not installed.
 """
 
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -40,9 +40,10 @@ from hf_sepnorm import (
     convert_stock_checkpoint,
 )
 from hf_sepnorm.adapters import PeftArguments, apply_peft, default_lora_target_modules, push_adapter_to_hub
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.hub import push_to_hub
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm, cls_batchnorms
+from hf_sepnorm.remote_code.sepnorm import ClsBatchNorm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LORA = PeftArguments(use_peft=True, lora_r=4, lora_alpha=8, lora_dropout=0.0)

@@ -1,6 +1,7 @@
 """Checkpoints: saved fixtures keep loading, broken folders give clear errors, remote code stays self-contained."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,8 +84,9 @@ def test_only_safetensors_are_written(tmp_path):
 
 @pytest.mark.parametrize("path", HUB_BOUND, ids=lambda path: path.name)
 def test_remote_code_imports_only_stdlib_torch_transformers_and_siblings(path):
-    # huggingface_hub (a dependency of transformers) only for `strict`, which transformers' own configs import from it
-    allowed_roots = {"torch", "transformers", "huggingface_hub", *sys.stdlib_module_names}
+    # transformers' own dependencies: huggingface_hub only for `strict`, which transformers' own configs import from it;
+    # safetensors for the error class of a corrupted weights file
+    allowed_roots = {"torch", "transformers", "huggingface_hub", "safetensors", *sys.stdlib_module_names}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             roots = {alias.name.split(".")[0] for alias in node.names}
@@ -111,3 +113,19 @@ def test_no_torch_load_without_weights_only():
                 ):
                     offenders.append(f"{path}:{node.lineno}")
     assert offenders == []
+
+
+READ_FIRST_BUDGET = 320  # lines: the file every reviewer of a checkpoint's code reads first stays this short
+
+
+def test_the_code_file_read_first_stays_within_its_budget():
+    lines = len((REMOTE_CODE / "sepnorm.py").read_text().splitlines())
+    assert lines <= READ_FIRST_BUDGET, f"remote_code/sepnorm.py has {lines} lines: move what a reader can skip out"
+
+
+def test_the_readme_lists_each_code_file_that_travels_with_its_length():
+    readme = (REMOTE_CODE.parents[1] / "README.md").read_text()
+    listed = {name: int(lines) for name, lines in re.findall(r"^  (\w+\.py) +(\d+)  ", readme, flags=re.MULTILINE)}
+    family_files = ("configuration_sepnorm_", "modeling_sepnorm_")
+    shared = {path.name: len(path.read_text().splitlines()) for path in HUB_BOUND if not path.name.startswith(family_files)}
+    assert listed == shared

@@ -4,8 +4,8 @@ import warnings
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassFieldValidationError
 from conftest import bert_inputs, tiny_bert_config, tiny_vit_mae_config
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import BertConfig
 
 from hf_sepnorm import (
@@ -16,7 +16,7 @@ from hf_sepnorm import (
     SepNormViTMAEForImageClassification,
     SepNormViTMAEModel,
 )
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms, nonfinite_cls_batches
+from hf_sepnorm.cls_norms import cls_batchnorms, nonfinite_cls_batches
 
 
 @pytest.fixture

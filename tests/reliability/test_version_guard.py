@@ -15,7 +15,7 @@ from conftest import tiny_bert_config
 from packaging.requirements import Requirement
 
 from hf_sepnorm import SepNormBertModel
-from hf_sepnorm.remote_code.sepnorm import REQUIRED_VERSIONS
+from hf_sepnorm.remote_code.configuration_sepnorm import REQUIRED_VERSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_TRANSFORMERS = "4.57.6"  # the last 4.x release: what `pip install optimum-onnx` downgrades to

@@ -26,7 +26,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
 
 from hf_sepnorm import SepNormBertForMaskedLM, SepNormBertForSequenceClassification
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.training import ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 
 ROOT = Path(__file__).resolve().parents[2]

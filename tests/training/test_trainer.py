@@ -9,8 +9,8 @@ from transformers import TrainingArguments
 
 import hf_sepnorm.training.trainer as trainer_module
 from hf_sepnorm import SepNormViTMAEForImageClassification
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
-from hf_sepnorm.remote_code.sepnorm import cls_batchnorms
 from hf_sepnorm.training import SepNormTrainer, SepNormTrainingArguments
 
 

@@ -1,0 +1,65 @@
+"""The SepNorm fields every SepNorm config has, and the check of the installed versions.
+
+Every SepNorm code file imports this one first, so that the version check runs before any transformers internal is
+imported. It travels with every checkpoint (remote code): standard library only.
+"""
+
+import dataclasses
+import importlib.metadata
+import re
+from typing import ClassVar, Literal, get_args
+
+# The versions this code is written for: it uses transformers internals (`initialization`, `conversion_mapping`) and
+# huggingface_hub's `dataclasses.strict`, which other major versions lack or change. Checked before importing them.
+REQUIRED_VERSIONS = {"transformers": ("5.24", "6"), "huggingface_hub": ("2.4", "3")}
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.match(r"\d+(?:\.\d+)*", version).group().split("."))
+
+
+for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
+    _installed = importlib.metadata.version(_package)
+    if not _release(_lowest) <= _release(_installed) < _release(_below):
+        raise ImportError(
+            f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is "
+            f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
+        )
+
+ClsNormKind = Literal["batch", "layer", "rms", "shared"]
+SepNormScope = Literal["all", "final"]
+CLS_NORM_KINDS = get_args(ClsNormKind)
+SEPNORM_SCOPES = get_args(SepNormScope)
+
+
+@dataclasses.dataclass
+class SepNormConfigMixin:
+    """The SepNorm fields shared by every SepNorm config class (each decorated with `@strict`, like transformers'
+    configs, which checks the `Literal` fields and runs the `validate_*` hooks).
+
+    cls_norm: how [CLS] is normalized. "batch" (the paper's default: BatchNorm over the batch), "layer" (a LayerNorm
+        of its own), "rms" (an RMSNorm of its own) or "shared" (the ShareNorm baseline: exactly the stock model).
+    sepnorm_scope: "all" (every norm of the token sequence) or "final" (only the encoder's last norm).
+    cls_norm_momentum: momentum of the [CLS] BatchNorm's running statistics (torch's convention).
+    """
+
+    readable_model_types: ClassVar[tuple[str, ...]] = ()  # the config.json model types this config loads
+
+    cls_norm: ClsNormKind = "batch"
+    sepnorm_scope: SepNormScope = "all"
+    cls_norm_momentum: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
+        source_type = kwargs.pop("model_type", None)
+        if source_type is not None and source_type not in self.readable_model_types:
+            raise ValueError(
+                f"A {source_type!r} config cannot become a {type(self).__name__}, which reads "
+                f"{' or '.join(repr(t) for t in self.readable_model_types)} configs: load that checkpoint with its own "
+                "family's class (the Auto classes pick it)."
+            )
+        super().__post_init__(**kwargs)
+
+    def validate_cls_norm_momentum(self):
+        if not 0.0 <= self.cls_norm_momentum <= 1.0:
+            raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")
