@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import importlib.metadata
 import importlib.resources
+import inspect
 import json
 import os
 import re
