@@ -18,7 +18,7 @@ from hf_sepnorm.training.sentence_losses import OneForwardMultipleNegativesRanki
 
 PAIRS = {
     "anchor": ["A man plays a guitar.", "The stock market fell today.", "A cat sleeps on the sofa.", "It rains a lot."],
-    "positive": ["Someone plays an instrument.", "Shares dropped sharply.", "A kitten naps on a couch.", "Wet weather."],
+    "positive": ["Someone plays an instrument.", "Shares dropped sharply.", "A kitten naps on a couch.", "Wet day."],
 }
 
 
