@@ -1,5 +1,5 @@
 """The `hf-sepnorm` command line: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub, `convert`
-a stock checkpoint.
+a stock checkpoint, and the training scripts (`mlm`, `mae`, `glue`, `image-classification`, `simcse`).
 
 This module stands outside the `hf_sepnorm` package on purpose: importing the package imports torch and transformers
 (it registers the SepNorm classes with the Auto classes), which takes seconds, and `hf-sepnorm --help` or a mistyped
@@ -13,14 +13,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.sepnorm.CLS_NORM_KINDS
-SEPNORM_SCOPES = ("all", "final")  # hf_sepnorm.remote_code.sepnorm.SEPNORM_SCOPES
+CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
+SEPNORM_SCOPES = ("all", "final")  # hf_sepnorm.remote_code.configuration_sepnorm.SEPNORM_SCOPES
 SENTENCE_POOLINGS = ("source", "cls")  # hf_sepnorm.conversion.SENTENCE_POOLINGS
 FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE")  # the names of hf_sepnorm.FAMILIES
 COMPARE_ARMS = ("batch-all", "batch-final", "layer-all", "layer-final", "rms-final", "shared",
                 "shared-standardized")  # hf_sepnorm.compare.recipes.ARMS  # fmt: skip
 COMPARE_DEFAULT_ARMS = ("shared", "batch-all", "batch-final", "layer-final")  # ...recipes.DEFAULT_ARMS
 COMPARE_PRESETS = ("paper", "small", "tiny")  # hf_sepnorm.compare.recipes.PRESETS
+# the training scripts (the commands of hf_sepnorm.scripts.SCRIPTS): each parses its own flags
+SCRIPT_COMMANDS = {
+    "mlm": "masked-LM pretraining of a SepNorm BERT on plain text",
+    "mae": "MAE pretraining of a SepNorm ViT-MAE on images",
+    "glue": "fine-tune a SepNorm BERT on a GLUE task",
+    "image-classification": "fine-tune or linearly probe a SepNorm ViT-MAE image classifier",
+    "simcse": "unsupervised SimCSE from a (stock or SepNorm) BERT, evaluated on STS-B",
+}
 
 
 def boolean(value: str) -> bool:
@@ -117,14 +125,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_command(commands)
     add_push_command(commands)
     add_convert_command(commands)
+    for command, summary in SCRIPT_COMMANDS.items():  # listed here; `main` hands their flags to the script
+        commands.add_parser(command, help=f"{summary} (its flags: --help)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SCRIPT_COMMANDS:
+        return run_script(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     from hf_sepnorm import cli  # only now: torch and transformers
 
     return cli.COMMANDS[args.command](args)
+
+
+def run_script(command: str, script_args: list[str]) -> int:
+    """Run a training script with its flags, as `examples/run_*.py` would."""
+    import importlib
+
+    from hf_sepnorm.scripts import SCRIPTS
+    from hf_sepnorm.training import run_main
+
+    script = importlib.import_module(f"hf_sepnorm.scripts.{SCRIPTS[command]}")
+    # the script's parser and its one-line errors name the program after sys.argv[0]
+    argv, sys.argv = sys.argv, [f"hf-sepnorm {command}", *script_args]
+    try:
+        run_main(lambda: script.main(script_args))
+    finally:
+        sys.argv = argv
+    return 0
 
 
 if __name__ == "__main__":

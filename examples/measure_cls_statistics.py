@@ -89,7 +89,7 @@ def readouts(model, data) -> dict[str, float]:
 def measure(arm: str, seed: int, steps: int, recalibration_samples: int, folder: Path, data, work_dir: Path) -> dict:
     cls_norm, scope = ARMS[arm]
     output_dir = work_dir / f"{arm}-seed{seed}"
-    run_script("run_mae", [
+    run_script("mae", [
         "--train_dir", folder / "train", "--validation_dir", folder / "test", "--num_channels", 1,
         "--config_overrides", MODEL, "--cls_norm", cls_norm, "--sepnorm_scope", scope, "--recalibrate_cls_norm", "false",
         *training_flags(output_dir, steps=steps, learning_rate=1.5e-3, batch_size=BATCH_SIZE, seed=seed),

@@ -26,9 +26,24 @@ def test_the_parsers_choices_are_the_packages():
 
 def test_every_command_runs_its_package_function():
     from hf_sepnorm import cli
+    from hf_sepnorm.scripts import SCRIPTS
 
     commands = hf_sepnorm_cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == set(cli.COMMANDS)
+    assert set(commands) == set(cli.COMMANDS) | set(hf_sepnorm_cli.SCRIPT_COMMANDS)
+    assert list(hf_sepnorm_cli.SCRIPT_COMMANDS) == list(SCRIPTS)
+    assert not set(cli.COMMANDS) & set(SCRIPTS)
+
+
+def test_a_script_command_runs_the_script_with_its_flags(capsys):
+    with pytest.raises(SystemExit) as exit:
+        hf_sepnorm_cli.main(["glue", "--help"])
+    assert exit.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: hf-sepnorm glue") and "--task_name" in usage and "--recalibrate_cls_norm" in usage
+    with pytest.raises(SystemExit) as exit:
+        hf_sepnorm_cli.main(["mae", "--output_dir", "unused", "--do_train"])  # no images given
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.startswith("hf-sepnorm mae: error: ")
 
 
 HELP_WITHOUT_TORCH = textwrap.dedent(

@@ -5,12 +5,7 @@ import re
 import pytest
 import torch
 from conftest import bert_inputs, tiny_bert_config, tiny_vit_mae_config
-from family_checkpoints import (
-    run_snippets_without_package,
-    save_image,
-    save_sepnorm_checkpoint,
-    usage_snippets,
-)
+from family_checkpoints import run_snippets_without_package, save_image, save_sepnorm_checkpoint, usage_snippets
 from huggingface_hub import ModelCard
 
 from hf_sepnorm import (
@@ -339,7 +334,7 @@ def test_the_base_model_is_kept_from_a_converted_folder_through_fine_tuning(data
     from hf_sepnorm.hub import hub_base_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    import run_glue
+    from hf_sepnorm.scripts import glue as run_glue
 
     glue = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--do_train", "--max_steps", "1",
             "--max_train_samples", "32", "--max_seq_length", "32", "--report_to", "none"]  # fmt: skip

@@ -127,3 +127,41 @@ def test_wheel_installs_a_package_that_renders_cards(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     installed_at, rendered = result.stdout.split()[-2:]
     assert installed_at.startswith(str(tmp_path / "site")) and rendered == "True"
+
+
+@pytest.mark.slow
+def test_a_wheel_in_a_fresh_venv_runs_the_scripts_and_the_default_comparison(tmp_path):
+    """`pip install hf_sepnorm-*.whl` (no source tree): `hf-sepnorm glue --help` and the README's main job,
+    `hf-sepnorm compare` on its default data (digits, written by the package), run from the installed package alone;
+    at a few steps (tests/compare runs the same pipeline from the source tree)."""
+    source = tmp_path / "source"
+    for name in ("hf_sepnorm", "model_cards"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "hf_sepnorm_cli.py"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("hf_sepnorm-*.whl")
+    # the dependencies come from this environment (installing torch again would take minutes); the package from
+    # the wheel, which the venv's own site-packages put before any other install of it
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    subprocess.run([bin_dir / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", "--no-deps",
+                    str(wheel)], check=True)  # fmt: skip
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**{key: value for key, value in os.environ.items() if key != "PYTHONPATH"}, "OMP_NUM_THREADS": "1"}
+
+    def run(*command):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=work, timeout=1200, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    installed_at = run(bin_dir / "python", "-c", "import hf_sepnorm; print(hf_sepnorm.__file__)").strip()
+    assert installed_at.startswith(str(venv))
+    assert "--task_name" in run(bin_dir / "hf-sepnorm", "glue", "--help")
+    run(bin_dir / "hf-sepnorm", "compare", "--output_dir", str(work / "comparison"), "--seeds", "2", "--arms", "shared",
+        "batch-final", "--pretrain_steps", "3", "--finetune_steps", "2")  # fmt: skip
+    report = (work / "comparison" / "report.md").read_text()
+    assert "batch-final" in report and "shared" in report

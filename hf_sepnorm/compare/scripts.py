@@ -1,50 +1,19 @@
-"""Running the example scripts (`examples/run_*.py`) from `hf-sepnorm compare`: the comparison trains exactly what a
-user trains, through each script's `main(args)`, instead of a pipeline of its own."""
+"""Running the training scripts (`hf_sepnorm.scripts`, which `examples/run_*.py` and `hf-sepnorm glue` etc. run) from
+`hf-sepnorm compare`: the comparison trains exactly what a user trains, through each script's `main(args)`, instead
+of a pipeline of its own."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import os
-import sys
 from pathlib import Path
 
 from .recipes import Schedule
 
-EXAMPLES_ENV = "HF_SEPNORM_EXAMPLES"
 
-
-def examples_dir() -> Path:
-    """The folder of the example scripts: `$HF_SEPNORM_EXAMPLES`, else `examples/` of this source checkout."""
-    folder = Path(os.environ.get(EXAMPLES_ENV) or Path(__file__).resolve().parents[2] / "examples")
-    if not (folder / "run_mae.py").is_file():
-        raise FileNotFoundError(
-            f"`hf-sepnorm compare` runs the example scripts, and {folder} holds none. Run it from a source checkout "
-            f"of hf_sepnorm (pip install -e .), or set {EXAMPLES_ENV} to the checkout's examples/ folder."
-        )
-    return folder
-
-
-def has_script(name: str) -> bool:
-    try:
-        return (examples_dir() / f"{name}.py").is_file()
-    except FileNotFoundError:
-        return False
-
-
-_modules: dict[str, object] = {}
-
-
-def run_script(name: str, args: list[str]) -> dict[str, float]:
-    """`examples/<name>.py`'s `main(args)`: its metrics (the script also writes them to `--output_dir`)."""
-    if name not in _modules:
-        path = examples_dir() / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(f"hf_sepnorm_examples_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses resolve their module's annotations through sys.modules
-        spec.loader.exec_module(module)
-        _modules[name] = module
-    return _modules[name].main([str(arg) for arg in args])
+def run_script(name: str, args: list) -> dict[str, float]:
+    """`hf_sepnorm.scripts.<name>`'s `main(args)`: its metrics (the script also writes them to `--output_dir`)."""
+    return importlib.import_module(f"hf_sepnorm.scripts.{name}").main([str(arg) for arg in args])
 
 
 def training_flags(output_dir: Path, *, steps: int, learning_rate: float, batch_size: int, seed: int,

@@ -6,7 +6,7 @@ seed through the example scripts, then reads out the frozen [CLS] embeddings on 
 - `ScratchTextTrack`: masked-LM pretraining from scratch (run_mlm.py), readouts on a GLUE task's sentences, GLUE
   fine-tuning (run_glue.py);
 - `PretrainedTextTrack`: a pretrained stock BERT converted to each arm; readouts of the starting checkpoint, GLUE
-  fine-tuning (run_glue.py) and, when examples/run_simcse.py exists, unsupervised SimCSE evaluated on STS-B.
+  fine-tuning (hf_sepnorm.scripts.glue) and, with text files, unsupervised SimCSE evaluated on STS-B.
 
 Every track also reads out the same architecture's [CLS] at random initialization (per arm and seed): the validity
 gate of the report compares the trained [CLS] with it.
@@ -40,7 +40,7 @@ from ..remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from ..remote_code.modeling_sepnorm_bert import SepNormBertModel
 from ..remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification
 from .recipes import Arm, ImageRecipe, PretrainedTextRecipe, TextRecipe
-from .scripts import has_script, run_script, training_flags, write_run_log
+from .scripts import run_script, training_flags, write_run_log
 
 GLUE_FOLDERS = {"sst2": "SST-2", "cola": "CoLA", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
                 "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}  # fmt: skip
@@ -283,7 +283,7 @@ class ImageTrack:
                       "--recalibration_batches", recipe.recalibration_batches]  # fmt: skip
         mae_dir = run_dir / "mae"
         overrides = ",".join(f"{key}={value}" for key, value in recipe.model.items())
-        mae = run_script("run_mae", [
+        mae = run_script("mae", [
             *data_flags, "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
             *training_flags(mae_dir, steps=recipe.pretrain_steps, learning_rate=recipe.pretrain_learning_rate,
                             batch_size=recipe.batch_size, seed=seed, schedule=recipe.schedule),
@@ -301,7 +301,7 @@ class ImageTrack:
         results.update(prefixed(random_readouts, "random_init_"))
 
         finetune_dir = run_dir / "finetune"
-        finetuned = run_script("run_image_classification", [
+        finetuned = run_script("image_classification", [
             *data_flags, "--model_name_or_path", mae_dir,
             *training_flags(finetune_dir, steps=recipe.finetune_steps, learning_rate=recipe.finetune_learning_rate,
                             batch_size=recipe.batch_size, seed=seed, schedule=recipe.schedule),
@@ -470,7 +470,7 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
             limit += ["--train_sample_seed", recipe.glue_train_sample_seed]
         data_flags = ["--task_name", task, "--data_dir", glue_folder(glue_dir, task), "--max_seq_length",
                       recipe.max_seq_length, *limit, "--recalibration_batches", recipe.recalibration_batches]  # fmt: skip
-        metrics = run_script("run_glue", [
+        metrics = run_script("glue", [
             "--model_name_or_path", model, *data_flags, *arm_flags, "--recalibrate_cls_norm", str(recalibrate).lower(),
             *training_flags(task_dir, steps=recipe.finetune_steps, learning_rate=recipe.finetune_learning_rate,
                             batch_size=batch_size, seed=seed, schedule=recipe.schedule),
@@ -482,7 +482,7 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
         if not recalibrate:
             reestimated = metrics
             if cls_batchnorm:
-                reestimated = run_script("run_glue", [
+                reestimated = run_script("glue", [
                     "--model_name_or_path", task_dir, *data_flags, "--recalibrate_cls_norm", "true",
                     "--output_dir", task_dir / "reestimated", "--do_eval", "--per_device_train_batch_size", batch_size,
                     "--per_device_eval_batch_size", batch_size, "--seed", seed, "--report_to", "none",
@@ -556,7 +556,7 @@ class ScratchTextTrack:
         mlm_dir = run_dir / "mlm"
         overrides = ",".join(f"{key}={value}" for key, value in recipe.model.items())
         limit = ["--max_train_samples", recipe.max_pretrain_blocks] if recipe.max_pretrain_blocks else []
-        mlm = run_script("run_mlm", [
+        mlm = run_script("mlm", [
             "--train_file", *self.text_files, "--tokenizer_name", self.tokenizer_dir,
             "--max_seq_length", recipe.max_seq_length, *limit, "--max_eval_samples", recipe.mlm_eval_blocks,
             "--config_overrides", overrides, "--cls_norm", arm.cls_norm, "--sepnorm_scope", arm.sepnorm_scope,
@@ -611,7 +611,7 @@ class PretrainedTextTrack:
         self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         self.sentences = _SentenceReadouts(recipe.readout_task, glue_dir, recipe.readout_train_rows, self.tokenizer,
                                            recipe.max_seq_length, recipe.batch_size)  # fmt: skip
-        self.simcse = bool(text_files) and has_script("run_simcse")
+        self.simcse = bool(text_files)
         self.title = f"Text: from the pretrained {Path(checkpoint).name if Path(checkpoint).exists() else checkpoint}"
         self.data = {"checkpoint": checkpoint,
                      f"{recipe.readout_task} readout rows (train / full dev)": f"{len(self.sentences.train_labels)} / {len(self.sentences.test_labels)}",
@@ -658,7 +658,7 @@ class PretrainedTextTrack:
             simcse_dir = run_dir / "simcse"
             limits = [*(["--max_train_samples", recipe.simcse_max_train_sentences] if recipe.simcse_max_train_sentences else []),
                       *(["--max_eval_samples", recipe.simcse_max_eval_pairs] if recipe.simcse_max_eval_pairs else [])]  # fmt: skip
-            metrics = run_script("run_simcse", [
+            metrics = run_script("simcse", [
                 "--model_name_or_path", self.checkpoint, *self._arm_flags(arm), "--train_file", *self.text_files,
                 "--sts_dir", glue_folder(self.glue_dir, "stsb"), *limits,
                 "--recalibrate_cls_norm", str(self.recalibrate).lower(),

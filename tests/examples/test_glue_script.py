@@ -2,8 +2,6 @@
 
 import csv
 import json
-import sys
-from pathlib import Path
 
 import datasets
 import huggingface_hub
@@ -11,11 +9,8 @@ import pytest
 from conftest import TINY_BERT_OVERRIDES
 from safetensors.torch import load_file
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_glue  # noqa: E402
-import run_mlm  # noqa: E402
+from hf_sepnorm.scripts import glue as run_glue
+from hf_sepnorm.scripts import mlm as run_mlm
 
 COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "5"]
 TASKS = {

@@ -1,7 +1,6 @@
 """run_image_classification.py end to end on real images: fine-tuning and linear probing from an MAE checkpoint."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,11 +8,8 @@ import torch
 from conftest import TINY_VIT_OVERRIDES
 from safetensors.torch import load_file
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_image_classification  # noqa: E402
-import run_mae  # noqa: E402
+from hf_sepnorm.scripts import image_classification as run_image_classification
+from hf_sepnorm.scripts import mae as run_mae
 
 COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "3"]
 

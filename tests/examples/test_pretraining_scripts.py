@@ -1,7 +1,6 @@
 """run_mlm.py and run_mae.py end to end on real data, a few steps with tiny configs."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,8 @@ from conftest import TINY_BERT_OVERRIDES, TINY_VIT_OVERRIDES
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_mae  # noqa: E402
-import run_mlm  # noqa: E402
+from hf_sepnorm.scripts import mae as run_mae
+from hf_sepnorm.scripts import mlm as run_mlm
 
 COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "7"]
 

@@ -2,7 +2,6 @@
 `--hub_strategy`), with this package's model card, and the pushed repo loads without the package."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,7 @@ from reviews import PROBES
 from test_hub_push import load_from_hub_in_fresh_process
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_glue  # noqa: E402
+from hf_sepnorm.scripts import glue as run_glue
 
 CODE_FILES = {"modeling_sepnorm_bert.py", "configuration_sepnorm_bert.py", "sepnorm.py"}
 

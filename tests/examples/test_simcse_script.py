@@ -48,17 +48,11 @@ def minilm() -> str:
     return os.path.join(list(MINILM_SPEC.submodule_search_locations)[0], "model")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_simcse", ROOT / "examples" / "run_simcse.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run_simcse():
-    return load_script()
+    from hf_sepnorm.scripts import simcse
+
+    return simcse
 
 
 def sts_dir() -> str:

@@ -15,15 +15,14 @@ from conftest import TINY_BERT_OVERRIDES, TINY_VIT_OVERRIDES
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "examples"))
 
-import run_glue  # noqa: E402
-import run_mae  # noqa: E402
-import run_mlm  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
 
 from hf_sepnorm.data import text  # noqa: E402
 from hf_sepnorm.data.text import train_tokenizer_once  # noqa: E402
+from hf_sepnorm.scripts import glue as run_glue
+from hf_sepnorm.scripts import mae as run_mae
+from hf_sepnorm.scripts import mlm as run_mlm
 from hf_sepnorm.training import last_complete_checkpoint  # noqa: E402
 
 

@@ -1,8 +1,6 @@
 """The standardized-[CLS] control arm: standardized while training, folded into the saved pooler, unfolded on load."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,12 +8,8 @@ from conftest import TINY_BERT_OVERRIDES, bert_inputs, tiny_bert_config
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
 from hf_sepnorm import SepNormBertForSequenceClassification
+from hf_sepnorm.scripts import glue as run_glue
 from hf_sepnorm.training import standardize_pooler_input
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import run_glue  # noqa: E402
 
 
 def _batches(count: int = 3):

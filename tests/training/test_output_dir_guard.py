@@ -12,7 +12,7 @@ from hf_sepnorm.training import SepNormTrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
-import run_glue  # noqa: E402
+from hf_sepnorm.scripts import glue as run_glue
 
 
 def test_a_folder_with_a_saved_model_or_checkpoints_is_refused_unless_told(tmp_path):

@@ -1,0 +1,201 @@
+"""Fine-tuning SepNormBertForSequenceClassification on a GLUE task, with the HF Trainer.
+
+    hf-sepnorm glue --model_name_or_path mlm-checkpoint --task_name sst2 \
+        --data_dir glue/SST-2 --output_dir out --do_train --do_eval --do_predict
+
+Data comes from a folder of the official GLUE TSV files (--data_dir) or from the Hub (nyu-mll/glue). Metrics are
+GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric, or the identical copy shipped
+with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. Evaluation uses the
+[CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
+first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
+of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the [CLS] entering
+the head standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
+
+from hf_sepnorm import SepNormBertForSequenceClassification
+from hf_sepnorm.adapters import PeftArguments, apply_peft
+from hf_sepnorm.data import (
+    GLUE_TASKS,
+    HUB_DATASET_ID,
+    available_glue_splits,
+    load_glue,
+    training_rows,
+    write_glue_predictions,
+)
+from hf_sepnorm.data.text import train_tokenizer_once
+from hf_sepnorm.errors import InputError
+from hf_sepnorm.metrics import load_glue_metric
+from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
+from hf_sepnorm.training import (
+    SepNormModelArguments,
+    SepNormTrainer,
+    SepNormTrainingArguments,
+    check_checkpoint_kind,
+    load_or_build_model,
+    parse_arguments,
+    resumed_checkpoint,
+    run_main,
+    standardize_pooler_input,
+)
+
+
+@dataclass
+class GlueArguments:
+    task_name: str = field(metadata={"help": "GLUE task.", "choices": list(GLUE_TASKS)})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Folder of the task's official TSV files (default: the Hub's nyu-mll/glue)."}
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the checkpoint's."})
+    vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of a tokenizer trained on the task's text."})
+    max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training rows."})
+    train_sample_seed: int | None = field(
+        default=None,
+        metadata={"help": "Draw the --max_train_samples rows at random with this seed (the same rows whatever --seed) "
+                  "instead of taking the first ones: the official files are ordered by source."},
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
+    standardize_cls_features: bool = field(
+        default=False,
+        metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
+                  "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
+                  "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
+    )
+
+
+def first(dataset, count: int | None):
+    return dataset if count is None else dataset.select(range(min(count, len(dataset))))
+
+
+def main(args=None):
+    model_args, data_args, peft_args, training_args = parse_arguments(
+        SepNormModelArguments, GlueArguments, PeftArguments, SepNormTrainingArguments, args=args
+    )
+    if peft_args.use_peft and model_args.model_name_or_path is None:
+        # only the adapters are saved: a base built here at random could never be loaded again under them
+        raise InputError(
+            "--use_peft trains LoRA adapters on a pretrained model and saves only the adapters; without "
+            "--model_name_or_path the base model would be random and lost. Give --model_name_or_path (a SepNorm or "
+            "stock BERT checkpoint), or leave out --use_peft to train the whole model from scratch."
+        )
+    if data_args.standardize_cls_features and (not training_args.do_train or peft_args.use_peft):
+        raise InputError(
+            "--standardize_cls_features takes its statistics from the training rows and folds them into the saved "
+            "pooler: use it with --do_train and without --use_peft."
+        )
+    check_checkpoint_kind(SepNormBertForSequenceClassification, model_args)
+    set_seed(training_args.seed)
+
+    tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
+    # only the files of the splits this run uses; the training rows also estimate never-updated [CLS] statistics
+    # before an evaluation, so an evaluation-only run reads them when they are there
+    splits = [split for split, used in (("train", training_args.do_train or tokenizer_source is None),
+                                        ("validation", training_args.do_eval), ("test", training_args.do_predict)) if used]  # fmt: skip
+    if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
+        data_args.task_name, data_args.data_dir
+    ):
+        splits.append("train")
+    raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)
+    features = next(iter(raw.values())).features
+    is_regression = features["label"].dtype in ("float32", "float64")
+    label_list = [] if is_regression else features["label"].names
+    text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
+
+    if tokenizer_source is not None:
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_source, revision=model_args.revision, cache_dir=model_args.cache_dir
+        )
+    else:  # from scratch: a tokenizer of the task's own training text
+        tokenizer = train_tokenizer_once(
+            lambda: (text for column in text_columns for text in raw["train"][column]),
+            vocab_size=data_args.vocab_size,
+            save_dir=training_args.output_dir,
+            training_args=training_args,
+            checkpoint=resumed_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir),
+        )
+
+    model = load_or_build_model(
+        SepNormBertForSequenceClassification,
+        model_args,
+        new_model_fields={"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id},
+        num_labels=1 if is_regression else len(label_list),
+        **({} if is_regression else {"id2label": dict(enumerate(label_list))}),
+        **({} if is_regression else {"label2id": {label: i for i, label in enumerate(label_list)}}),
+    )
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    model = apply_peft(model, peft_args)
+
+    def tokenize(batch):
+        texts = [batch[column] for column in text_columns]
+        return tokenizer(*texts, truncation=True, max_length=data_args.max_seq_length)
+
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_predict_samples}  # fmt: skip
+    with training_args.main_process_first(desc="tokenizing"):
+        kept = {split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()}
+        if "train" in raw:
+            kept["train"] = training_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
+        encoded = {
+            split: dataset.map(tokenize, batched=True, remove_columns=text_columns, desc=f"Tokenizing {split}")
+            for split, dataset in kept.items()
+        }
+    # MNLI has two validation sets: "eval" is the matched one, "eval_mm" the mismatched one
+    eval_splits = {"eval_mm" if split.endswith("_mismatched") else "eval": split
+                   for split in encoded if split.startswith("validation")}  # fmt: skip
+    eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
+    metric = load_glue_metric(data_args.task_name)
+    if data_args.standardize_cls_features:
+        model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
+        rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
+                          batch_size=training_args.per_device_eval_batch_size)  # fmt: skip
+        standardize_pooler_input(model.to(training_args.device), rows)
+
+    def compute_metrics(prediction):
+        logits = prediction.predictions
+        predicted = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
+        return metric.compute(predictions=predicted, references=prediction.label_ids)
+
+    trainer = SepNormTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=encoded.get("train"),  # also what the [CLS] BatchNorm statistics are re-estimated on
+        eval_dataset=eval_datasets.get("eval"),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+    )
+
+    def evaluate() -> dict[str, float]:
+        metrics = {}
+        for prefix, dataset in eval_datasets.items():
+            metrics.update(trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix))
+            metrics[f"{prefix}_samples"] = len(dataset)
+        return metrics
+
+    results = train_and_evaluate(trainer, train_dataset=encoded.get("train"), evaluate=evaluate)
+
+    if training_args.do_predict:
+        for split in (split for split in encoded if split.startswith("test")):
+            dataset = encoded[split].remove_columns("label")
+            logits = trainer.predict(dataset, metric_key_prefix="predict").predictions
+            predicted = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
+            if trainer.is_world_process_zero():
+                write_glue_predictions(
+                    data_args.task_name, predicted, training_args.output_dir, split=split, indices=dataset["idx"]
+                )
+
+    write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=HUB_DATASET_ID,
+                     dataset_args=data_args.task_name, eval_split=eval_splits.get("eval"))  # fmt: skip
+    return results
+
+
+if __name__ == "__main__":
+    run_main(main)
