@@ -14,7 +14,6 @@ gate of the report compares the trained [CLS] with it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -24,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 from PIL import Image as PILImage
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from ..analysis import Standardizer, extract_cls_embeddings, readout_summary
 from ..analysis.readouts import majority_class_accuracy
+from ..conversion import expected_load_warnings_silenced
 from ..data.glue import get_glue_task, load_glue, training_rows
 from ..data.images import IMAGE_SUFFIXES
+from ..families import family_of
 from ..data.text import cls_led_blocks, load_text_corpus, train_wordpiece_tokenizer
 from ..metrics import load_glue_metric
 from ..recalibration import recalibrate_cls_batchnorm
@@ -107,16 +107,12 @@ def read_out(model, train_batches, test_batches, recalibration_batches, recalibr
     return readout_summary(train_x, train_y, test_x, test_y), Standardizer.fit(train_x)(test_x).float(), test_y
 
 
-@contextlib.contextmanager
-def _expected_load_report_silenced():
-    """Loading a pretraining checkpoint's encoder leaves out the decoder / MLM head (and, for ViT-MAE, adds a
-    classifier head the readouts never use): transformers' load report of that is expected, not news."""
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+def load_encoder(model_class, folder, **kwargs):
+    """`model_class` from a pretraining checkpoint: the decoder / MLM head is left out (and, for ViT-MAE, a classifier
+    head the readouts never use is added), so transformers' load report of that is expected, not news: held back, as
+    `convert` holds it back, with the other warnings shown."""
+    with expected_load_warnings_silenced(family_of(model_class.config_class.model_type)):
+        return model_class.from_pretrained(folder, **kwargs)
 
 
 def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -291,8 +287,7 @@ class ImageTrack:
         write_run_log(mae_dir, mae)
         results = {"mae_eval_loss": mae["eval_loss"]}
 
-        with _expected_load_report_silenced():
-            trained = SepNormViTMAEForImageClassification.from_pretrained(mae_dir, num_labels=len(self.classes))
+        trained = load_encoder(SepNormViTMAEForImageClassification, mae_dir, num_labels=len(self.classes))
         readouts, test_embeddings, test_labels = self._readouts(trained, seed)
         results.update(readouts)
         set_seed(seed)
@@ -566,8 +561,7 @@ class ScratchTextTrack:
         ])  # fmt: skip
         write_run_log(mlm_dir, mlm)
         results = {"mlm_eval_loss": mlm["eval_loss"]}
-        with _expected_load_report_silenced():  # the MLM head is not part of the encoder
-            encoder = SepNormBertModel.from_pretrained(mlm_dir)
+        encoder = load_encoder(SepNormBertModel, mlm_dir)  # the MLM head is not part of the encoder
         readouts, test_embeddings, test_labels = self.sentences.read_out(
             encoder, seed, recipe.recalibration_batches, self.recalibrate
         )

@@ -12,3 +12,8 @@ def with_validation_split(splits: DatasetDict, percentage: float, **split_option
         return splits
     held_out = splits["train"].train_test_split(test_size=percentage / 100, **split_options)
     return DatasetDict(train=held_out["train"], validation=held_out["test"])
+
+
+def first_rows(dataset, count: int | None):
+    """The first `count` rows of `dataset` (all of them when `count` is None or larger)."""
+    return dataset if count is None else dataset.select(range(min(count, len(dataset))))

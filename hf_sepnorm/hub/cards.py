@@ -175,6 +175,13 @@ def render_model_card(
     )
 
 
+def first_value(value: str | list[str] | None) -> str | None:
+    """The first entry of a card field that holds one value or a list of them."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
 READ_FIRST = "sepnorm.py"  # the code file a reviewer of a checkpoint's code reads first
 
 

@@ -24,23 +24,12 @@ from huggingface_hub import (
     get_session,
     metadata_load,
 )
-from huggingface_hub.utils import (
-    DEFAULT_IGNORE_PATTERNS,
-    HFValidationError,
-    filter_repo_objects,
-    validate_repo_id,
-)
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 from transformers.dynamic_module_utils import get_relative_imports
 
 from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
-from .cards import (
-    measured_weights,
-    render_model_card,
-    retarget_card,
-    sentence_pooling,
-    weights_sha256,
-)
+from .cards import first_value, measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +245,8 @@ def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision:
         family.config_class.from_pretrained(folder),
         repo_id=repo_id,
         eval_results=trainer_results(folder),
-        dataset_name=first(trainer_card.get("datasets")),
-        base_model=first(trainer_card.get("base_model")),
+        dataset_name=first_value(trainer_card.get("datasets")),
+        base_model=first_value(trainer_card.get("base_model")),
         sentence_pooling=sentence_pooling(folder),
         revision=revision,
     )
@@ -287,13 +276,6 @@ def trainer_results(folder: Path) -> dict:
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
     return {}
-
-
-def first(value: str | list[str] | None) -> str | None:
-    """The first entry of a card field that holds one value or a list of them."""
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
 
 
 @contextlib.contextmanager

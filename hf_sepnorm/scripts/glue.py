@@ -28,6 +28,7 @@ from hf_sepnorm.data import (
     training_rows,
     write_glue_predictions,
 )
+from hf_sepnorm.data.splits import first_rows
 from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.errors import InputError
 from hf_sepnorm.metrics import load_glue_metric
@@ -68,10 +69,6 @@ class GlueArguments:
                   "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
                   "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
     )
-
-
-def first(dataset, count: int | None):
-    return dataset if count is None else dataset.select(range(min(count, len(dataset))))
 
 
 def main(args=None):
@@ -140,7 +137,7 @@ def main(args=None):
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}  # fmt: skip
     with training_args.main_process_first(desc="tokenizing"):
-        kept = {split: first(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()}
+        kept = {split: first_rows(dataset, limits[split.split("_")[0]]) for split, dataset in raw.items()}
         if "train" in raw:
             kept["train"] = training_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
         encoded = {

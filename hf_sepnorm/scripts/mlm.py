@@ -19,6 +19,7 @@ from transformers import AutoTokenizer, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
 from hf_sepnorm.data.epochs import EpochCallback
+from hf_sepnorm.data.splits import first_rows
 from hf_sepnorm.data.text import SeededMaskingCollator, cls_led_blocks, load_text_corpus, train_tokenizer_once
 from hf_sepnorm.errors import InputError
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
@@ -75,10 +76,6 @@ def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, 
     )
 
 
-def first(dataset, count: int | None):
-    return dataset if count is None else dataset.select(range(min(count, len(dataset))))
-
-
 def main(args=None):
     model_args, data_args, training_args = parse_arguments(
         SepNormModelArguments, DataArguments, SepNormTrainingArguments, args=args
@@ -89,8 +86,8 @@ def main(args=None):
     tokenizer = load_tokenizer(model_args, data_args, corpus, training_args)
     with training_args.main_process_first(desc="tokenizing"):
         blocks = cls_led_blocks(corpus, tokenizer, data_args.max_seq_length)
-    train_dataset = first(blocks["train"], data_args.max_train_samples)
-    eval_dataset = first(blocks["validation"], data_args.max_eval_samples)
+    train_dataset = first_rows(blocks["train"], data_args.max_train_samples)
+    eval_dataset = first_rows(blocks["validation"], data_args.max_eval_samples)
 
     model = load_or_build_model(
         SepNormBertForMaskedLM,

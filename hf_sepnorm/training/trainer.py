@@ -283,7 +283,7 @@ class SepNormTrainer(Trainer):
         from huggingface_hub import ModelCard
 
         from ..hub import hub_base_model, render_model_card
-        from ..hub.cards import render_adapter_card, sentence_pooling, weights_sha256
+        from ..hub.cards import first_value, render_adapter_card, sentence_pooling, weights_sha256
 
         model = self.accelerator.unwrap_model(self.model)
         output_dir = Path(self.args.output_dir)
@@ -304,8 +304,8 @@ class SepNormTrainer(Trainer):
             model,
             repo_id=repo_id,  # not pushed: a placeholder the reader fills in, not the output folder's name as an id
             eval_results=eval_results,
-            dataset_name=first(dataset_tags),
-            task_name=first(dataset_args),
+            dataset_name=first_value(dataset_tags),
+            task_name=first_value(dataset_args),
             eval_split=eval_split,
             weights=weights_sha256(output_dir) if eval_results and self.saved_model_is_current() else None,
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
@@ -361,10 +361,6 @@ class StepTimer(TrainerCallback):
 def sepnorm_option(args, name: str):
     """A `SepNormTrainingArguments` option, with its default for a plain `TrainingArguments`."""
     return getattr(args, name, getattr(SepNormTrainingArguments, name))
-
-
-def first(value: str | list[str] | None) -> str | None:
-    return value[0] if isinstance(value, list) else value
 
 
 def resumed_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
