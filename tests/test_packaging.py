@@ -88,18 +88,27 @@ def test_the_card_template_is_package_data():
     assert (ROOT / "model_cards" / "sepnorm.md").is_file()
 
 
-@pytest.mark.slow
-def test_wheel_installs_a_package_that_renders_cards(tmp_path):
-    """A non-editable install (a wheel) has the card template, the license and every Hub-bound file, and renders a
-    card from where it is installed."""
-    source = tmp_path / "source"  # setuptools writes build/ next to setup.cfg: not in the working tree
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def build_wheel(folder: Path) -> Path:
+    """A wheel of this source tree, built in `folder` from a copy (setuptools writes build/ next to setup.cfg: not in
+    the working tree)."""
+    source = folder / "source"
     for name in ("hf_sepnorm", "model_cards"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "hf_sepnorm_cli.py"):
         shutil.copy(ROOT / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True)
-    (wheel,) = tmp_path.glob("hf_sepnorm-*.whl")
+    subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(folder)], check=True)
+    (wheel,) = folder.glob("hf_sepnorm-*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_wheel_installs_a_package_that_renders_cards(tmp_path):
+    """A non-editable install (a wheel) has the card template, the license and every Hub-bound file, and renders a
+    card from where it is installed."""
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     remote_code = {f"hf_sepnorm/remote_code/{path.name}" for path in (ROOT / "hf_sepnorm" / "remote_code").glob("*.py")}
     assert {"hf_sepnorm/model_cards/sepnorm.md", "hf_sepnorm/model_cards/sepnorm_adapter.md", "hf_sepnorm/families.py",
@@ -108,7 +117,7 @@ def test_wheel_installs_a_package_that_renders_cards(tmp_path):
     assert "hf-sepnorm = hf_sepnorm_cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
+    subprocess.run([*PIP, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
     render = (
         "import hf_sepnorm, sys\n"
         "from hf_sepnorm.hub import render_model_card\n"
@@ -134,14 +143,7 @@ def test_a_wheel_in_a_fresh_venv_runs_the_scripts_and_the_default_comparison(tmp
     """`pip install hf_sepnorm-*.whl` (no source tree): `hf-sepnorm glue --help` and the README's main job,
     `hf-sepnorm compare` on its default data (digits, written by the package), run from the installed package alone;
     at a few steps (tests/compare runs the same pipeline from the source tree)."""
-    source = tmp_path / "source"
-    for name in ("hf_sepnorm", "model_cards"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "hf_sepnorm_cli.py"):
-        shutil.copy(ROOT / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True)
-    (wheel,) = tmp_path.glob("hf_sepnorm-*.whl")
+    wheel = build_wheel(tmp_path)
     # the dependencies come from this environment (installing torch again would take minutes); the package from
     # the wheel, which the venv's own site-packages put before any other install of it
     venv = tmp_path / "venv"
