@@ -80,7 +80,7 @@ def run_comparison(
     Tracks: images (MAE) on scikit-learn's digits or on `images` (`DIR/train`, `DIR/test` image folders) — the
     default, and run with `images`; text from scratch (MLM then GLUE) with `text` files and `glue_dir`; text from a
     pretrained stock BERT with `pretrained_bert` (a checkpoint, or True for the bundled all-MiniLM-L6-v2) and
-    `glue_dir` (SimCSE too when `text` is given and examples/run_simcse.py exists). Each run's `results.json` is
+    `glue_dir` (SimCSE too when `text` is given). Each run's `results.json` is
     written as soon as it ends. `recalibrate_cls_norm` (default off: re-estimation hurt `batch-all` readouts on average
     in docs/cls_statistics.md) is passed to the scripts and applied before the readouts. Returns the summary written
     to `results.json`.
