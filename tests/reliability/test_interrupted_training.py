@@ -102,13 +102,13 @@ def text_arguments(script, data_dir, output_dir, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", [run_mlm, run_glue], ids=["run_mlm", "run_glue"])
-def test_text_scripts_resume_to_identical_weights(script, data_dir, tmp_path):
+@pytest.mark.parametrize("name, script", [("run_mlm", run_mlm), ("run_glue", run_glue)], ids=["run_mlm", "run_glue"])
+def test_text_scripts_resume_to_identical_weights(name, script, data_dir, tmp_path):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    script.main(text_arguments(script.__name__, data_dir, uninterrupted))
+    script.main(text_arguments(name, data_dir, uninterrupted))
     # a folder holding only checkpoint-2: the resumed run takes its tokenizer from the checkpoint
     shutil.copytree(uninterrupted / "checkpoint-2", resumed / "checkpoint-2")
-    script.main(text_arguments(script.__name__, data_dir, resumed, "--resume_from_checkpoint", "last"))
+    script.main(text_arguments(name, data_dir, resumed, "--resume_from_checkpoint", "last"))
     # (tokenizer.json itself may differ in the truncation settings its last call left, which it saves too)
     assert AutoTokenizer.from_pretrained(resumed).get_vocab() == AutoTokenizer.from_pretrained(uninterrupted).get_vocab()
     for weights in ("checkpoint-4/model.safetensors", "model.safetensors"):  # before and after [CLS] re-estimation
