@@ -108,10 +108,11 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
         " the LayerNorm they sit in",
     )
     convert.add_argument("--calibration_file", nargs="+", metavar="FILE",
-                         help="text models: plain-text files, one input per line, on which the [CLS] BatchNorm "
-                         "statistics are estimated (PreciseBN) before saving")  # fmt: skip
+                         help="data on which the [CLS] BatchNorm statistics are estimated (PreciseBN) before saving: "
+                         "plain-text files, one input per line, for text models; image files or folders of them, "
+                         "unmasked, for image models")  # fmt: skip
     convert.add_argument("--calibration_batches", type=int, default=50,
-                         help="at most this many batches of 32 lines estimate the statistics (default 50)")
+                         help="at most this many batches of 32 lines or images estimate the statistics (default 50)")
     convert.add_argument("--sentence_pooling", default="source", choices=SENTENCE_POOLINGS,
                          help="a sentence-transformers checkpoint stays one: source keeps its pooling (mean for "
                          "all-MiniLM-L6-v2), cls pools the [CLS] token, whose norm SepNorm changes")  # fmt: skip

@@ -47,8 +47,9 @@ def check_convert_inputs(args: argparse.Namespace) -> None:
             "output folder, or pass --overwrite_output_dir to replace it."
         )
     for file in args.calibration_file or []:
-        if not Path(file).is_file():
-            raise ConvertInputError(f"--calibration_file {file}: no such file (plain text, one input per line).")
+        if not Path(file).exists():
+            raise ConvertInputError(f"--calibration_file {file}: no such file (text models: plain text, one input per "
+                                    "line; image models: image files or folders of them).")  # fmt: skip
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -64,6 +65,7 @@ def _convert(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
     from .conversion import (
+        calibrate_on_images,
         calibrate_on_text,
         clear_output_dir,
         convert_stock_checkpoint,
@@ -78,9 +80,6 @@ def _convert(args: argparse.Namespace) -> int:
         model_class = sepnorm_class_for(AutoConfig.from_pretrained(args.checkpoint))
     except (OSError, ValueError) as error:  # no such Hub repo, no config, or a family SepNorm does not have
         raise ConvertInputError(f"{args.checkpoint}: {str(error).splitlines()[0]}") from None
-    if args.calibration_file and FAMILIES[model_class.config_class.model_type].preprocessor.kind != "tokenizer":
-        raise ConvertInputError("--calibration_file takes text, for text models; estimate an image model's statistics "
-                                "with hf_sepnorm.recalibrate_cls_batchnorm(model, batches of its inputs).")  # fmt: skip
     if args.overwrite_output_dir:
         clear_output_dir(args.output_dir)
     model = convert_stock_checkpoint(
@@ -90,7 +89,9 @@ def _convert(args: argparse.Namespace) -> int:
         sepnorm_scope=args.sepnorm_scope,
     )
     if args.calibration_file:
-        used = calibrate_on_text(model, args.checkpoint, args.calibration_file, args.calibration_batches)
+        text_model = FAMILIES[model_class.config_class.model_type].preprocessor.kind == "tokenizer"
+        calibrate = calibrate_on_text if text_model else calibrate_on_images
+        used = calibrate(model, args.checkpoint, args.calibration_file, args.calibration_batches)
         print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
     save_converted(model, args.checkpoint, args.output_dir, sentence_pooling=args.sentence_pooling)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))

@@ -274,6 +274,38 @@ def clear_output_dir(folder: str | os.PathLike) -> list[str]:
     return removed
 
 
+def calibrate_on_images(model: PreTrainedModel, processor_source: str | os.PathLike, files: list[str],
+                        max_batches: int = 50, batch_size: int = 32) -> int:  # fmt: skip
+    """Estimate the [CLS] BatchNorm statistics of an image model on `files` (image files, or folders searched for
+    them), in batches of `batch_size` images, with no patch masked: the statistics of the inputs its features and
+    classifiers see (a ViT-MAE masks `config.mask_ratio` of the patches otherwise, in eval too). Returns the number
+    of batches used."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from .data.images import IMAGE_SUFFIXES
+    from .recalibration import recalibrate_cls_batchnorm
+
+    paths = []
+    for path in map(Path, files):
+        found = sorted(image for image in path.rglob("*") if image.suffix.lower() in IMAGE_SUFFIXES)
+        paths += found if path.is_dir() else [path]
+    paths = paths[: max_batches * batch_size]
+    processor = AutoImageProcessor.from_pretrained(processor_source)
+    mode = "L" if model.config.num_channels == 1 else "RGB"
+
+    def batches():
+        for start in range(0, len(paths), batch_size):
+            images = [Image.open(path).convert(mode) for path in paths[start : start + batch_size]]
+            yield {"pixel_values": processor(images, return_tensors="pt")["pixel_values"]}
+
+    mask_ratio, model.config.mask_ratio = model.config.mask_ratio, 0.0
+    try:
+        return recalibrate_cls_batchnorm(model, batches(), max_batches=max_batches)
+    finally:
+        model.config.mask_ratio = mask_ratio
+
+
 def calibrate_on_text(model: PreTrainedModel, tokenizer_source: str | os.PathLike, files: list[str],
                       max_batches: int = 50, batch_size: int = 32, max_length: int = 128) -> int:  # fmt: skip
     """Estimate the [CLS] BatchNorm statistics of a text model on the non-blank lines of `files` (PreciseBN,

@@ -1,5 +1,6 @@
 """Converting stock checkpoints: the right SepNorm class, loud failures, preprocessors carried over."""
 
+import json
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ import torch
 from conftest import TINY_BERT, bert_inputs
 from family_checkpoints import inputs_for, save_stock_checkpoint
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModel,
@@ -312,3 +314,29 @@ def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, t
     expected = torch.nn.functional.normalize(cls, dim=-1)
     torch.testing.assert_close(encoder.encode(SENTENCES[:2], convert_to_tensor=True), expected, rtol=0, atol=1e-5)
     assert not keep_sentence_transformers_modules(tmp_path / "calibrated" / "1_Pooling", tmp_path)  # none there
+
+
+def test_cli_convert_estimates_an_image_models_statistics_from_an_image_folder(tmp_path):
+    """An image model's --calibration_file is image files or folders; the statistics are estimated on unmasked
+    images, and the saved model's configuration keeps its mask ratio."""
+    import numpy as np
+    from PIL import Image
+
+    stock = save_stock_checkpoint("vit_mae", tmp_path / "stock")
+    images = tmp_path / "images" / "any-class"
+    images.mkdir(parents=True)
+    size = json.loads((stock / "config.json").read_text())["image_size"]
+    generator = np.random.default_rng(0)
+    for index in range(6):
+        Image.fromarray(generator.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(images / f"{index}.png")
+    out = tmp_path / "calibrated"
+    result = run_cli("convert", stock, out, "--calibration_file", images.parent, "--calibration_batches", "1",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Estimated the [CLS] BatchNorm statistics on 1 batches of {images.parent}" in result.stdout
+    assert "Not estimated yet" not in result.stdout
+    saved = load_file(out / "model.safetensors")
+    means = [key for key in saved if key.endswith("cls_norm.running_mean")]
+    assert means and all(not torch.equal(saved[key], torch.zeros_like(saved[key])) for key in means)
+    config = json.loads((out / "config.json").read_text())
+    assert config["mask_ratio"] == json.loads((stock / "config.json").read_text())["mask_ratio"]
