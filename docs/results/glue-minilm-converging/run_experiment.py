@@ -43,6 +43,10 @@ TASKS = {  # task -> (folder, primary metric fixed before running, its secondary
     "sst2": ("SST-2", "eval_accuracy", ("eval_loss",)),  # eval_loss: the cross-entropy (log-loss)
 }
 SEEDS = [0, 1, 2, 3, 4]
+# A reference run, not an arm: all-MiniLM-L6-v2's architecture and tokenizer with weights drawn at random (the run's
+# seed), ShareNorm, the same recipe: what pretraining is worth at this budget. Added after the arms had run; its
+# records go to reference_runs/<task>/random-init/seed<i>.json, seed-major so that what finished covers both tasks.
+RANDOM_INIT = "random-init"
 RECIPE = {  # every setting of a run, the same for every task, arm and seed
     "max_train_samples": 2000,
     "train_sample_seed": 0,  # the same 2,000 rows, drawn at random, for every arm and seed
@@ -64,9 +68,25 @@ def plan() -> list[tuple[str, int, str]]:
     return [(task, seed, arm) for task in TASKS for seed in SEEDS for arm in ARMS]
 
 
-def arguments(task: str, arm: str, seed: int, output_dir: str, data_dir: Path) -> list[str]:
+def reference_plan() -> list[tuple[str, int, str]]:
+    return [(task, seed, RANDOM_INIT) for seed in SEEDS for task in TASKS]
+
+
+def write_random_init_checkpoint(folder: str, seed: int) -> str:
+    """all-MiniLM-L6-v2's config and tokenizer, with every weight drawn at random by transformers' own
+    initialization under `seed`."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, set_seed
+
+    set_seed(seed)
+    AutoModel.from_config(AutoConfig.from_pretrained(minilm_folder())).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
+    return folder
+
+
+def arguments(task: str, arm: str, seed: int, output_dir: str, data_dir: Path, model: str) -> list[str]:
     recipe = [item for name, value in RECIPE.items() for item in (f"--{name}", str(value))]
-    return ["--model_name_or_path", minilm_folder(), *ARMS[arm], "--task_name", task,
+    flags = ["--cls_norm", "shared"] if arm == RANDOM_INIT else ARMS[arm]
+    return ["--model_name_or_path", model, *flags, "--task_name", task,
             "--data_dir", str(data_dir / "glue" / TASKS[task][0]), "--output_dir", output_dir, "--seed", str(seed),
             "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", *recipe, "--do_train",
             "--do_eval"]  # fmt: skip
@@ -82,7 +102,11 @@ def run(task: str, arm: str, seed: int, data_dir: Path, script, threads: int) ->
     started = time.time()
     with tempfile.TemporaryDirectory(prefix=f"glue-{task}-{arm}-") as work:
         output_dir = os.path.join(work, "run")
-        command = arguments(task, arm, seed, output_dir, data_dir)
+        model = minilm_folder()
+        if arm == RANDOM_INIT:
+            model = write_random_init_checkpoint(os.path.join(work, "random-init"), seed)
+            record["model"] = f"all-MiniLM-L6-v2's architecture and tokenizer, random weights (seed {seed})"
+        command = arguments(task, arm, seed, output_dir, data_dir, model)
         record["metrics"] = script.main(command)
         record["log_history"] = log_history(output_dir)
         record["curve"] = [entry for entry in record["log_history"] if primary in entry]
@@ -109,9 +133,10 @@ def main() -> None:
     data_dir, results_dir = Path(options.data_dir), Path(options.results_dir)
     write_baselines(data_dir, HERE / "baselines.json")
     script = load_script("run_glue")
-    runs = {f"{task} {arm} seed{seed}": (task, arm, seed) for task, seed, arm in plan()}
+    runs = {f"{task} {arm} seed{seed}": (task, arm, seed) for task, seed, arm in plan() + reference_plan()}
+    folders = {arm: results_dir for arm in ARMS} | {RANDOM_INIT: results_dir.parent / "reference_runs"}
     work_through(
-        [(name, results_dir / task / arm / f"seed{seed}.json") for name, (task, arm, seed) in runs.items()],
+        [(name, folders[arm] / task / arm / f"seed{seed}.json") for name, (task, arm, seed) in runs.items()],
         lambda name: run(*runs[name], data_dir, script, options.threads),
         lambda record: ", ".join(f"{key} {record['metrics'][key]:.4f}" for key in (record["primary"], *record["secondary"])),
     )
