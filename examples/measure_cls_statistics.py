@@ -27,7 +27,7 @@ from hf_sepnorm.analysis import extract_cls_embeddings, readout_summary
 from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.compare.scripts import run_script, training_flags
 from hf_sepnorm.compare.statistics import paired_comparison
-from hf_sepnorm.compare.tracks import load_pixels, write_digits_folders
+from hf_sepnorm.data.image_folders import load_pixels, write_digits_folders
 from hf_sepnorm.recalibration import recalibrate_cls_batchnorm
 
 ARMS = {"batch-all": ("batch", "all"), "batch-final": ("batch", "final")}

@@ -88,6 +88,14 @@ def test_the_card_template_is_package_data():
     assert (ROOT / "model_cards" / "sepnorm.md").is_file()
 
 
+def test_every_package_folder_is_listed_in_setup_cfg():
+    """setup.cfg lists packages one by one: a new subpackage left out installs from the source tree (`-e`) and is
+    missing from the wheel."""
+    folders = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "hf_sepnorm").rglob("__init__.py")}
+    listed = set(SETUP["options"]["packages"].split()) - {"hf_sepnorm.model_cards"}
+    assert listed == folders
+
+
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 

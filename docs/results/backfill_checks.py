@@ -19,15 +19,14 @@ import tempfile
 from pathlib import Path
 
 from hf_sepnorm.compare.recipes import ImageRecipe
-from hf_sepnorm.compare.tracks import (
-    TRIVIAL_MAE,
-    ImageTrack,
+from hf_sepnorm.compare.tracks import ImageTrack
+from hf_sepnorm.compare.tracks.glue import (
     constant_glue_loss,
     constant_loss_baseline,
     glue_convergence_checks,
     glue_metrics,
-    zero_prediction_mae_loss,
 )
+from hf_sepnorm.compare.tracks.image import TRIVIAL_MAE, zero_prediction_mae_loss
 
 HERE = Path(__file__).parent
 

@@ -8,13 +8,13 @@ them), and each folder's report.md again from its results.json.
 import json
 from pathlib import Path
 
+from hf_sepnorm.compare.assessment import assess_track
 from hf_sepnorm.compare.report import (
-    convergence_status,
-    gate_status,
+    convergence_lines,
+    gate_lines,
     primary_metric,
     reestimation_lines,
     render_report,
-    track_comparisons,
     verdict_lines,
 )
 
@@ -63,17 +63,17 @@ def main():
         lines += [f"{summary['seeds']} seeds × arms {', '.join(f'`{arm}`' for arm in summary['arms'])}; "
                   f"{summary['device']}; {summary['seconds'] / 60:.0f} min.", ""]  # fmt: skip
         for name, track in summary["tracks"].items():
-            passed, gate_lines = gate_status(track)
-            lines += [f"**{track['title']}** — validity gate {'passed' if passed else 'failed'} (the track's [CLS], "
-                      "trained or the pretrained start, against the same network's [CLS] at random initialization, "
-                      "linear probe, paired 95 % interval):", ""]
-            lines += [f"- {line}" for line in gate_lines] + [""]
-            _, convergence_lines = convergence_status(track)
-            if convergence_lines:
+            assessment = assess_track(track)
+            lines += [f"**{track['title']}** — validity gate {'passed' if assessment.gate_passed else 'failed'} (the "
+                      "track's [CLS], trained or the pretrained start, against the same network's [CLS] at random "
+                      "initialization, linear probe, paired 95 % interval):", ""]
+            lines += [f"- {line}" for line in gate_lines(track, assessment)] + [""]
+            not_converged = convergence_lines(assessment)
+            if not_converged:
                 lines += ["Fine-tuning that did not converge (eval loss not below the constant predictor's; those "
-                          "rows read inconclusive):", ""] + [f"- {line}" for line in convergence_lines] + [""]
+                          "rows read inconclusive):", ""] + [f"- {line}" for line in not_converged] + [""]
             lines += ["Verdicts:", ""]
-            comparisons = track_comparisons(track)
+            comparisons = assessment.comparisons
             lines += [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
             decided = [(arm, key, row) for arm, rows in comparisons.items() for key, row in rows.items()
                        if row["verdict"] in ("better", "worse") and key != primary_metric(track)["key"]]  # fmt: skip
@@ -82,7 +82,7 @@ def main():
                           "secondary rows; details in the report):", ""]
                 lines += [f"- `{arm}` {key}: {row['verdict']}, {row['mean_difference']:+.4f} "
                           f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" for arm, key, row in decided] + [""]
-            lines += reestimation_lines(track)
+            lines += reestimation_lines(assessment)
     lines += [
         "## How to read these numbers",
         "",

@@ -27,7 +27,7 @@ from .recipes import (
     with_overrides,
 )
 from .report import render_report
-from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, write_json
+from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, Track
 
 logger = logging.getLogger(__name__)
 
@@ -103,17 +103,18 @@ def run_comparison(
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
 
-    tracks, inputs = {}, {}  # inputs: what each track reads, beside its recipe (a run is reused only if both match)
+    tracks: list[Track] = []
+    inputs = {}  # what each track reads, beside its recipe (a run is reused only if both match)
     if images is not None or not (text or pretrained_bert):
+        tracks.append(ImageTrack(recipe.image, images, output_dir, recalibrate_cls_norm))
         inputs["image"] = {"images": images or f"scikit-learn {sklearn.__version__} load_digits"}
-        tracks["image"] = (ImageTrack(recipe.image, images, output_dir, recalibrate_cls_norm), recipe.image)
     if text:
+        tracks.append(ScratchTextTrack(recipe.text, text, glue_dir, output_dir, recalibrate_cls_norm))
         inputs["text"] = {"text": text, "glue_dir": glue_dir}
-        tracks["text"] = (ScratchTextTrack(recipe.text, text, glue_dir, output_dir, recalibrate_cls_norm), recipe.text)
     if pretrained_bert:
         checkpoint = pretrained_bert if isinstance(pretrained_bert, str) else None
         track = PretrainedTextTrack(recipe.pretrained_text, checkpoint, glue_dir, output_dir, text, recalibrate_cls_norm)
-        tracks["pretrained-text"] = (track, recipe.pretrained_text)
+        tracks.append(track)
         inputs["pretrained-text"] = {"pretrained_bert": track.checkpoint, "glue_dir": glue_dir, "text": text}
 
     summary = {
@@ -128,7 +129,8 @@ def run_comparison(
         "tracks": {},
     }
     started = time.time()
-    for name, (track, track_recipe) in tracks.items():
+    for track in tracks:
+        name, track_recipe = track.name, track.recipe
         track_started = time.time()
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
         plots: dict[str, dict] = {}
@@ -155,8 +157,8 @@ def run_comparison(
             "recipe": recipe_as_dict(track_recipe),
             "metrics": [dataclasses.asdict(metric) for metric in track.metrics],
             "gate": track.gate,
-            "learning_check": getattr(track, "learning_check", None),
-            "convergence_checks": getattr(track, "convergence_checks", []),
+            "learning_check": track.learning_check,
+            "convergence_checks": track.convergence_checks,
             "baselines": track.baselines(),
             "runs": runs,
             "figures": _write_plots(name, plots, output_dir, track.plotted),
@@ -168,6 +170,11 @@ def run_comparison(
     (output_dir / "report.md").write_text(report)
     print(report)
     return summary
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
 
 
 def run_identity(recipe, inputs: dict, recalibrate_cls_norm: bool) -> dict:

@@ -1,6 +1,7 @@
 """The report of `hf-sepnorm compare`, rendered from its `results.json` alone (no number is typed in): per track the
 data sizes, baselines, validity gate, per-arm means, paired differences against `shared` with 95 % intervals and
-tests, per-seed values, plots with captions, and one verdict line."""
+tests, per-seed values, plots with captions, and one verdict line. What the runs support is computed once, by
+`assessment.assess_track`; this module only renders it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import json
 import statistics
 from pathlib import Path
 
+from .assessment import TrackAssessment, assess_track
 from .recipes import BASELINE_ARM
-from .statistics import CONFIDENCE, POWER, holm_adjusted, holm_verdict, paired_comparison
-
-COMPARED_ROLES = ("primary", "secondary", "pretraining")
+from .statistics import CONFIDENCE, POWER
 
 
 def _number(value) -> str:
@@ -89,109 +89,43 @@ def _values(runs: dict, arm: str, key: str) -> list[float]:
     return [run[key] for run in runs[arm]]
 
 
-def learning_status(track: dict) -> tuple[bool, list[str]]:
-    """Whether pretraining learned anything in every arm: its eval loss below the trivial predictor's (the track's
-    `learning_check`: predicting zeros for an MAE under norm_pix_loss, the unigram distribution for a masked LM), as
-    a 95 % interval over seeds; a line per arm saying so in words."""
+def learning_lines(track: dict, assessment: TrackAssessment) -> list[str]:
+    """A line per arm saying in words whether pretraining beat the trivial predictor."""
     check = track.get("learning_check")
-    if not check or check["baseline"] not in track["baselines"]:
-        return True, []
-    trivial = track["baselines"][check["baseline"]][0]
-    passed, lines = True, []
-    for arm, runs in track["runs"].items():
-        values = [run[check["metric"]] for run in runs]
-        learned = len(values) >= 2 and paired_comparison([trivial] * len(values), values, False).verdict == "better"
-        passed &= learned
+    return [
+        f"`{item.arm}`: {check['learner']} {'learned' if item.learned else 'did not learn'}: eval loss "
+        f"{item.mean:.4f} (mean of {item.seeds} seeds) against {item.trivial:.4f} for "
+        f"{check['trivial']}{'' if item.learned else ' (not below it with 95 % confidence)'}"
+        for item in assessment.learning
+    ]
+
+
+def gate_lines(track: dict, assessment: TrackAssessment) -> list[str]:
+    """The learning lines, then a line per (arm, gate check) saying how it went."""
+    lines = learning_lines(track, assessment)
+    for check in assessment.gate:
+        if check.comparison is None:
+            lines.append(f"`{check.arm}`: {check.trained} vs {check.reference} needs at least 2 seeds for an interval: "
+                         "not checked.")  # fmt: skip
+            continue
+        comparison = check.comparison
         lines.append(
-            f"`{arm}`: {check['learner']} {'learned' if learned else 'did not learn'}: eval loss "
-            f"{statistics.mean(values):.4f} (mean of {len(values)} seeds) against {trivial:.4f} for "
-            f"{check['trivial']}{'' if learned else ' (not below it with 95 % confidence)'}"
+            f"`{check.arm}`: {check.trained} {check.trained_mean:.4f} vs {check.reference} "
+            f"{check.reference_mean:.4f}, difference {comparison.mean_difference:+.4f} "
+            f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]: {'passed' if check.passed else 'FAILED'}"
         )
-    return passed, lines
+    return lines
 
 
-def convergence_status(track: dict) -> tuple[dict[tuple[str, str], bool], list[str]]:
-    """Per (arm, task) of the track's `convergence_checks`: whether fine-tuning converged, its eval loss below the
-    constant predictor's (a 95 % interval over seeds), and a line for each that did not, saying so in words."""
-    converged, lines = {}, []
-    for check in track.get("convergence_checks") or []:
-        if check["baseline"] not in track["baselines"]:
-            continue
-        constant = track["baselines"][check["baseline"]][0]
-        for arm, runs in track["runs"].items():
-            values = [run[check["loss"]] for run in runs if check["loss"] in run]
-            if len(values) < 2:
-                continue
-            ok = paired_comparison([constant] * len(values), values, False).verdict == "better"
-            converged[(arm, check["task"])] = ok
-            if not ok:
-                lines.append(f"`{arm}` {check['task']}: fine-tuning did not converge: eval loss "
-                             f"{statistics.mean(values):.4f} (mean of {len(values)} seeds) against {constant:.4f} for "
-                             "the constant predictor, so its rows of that task read inconclusive")  # fmt: skip
-    return converged, lines
-
-
-def gate_status(track: dict) -> tuple[bool, list[str]]:
-    """Whether pretraining beat its trivial predictor (`learning_status`) and trained [CLS] beats its reference
-    (random init) in every arm, as a paired 95 % interval above 0 over seeds, and a line per (arm, check) saying how
-    it went."""
-    runs, metrics = track["runs"], {metric["key"]: metric for metric in track["metrics"]}
-    passed, lines = learning_status(track)
-    for trained, reference in track["gate"]:
-        higher = metrics[trained]["higher_is_better"]
-        for arm in runs:
-            trained_values, reference_values = _values(runs, arm, trained), _values(runs, arm, reference)
-            if len(trained_values) < 2:
-                passed = False
-                lines.append(f"`{arm}`: {trained} vs {reference} needs at least 2 seeds for an interval: not checked.")
-                continue
-            comparison = paired_comparison(reference_values, trained_values, higher)
-            ok = comparison.verdict == "better"
-            passed &= ok
-            lines.append(
-                f"`{arm}`: {trained} {statistics.mean(trained_values):.4f} vs {reference} "
-                f"{statistics.mean(reference_values):.4f}, difference {comparison.mean_difference:+.4f} "
-                f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]: {'passed' if ok else 'FAILED'}"
-            )
-    return passed, lines
-
-
-def track_comparisons(track: dict) -> dict[str, dict[str, dict]]:
-    """Per non-baseline arm, per compared metric: the paired comparison against `shared` (as a dict), with the
-    Holm-adjusted t-test p-value over the secondary metrics, and the verdict ("inconclusive" when the gate failed,
-    except for the pretraining objective)."""
-    runs = track["runs"]
-    if BASELINE_ARM not in runs or len(runs[BASELINE_ARM]) < 2:
-        return {}
-    gate_passed, _ = gate_status(track)
-    converged, _ = convergence_status(track)
-    compared = [metric for metric in track["metrics"] if metric["role"] in COMPARED_ROLES]
-    comparisons: dict[str, dict[str, dict]] = {}
-    for arm in runs:
-        if arm == BASELINE_ARM:
-            continue
-        rows = {}
-        for metric in compared:
-            result = paired_comparison(_values(runs, BASELINE_ARM, metric["key"]), _values(runs, arm, metric["key"]),
-                                       metric["higher_is_better"])  # fmt: skip
-            row = {**result.__dict__, "differences": list(result.differences)}
-            if not gate_passed and metric["role"] != "pretraining":
-                row["verdict"] = "inconclusive (validity gate failed)"
-            rows[metric["key"]] = row
-        secondary = [metric for metric in compared if metric["role"] == "secondary"]
-        for metric, adjusted in zip(secondary, holm_adjusted([rows[metric["key"]]["t_p"] for metric in secondary])):
-            row = rows[metric["key"]]
-            row["holm_p"] = adjusted
-            if gate_passed:  # a secondary row is read from its Holm-adjusted p, not from its own interval
-                row["verdict"] = holm_verdict(row, metric["higher_is_better"])
-        for check in track.get("convergence_checks") or []:  # a task either arm did not converge on
-            if converged.get((arm, check["task"]), True) and converged.get((BASELINE_ARM, check["task"]), True):
-                continue
-            for key in check["rows"]:
-                if key in rows:
-                    rows[key]["verdict"] = "inconclusive (not converged)"
-        comparisons[arm] = rows
-    return comparisons
+def convergence_lines(assessment: TrackAssessment) -> list[str]:
+    """A line for each (arm, task) whose fine-tuning did not converge, saying so in words."""
+    return [
+        f"`{check.arm}` {check.task}: fine-tuning did not converge: eval loss {check.mean:.4f} (mean of "
+        f"{check.seeds} seeds) against {check.constant:.4f} for the constant predictor, so its rows of that task read "
+        "inconclusive"
+        for check in assessment.convergence
+        if not check.converged
+    ]
 
 
 def primary_metric(track: dict) -> dict:
@@ -220,39 +154,30 @@ def verdict_lines(track: dict, comparisons: dict) -> list[str]:
     return lines
 
 
-def reestimation_lines(track: dict) -> list[str]:
-    """For the rows of role "re-estimation": within each arm, the same fine-tuned weights evaluated with re-estimated
-    [CLS] BatchNorm statistics minus with the running statistics of training, seed by seed."""
-    runs = track["runs"]
-    keys = {metric["key"]: metric for metric in track["metrics"]}
-    studied = [metric for metric in track["metrics"] if metric["role"] == "re-estimation"]
-    if not studied or len(next(iter(runs.values()))) < 2:
+def reestimation_lines(assessment: TrackAssessment) -> list[str]:
+    """The table of the re-estimation rows (`assessment.reestimation`), within each arm."""
+    if not assessment.reestimation:
         return []
     lines = ["Re-estimating the [CLS] BatchNorm statistics (the example scripts' `--recalibrate_cls_norm`), within each "
              "arm: the same fine-tuned weights evaluated with re-estimated statistics minus with the running statistics "
              "of training, seed by seed (an arm without a [CLS] BatchNorm is unchanged by construction):", "",
              "| arm | metric | with running statistics | re-estimated | mean difference | 95 % CI | paired t p | verdict |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for arm in runs:
-        for metric in studied:
-            plain = keys[metric["key"].removesuffix("_reestimated")]
-            before, after = _values(runs, arm, plain["key"]), _values(runs, arm, metric["key"])
-            if before == after:
-                continue
-            row = paired_comparison(before, after, metric["higher_is_better"])
-            verdict = {"better": "helps", "worse": "hurts"}.get(row.verdict, row.verdict)
-            lines.append(
-                f"| `{arm}` | {plain['key']} | {statistics.mean(before):.4f} | {statistics.mean(after):.4f} | "
-                f"{row.mean_difference:+.4f} | [{row.ci_low:+.4f}, {row.ci_high:+.4f}] | {row.t_p:.3g} | {verdict} |"
-            )
+    for item in assessment.reestimation:
+        row = item.comparison
+        verdict = {"better": "helps", "worse": "hurts"}.get(row.verdict, row.verdict)
+        lines.append(
+            f"| `{item.arm}` | {item.key} | {item.before_mean:.4f} | {item.after_mean:.4f} | "
+            f"{row.mean_difference:+.4f} | [{row.ci_low:+.4f}, {row.ci_high:+.4f}] | {row.t_p:.3g} | {verdict} |"
+        )
     return lines + [""]
 
 
 def _track_section(name: str, track: dict) -> list[str]:
     runs, arms = track["runs"], list(track["runs"])
     metrics = track["metrics"]
-    comparisons = track_comparisons(track)
-    gate_passed, gate_lines = gate_status(track)
+    assessment = assess_track(track)
+    comparisons, gate_passed = assessment.comparisons, assessment.gate_passed
     lines = [f"## {track['title']} (`{name}` track)", ""]
     lines += ["Verdict:", ""] + [f"- {line}" for line in verdict_lines(track, comparisons)] + [""]
     lines += ["Data: " + "; ".join(f"{key}: {value}" for key, value in track["data"].items()) + ".", ""]
@@ -261,18 +186,17 @@ def _track_section(name: str, track: dict) -> list[str]:
               f"[CLS] at random initialization, in every arm ({CONFIDENCE:.0%} intervals): "
               f"**{'passed' if gate_passed else 'failed'}**."]  # fmt: skip
     if not gate_passed:
-        learned, _ = learning_status(track)
         cause = ("pretraining did not beat the trivial predictor (below), so there is nothing learned to compare"
-                 if not learned else "the readouts and downstream results do not show that training taught the "
+                 if not assessment.learned else "the readouts and downstream results do not show that training taught the "
                  "[CLS] token anything a random network's does not carry")  # fmt: skip
         lines += [f"Every row but the pretraining objective reads *inconclusive*: {cause}."]
-    lines += [""] + [f"- {line}" for line in gate_lines] + [""]
-    _, convergence_lines = convergence_status(track)
+    lines += [""] + [f"- {line}" for line in gate_lines(track, assessment)] + [""]
+    not_converged = convergence_lines(assessment)
     if track.get("convergence_checks"):
         lines += ["Convergence — a fine-tuned task counts only where its eval loss beats the constant predictor's "
                   "(the best constant fitted on the training rows; a 95 % interval over seeds), in the arm and in "
-                  f"`{BASELINE_ARM}`: " + ("every arm converged on every task." if not convergence_lines else ""), ""]
-        lines += [f"- {line}" for line in convergence_lines] + ([""] if convergence_lines else [])
+                  f"`{BASELINE_ARM}`: " + ("every arm converged on every task." if not not_converged else ""), ""]
+        lines += [f"- {line}" for line in not_converged] + ([""] if not_converged else [])
 
     lines += ["Baselines (test set, no training):", "", "| baseline | value | what |", "|---|---|---|"]
     lines += [f"| {key} | {_number(value)} | {what} |" for key, (value, what) in track["baselines"].items()] + [""]
@@ -316,7 +240,7 @@ def _track_section(name: str, track: dict) -> list[str]:
                 )
         lines.append("")
 
-    lines += reestimation_lines(track)
+    lines += reestimation_lines(assessment)
 
     lines += ["Per-seed values:", "", "| metric | arm | " + " | ".join(f"seed {s}" for s in range(seeds)) + " |",
               "|---|---|" + "---|" * seeds]  # fmt: skip

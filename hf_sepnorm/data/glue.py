@@ -42,6 +42,7 @@ class GlueTask:
         label_column: the label's column in the official files.
         label_list: the Hub's class names, index = class id; empty for STS-B, whose label is a float score.
         labels_are_names: the files and the leaderboard spell labels as names (``entailment``), not as ids.
+        main_metric: the key of the GLUE metric's result that the leaderboard ranks the task by.
     """
 
     name: str
@@ -50,6 +51,7 @@ class GlueTask:
     label_column: str = "label"
     label_list: tuple[str, ...] = ()
     labels_are_names: bool = False
+    main_metric: str = "accuracy"
 
     @property
     def output_text_columns(self) -> tuple[str, ...]:
@@ -96,13 +98,14 @@ _ENTAILMENT = ("entailment", "not_entailment")
 GLUE_TASKS: dict[str, GlueTask] = {
     task.name: task
     for task in (
-        GlueTask("cola", "CoLA", {"sentence": "sentence"}, label_list=("unacceptable", "acceptable")),
+        GlueTask("cola", "CoLA", {"sentence": "sentence"}, label_list=("unacceptable", "acceptable"),
+                 main_metric="matthews_correlation"),
         GlueTask("sst2", "SST-2", {"sentence": "sentence"}, label_list=("negative", "positive")),
         GlueTask("mrpc", "MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality",
-                 ("not_equivalent", "equivalent")),
-        GlueTask("stsb", "STS-B", _SENTENCE_PAIR, "score"),
+                 ("not_equivalent", "equivalent"), main_metric="f1"),
+        GlueTask("stsb", "STS-B", _SENTENCE_PAIR, "score", main_metric="pearson"),
         GlueTask("qqp", "QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate",
-                 ("not_duplicate", "duplicate")),
+                 ("not_duplicate", "duplicate"), main_metric="f1"),
         GlueTask("mnli", "MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label",
                  ("entailment", "neutral", "contradiction"), labels_are_names=True),
         GlueTask("qnli", "QNLI", {"question": "question", "sentence": "sentence"}, label_list=_ENTAILMENT,
@@ -120,6 +123,15 @@ def get_glue_task(task_name: str) -> GlueTask:
         return GLUE_TASKS[task_name]
     except KeyError:
         raise InputError(f"Unknown GLUE task {task_name!r}; valid tasks: {', '.join(GLUE_TASKS)}") from None
+
+
+def glue_task_folder(glue_dir: os.PathLike | str, task_name: str, argument: str = "--glue_dir") -> Path:
+    """`task_name`'s folder in `glue_dir`, a folder of GLUE task folders named as the official download names them
+    (``SST-2/``, ``STS-B/``, ...); a one-line error naming `argument` when it is missing."""
+    folder = Path(glue_dir) / get_glue_task(task_name).directory
+    if not folder.is_dir():
+        raise MissingInputError(f"{argument} {glue_dir}: no {folder.name}/ task folder in it (needed for {task_name}).")
+    return folder
 
 
 def load_glue(

@@ -7,11 +7,11 @@ import pytest
 import torch
 from scipy import stats
 
+from hf_sepnorm.compare.assessment import assess_track
 from hf_sepnorm.compare.report import (
-    convergence_status,
-    gate_status,
+    convergence_lines,
+    gate_lines,
     render_report,
-    track_comparisons,
     verdict_lines,
 )
 from hf_sepnorm.compare.statistics import (
@@ -137,8 +137,9 @@ def summary(random_probe: float) -> dict:
 
 def test_report_with_a_passed_gate_states_the_measured_verdicts():
     data = summary(random_probe=0.3)
-    assert gate_status(data["tracks"]["image"])[0]
-    comparisons = track_comparisons(data["tracks"]["image"])["batch-all"]
+    assessment = assess_track(data["tracks"]["image"])
+    assert assessment.gate_passed
+    comparisons = assessment.comparisons["batch-all"]
     assert comparisons["linear_probe_accuracy"]["verdict"] == "better"
     assert comparisons["mae_eval_loss"]["verdict"] == "worse"  # lower is better, and it went up
     assert comparisons["knn_accuracy"]["holm_p"] == pytest.approx(comparisons["knn_accuracy"]["t_p"])  # one secondary
@@ -157,9 +158,11 @@ def test_report_with_a_passed_gate_states_the_measured_verdicts():
 
 def test_report_with_a_failed_gate_reads_inconclusive_except_for_pretraining():
     data = summary(random_probe=0.62)  # random init probes as well as the trained [CLS] of `shared`
-    passed, lines = gate_status(data["tracks"]["image"])
-    assert not passed and any(line.startswith("`shared`") and line.endswith("FAILED") for line in lines)
-    comparisons = track_comparisons(data["tracks"]["image"])["batch-all"]
+    assessment = assess_track(data["tracks"]["image"])
+    lines = gate_lines(data["tracks"]["image"], assessment)
+    assert not assessment.gate_passed and any(line.startswith("`shared`") and line.endswith("FAILED") for line in lines)
+    assert [check.passed for check in assessment.gate] == [False, True]  # shared's probe is not above random init's
+    comparisons = assessment.comparisons["batch-all"]
     assert comparisons["linear_probe_accuracy"]["verdict"] == "inconclusive (validity gate failed)"
     assert comparisons["mae_eval_loss"]["verdict"] == "worse"
     report = render_report(data)
@@ -174,7 +177,9 @@ def test_reestimation_rows_are_reported_within_each_arm_not_against_shared():
             run["linear_probe_accuracy_reestimated"] = run["linear_probe_accuracy"] + shift
     track["metrics"].append({"key": "linear_probe_accuracy_reestimated", "higher_is_better": True,
                              "description": "linear probe, re-estimated", "role": "re-estimation"})  # fmt: skip
-    assert "linear_probe_accuracy_reestimated" not in track_comparisons(track)["batch-all"]
+    assessment = assess_track(track)
+    assert "linear_probe_accuracy_reestimated" not in assessment.comparisons["batch-all"]
+    assert [(row.arm, row.key) for row in assessment.reestimation] == [("batch-all", "linear_probe_accuracy")]
     report = render_report(data)
     rows = [line for line in report.splitlines() if line.startswith("| `") and "| helps |" in line]
     assert rows == ["| `batch-all` | linear_probe_accuracy | 0.6500 | 0.6700 | +0.0200 | [+0.0200, +0.0200] | 0 | helps |"]
@@ -189,11 +194,13 @@ def test_a_pretraining_that_does_not_beat_its_trivial_predictor_fails_the_gate_a
                                "learner": "the MAE", "trivial": "predicting zeros"}  # fmt: skip
     for run in track["runs"]["batch-all"]:
         run["mae_eval_loss"] -= 0.2  # 0.4: learned; shared's 0.5 too
-    assert gate_status(track)[0]
+    assert assess_track(track).gate_passed
     for run in track["runs"]["shared"]:
         run["mae_eval_loss"] += 0.05  # about 0.55: not below 0.5465
-    passed, lines = gate_status(track)
-    assert not passed
+    assessment = assess_track(track)
+    lines = gate_lines(track, assessment)
+    assert not assessment.gate_passed and not assessment.learned
+    assert all(check.passed for check in assessment.gate)  # the readouts alone would pass: the MAE check fails it
     assert lines[0] == ("`shared`: the MAE did not learn: eval loss 0.5500 (mean of 5 seeds) against 0.5465 for "
                         "predicting zeros (not below it with 95 % confidence)")  # fmt: skip
     assert lines[1].startswith("`batch-all`: the MAE learned: eval loss 0.4000")
@@ -202,7 +209,8 @@ def test_a_pretraining_that_does_not_beat_its_trivial_predictor_fails_the_gate_a
 
 
 def test_trivial_predictors_have_their_closed_form_values():
-    from hf_sepnorm.compare.tracks import unigram_mlm_loss, zero_prediction_mae_loss
+    from hf_sepnorm.compare.tracks.image import zero_prediction_mae_loss
+    from hf_sepnorm.compare.tracks.scratch_text import unigram_mlm_loss
 
     # one 2x2 image, patch 2: the patch (0, 1, 2, 3) standardized with the unbiased variance 5/3 has mean square 3/4
     pixels = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
@@ -227,11 +235,14 @@ def test_a_task_whose_fine_tuning_loss_does_not_beat_the_constant_predictor_read
     for arm, loss in (("shared", 1.5), ("batch-all", 5.5)):  # batch-all 2.4x worse than a constant
         for run, n in zip(track["runs"][arm], noise):
             run["stsb_eval_loss"] = loss + n
-    converged, lines = convergence_status(track)
-    assert converged == {("shared", "stsb"): True, ("batch-all", "stsb"): False}
+    assessment = assess_track(track)
+    assert [(check.arm, check.task, check.converged) for check in assessment.convergence] == [
+        ("shared", "stsb", True), ("batch-all", "stsb", False)]  # fmt: skip
+    assert assessment.converged("shared", "stsb") and not assessment.converged("batch-all", "stsb")
+    lines = convergence_lines(assessment)
     assert lines == ["`batch-all` stsb: fine-tuning did not converge: eval loss 5.5000 (mean of 5 seeds) against "
                      "2.2500 for the constant predictor, so its rows of that task read inconclusive"]  # fmt: skip
-    rows = track_comparisons(track)["batch-all"]
+    rows = assessment.comparisons["batch-all"]
     assert rows["knn_accuracy"]["verdict"] == "inconclusive (not converged)"
     assert rows["linear_probe_accuracy"]["verdict"] == "better"  # another task's row is untouched
     assert lines[0] in render_report(data)
@@ -253,7 +264,7 @@ def test_the_report_says_what_rows_measure_flags_chance_and_names_identical_arms
     assert "`docs/results/`" in report
     for run, twin in zip(track["runs"]["batch-all"], track["runs"]["shared"]):
         run["linear_probe_accuracy"] = twin["linear_probe_accuracy"]
-    lines = verdict_lines(track, track_comparisons(track))
+    lines = verdict_lines(track, assess_track(track).comparisons)
     assert lines[0].startswith("**`batch-all` vs `shared`, linear probe: the same values** — every paired difference")
     assert "±0.0000" not in lines[0]
 

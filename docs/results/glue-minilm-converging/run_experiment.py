@@ -117,7 +117,7 @@ def run(task: str, arm: str, seed: int, data_dir: Path, script, threads: int) ->
 
 def write_baselines(data_dir: Path, path: Path) -> None:
     """The constant predictors of each task on the full dev set, fitted on the same training rows."""
-    from hf_sepnorm.compare.tracks import constant_glue_loss, majority_glue_score
+    from hf_sepnorm.compare.tracks.glue import constant_glue_loss, majority_glue_score
 
     if path.exists():
         return

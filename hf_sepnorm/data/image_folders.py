@@ -1,0 +1,83 @@
+"""Image folders (`<split>/<class>/<image>`) read and written as whole tensors: the data of `hf-sepnorm compare`'s
+image track, which decodes every image once for its readouts and baselines (the scripts read the same folders through
+`datasets`' `imagefolder`, `data.images`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from ..errors import InputError, MissingInputError
+from .images import IMAGE_SUFFIXES
+
+
+def image_files(folder: Path) -> list[tuple[Path, str]]:
+    """Every image of an image folder and its class (its parent folder's name), in sorted order."""
+    return sorted(
+        (path, path.parent.name)
+        for path in Path(folder).glob("*/*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def write_digits_folders(folder: Path) -> Path:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes) as PNG image folders `train/` and `test/`, split
+    80/20 by class with a fixed seed: the data of the default, download-free comparison."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if (folder / "test").is_dir():
+        return folder
+    digits = load_digits()
+    images = (digits.images * (255 / 16)).round().astype(np.uint8)
+    indices = np.arange(len(images))
+    train, test = train_test_split(indices, test_size=0.2, random_state=0, stratify=digits.target)
+    for split, chosen in (("train", train), ("test", test)):
+        for index in chosen:
+            path = folder / split / str(digits.target[index]) / f"{index:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            PILImage.fromarray(images[index], mode="L").save(path)
+    return folder
+
+
+def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_test: int | None) -> Path:
+    """`images_dir/train` and `images_dir/test` as given, or a fixed random subset (seed 0) of them linked into
+    `folder`: every arm and seed trains and is measured on the same images."""
+    source = Path(images_dir)
+    for split in ("train", "test"):
+        if not (source / split).is_dir():
+            raise MissingInputError(
+                f"--images {images_dir}: expected the folders {source / 'train'} and {source / 'test'} "
+                "(<split>/<class>/<image>); " + (f"{source / split} is missing." if source.is_dir() else "no such folder.")
+            )
+    if max_train is None and max_test is None:
+        return source
+    for split, limit in (("train", max_train), ("test", max_test)):
+        target = folder / split
+        if target.is_dir():
+            continue
+        files = image_files(source / split)
+        if not files:
+            raise InputError(f"--images {images_dir}: {source / split} holds no images in <class>/<image> folders.")
+        chosen = np.random.default_rng(0).permutation(len(files))[: limit or len(files)]
+        for index in sorted(chosen):
+            path, label = files[index]
+            link = target / label / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return folder
+
+
+def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every image of an image folder, decoded once: uint8 (N, C, H, W), labels (class folders in sorted order, as
+    the scripts' `imagefolder` loading numbers them) and the class names."""
+    files = image_files(folder)
+    classes = sorted({label for _, label in files})
+    arrays = [np.asarray(PILImage.open(path)) for path, _ in files]
+    pixels = torch.from_numpy(np.stack(arrays))
+    pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
+    labels = torch.tensor([classes.index(label) for _, label in files])
+    return pixels.contiguous(), labels, classes
