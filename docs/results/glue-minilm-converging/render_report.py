@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from run_experiment import ARMS, RECIPE, SEEDS, TASKS  # noqa: E402
+from run_experiment import ARMS, RANDOM_INIT, RECIPE, SEEDS, TASKS  # noqa: E402
 
 from experiment_runner import render_experiment  # noqa: E402
 
@@ -46,6 +46,34 @@ def load_runs(runs_dir: Path) -> dict:
         record = json.loads(path.read_text())
         runs.setdefault(record["task"], {}).setdefault(record["arm"], {})[record["seed"]] = record
     return runs
+
+
+def load_reference_runs() -> dict:
+    """The random-init reference runs (reference_runs/<task>/random-init/seed<i>.json), as `load_runs` reads arms."""
+    return load_runs(HERE / "reference_runs")
+
+
+def random_init_lines(runs: dict, references: dict, baselines: dict) -> list[str]:
+    """What pretraining is worth at this budget: the same architecture fine-tuned from random weights, against the
+    constant predictor and, paired by seed, against the pretrained `shared`."""
+    lines = []
+    for task, (_, primary, _) in TASKS.items():
+        by_seed = references.get(task, {}).get(RANDOM_INIT, {})
+        if not by_seed:
+            continue
+        seeds = sorted(by_seed)
+        scores, losses = (values_of(references, task, RANDOM_INIT, key) for key in (primary, "eval_loss"))
+        line = (f"- {task}, `{RANDOM_INIT}` ({len(seeds)} of {len(SEEDS)} seeds: {', '.join(map(str, seeds))}): "
+                f"{metric_name(task, primary)} {mean_sd(scores)}, eval {LOSS_NAMES[task]} {mean_sd(losses)} against "
+                f"{baselines[task]['constant_eval_loss']:.4f} for the constant predictor.")  # fmt: skip
+        paired = [seed for seed in seeds if seed in runs.get(task, {}).get(BASELINE, {})]
+        if len(paired) >= 2:
+            result = paired_comparison(values_of(references, task, RANDOM_INIT, primary, paired),
+                                       values_of(runs, task, BASELINE, primary, paired), True)  # fmt: skip
+            line += (f" The pretrained `{BASELINE}` minus it, paired by seed (n = {result.n}): "
+                     f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}].")  # fmt: skip
+        lines.append(line)
+    return lines
 
 
 def values_of(runs: dict, task: str, arm: str, key: str, seeds=None) -> list[float]:
@@ -239,7 +267,12 @@ def render(runs_dir: Path) -> str:
                      + ("every pair gets the mean training score: no correlation (0), its MSE the variance of the "
                         "dev scores around that mean" if task == "stsb" else
                         "the majority training class; log-loss of the training class frequencies") + " |")  # fmt: skip
-    lines += ["", "Not run at this budget: the same architecture fine-tuned from random initialization.", ""]
+    references = random_init_lines(runs, load_reference_runs(), baselines)
+    lines += ["", "The same architecture and tokenizer fine-tuned from random weights with the same recipe (a reference "
+              "run per task and seed, `run_experiment.py`'s `random-init`, run after the arms; ShareNorm; each seed "
+              "draws its own weights):" if references else
+              "Not run yet: the same architecture fine-tuned from random initialization (`random-init`).", ""]  # fmt: skip
+    lines += [*references, ""] if references else []
 
     lines += ["## Per arm (mean ± sd over seeds, full dev sets)", ""]
     for task, (_, primary, secondary) in TASKS.items():
