@@ -67,6 +67,13 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--recalibrate_cls_norm", type=boolean, default=False, metavar="{true,false}",
                          help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
                          "evaluation (default: false; docs/cls_statistics.md measured it hurting batch-all readouts)")  # fmt: skip
+    compare.add_argument("--push_to_hub", metavar="REPO_PREFIX",
+                         help="push seed 0's model of each arm to the Hub repo REPO_PREFIX-<track>-<arm> ('namespace/"
+                         "name'), with its card and the comparison's verdicts and paired table")  # fmt: skip
+    compare.add_argument("--push_arms", nargs="+", choices=COMPARE_ARMS, metavar="ARM",
+                         help="the arms --push_to_hub publishes (default: every arm compared)")
+    compare.add_argument("--hub_token", help="a Hub access token for --push_to_hub (default: HF_TOKEN or the saved login)")
+    compare.add_argument("--hub_private_repo", action="store_true", help="create the --push_to_hub repos private")
 
 
 def add_push_command(commands: argparse._SubParsersAction) -> None:

@@ -134,16 +134,23 @@ def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> N
 
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import ComparisonInputError, run_comparison
+    from .hub.push import CheckpointFolderError, HubPushError
 
     try:
         run_comparison(
             args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
             args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
-            args.finetune_learning_rate,
+            args.finetune_learning_rate, push_to_hub=args.push_to_hub,
+            push_arms=tuple(args.push_arms) if args.push_arms else None, hub_token=args.hub_token,
+            hub_private_repo=args.hub_private_repo or None,
         )  # fmt: skip
     except ComparisonInputError as error:
         print(f"hf-sepnorm compare: error: {error}", file=sys.stderr)
         return 2
+    except (HubPushError, CheckpointFolderError) as error:  # after the comparison: its results and weights are kept
+        print(f"hf-sepnorm compare: error: {error} The comparison's report and runs are in {args.output_dir}: the same "
+              "command again reuses them and pushes.", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

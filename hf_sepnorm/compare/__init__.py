@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 from ..analysis import plot_projections, plot_spectra
 from ..errors import InputError
+from ..hub.cards import weights_sha256
+from .publish import check_repo_prefix, publish_comparison
 from .recipes import (
     ARMS,
     BASELINE_ARM,
@@ -28,6 +30,7 @@ from .recipes import (
 )
 from .report import render_report
 from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, Track
+from .tracks.checkpoints import drop_weights
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ def run_comparison(
     finetune_steps: int | None = None,
     recalibrate_cls_norm: bool = False,
     finetune_learning_rate: float | None = None,
+    push_to_hub: str | None = None,
+    push_arms: tuple[str, ...] | None = None,
+    hub_token: str | None = None,
+    hub_private_repo: bool | None = None,
 ) -> dict:
     """Run the comparison and write `report.md`, `results.json`, plots and per-run logs and results to `output_dir`.
 
@@ -84,6 +91,11 @@ def run_comparison(
     written as soon as it ends. `recalibrate_cls_norm` (default off: re-estimation hurt `batch-all` readouts on average
     in docs/cls_statistics.md) is passed to the scripts and applied before the readouts. Returns the summary written
     to `results.json`.
+
+    With `push_to_hub` (a repo id prefix, "namespace/name"), seed 0's model of each arm of `push_arms` (default:
+    every arm) keeps its weights and is pushed, once the report is written, to `{push_to_hub}-{track}-{arm}` with the
+    card its script wrote and the comparison's verdicts and paired table (`compare.publish`); `hub_token` and
+    `hub_private_repo` as the Trainer's flags of those names.
     """
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
@@ -91,6 +103,10 @@ def run_comparison(
     if BASELINE_ARM not in arms:
         raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
     check_inputs(images, text, glue_dir, pretrained_bert)
+    pushed_arms = list(push_arms or arms) if push_to_hub else []
+    if set(pushed_arms) - set(arms):
+        raise ComparisonInputError(f"--push_arms {' '.join(sorted(set(pushed_arms) - set(arms)))}: not compared; "
+                                   f"choose among --arms {' '.join(arms)}.")  # fmt: skip
     controls = [arm for arm in arms if ARMS[arm].standardize_cls]
     if controls and (images is not None or not (text or pretrained_bert)):
         raise ComparisonInputError(
@@ -117,6 +133,11 @@ def run_comparison(
         tracks.append(track)
         inputs["pretrained-text"] = {"pretrained_bert": track.checkpoint, "glue_dir": glue_dir, "text": text}
 
+    if push_to_hub:
+        try:
+            check_repo_prefix(push_to_hub, [track.name for track in tracks], pushed_arms)
+        except InputError as error:
+            raise ComparisonInputError(str(error)) from None
     summary = {
         "preset": preset,
         "note": recipe.note,
@@ -137,10 +158,12 @@ def run_comparison(
         identity = run_identity(track_recipe, inputs[name], recalibrate_cls_norm)
         for seed, arm in tqdm([(s, a) for s in range(seeds) for a in arms], desc=f"compare {name}", unit="run"):
             run_dir = output_dir / "runs" / name / f"{arm}-seed{seed}"
-            finished = _finished_run(run_dir, identity)
+            published = run_dir / track.published_folder if seed == 0 and arm in pushed_arms else None
+            finished = _finished_run(run_dir, identity, needs_weights=published)
             if finished is None:
                 run_started = time.time()
                 metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
+                drop_weights(run_dir, keep=published)
                 torch.save(plot_data, run_dir / "test_cls.pt")
                 write_json(run_dir / "results.json", {"arm": arm, "seed": seed, "seconds": time.time() - run_started,
                                                       "recipe": recipe_as_dict(track_recipe), "identity": identity,
@@ -159,6 +182,7 @@ def run_comparison(
             "gate": track.gate,
             "learning_check": track.learning_check,
             "convergence_checks": track.convergence_checks,
+            "published_folder": track.published_folder,
             "baselines": track.baselines(),
             "runs": runs,
             "figures": _write_plots(name, plots, output_dir, track.plotted),
@@ -169,6 +193,12 @@ def run_comparison(
     report = render_report(summary)
     (output_dir / "report.md").write_text(report)
     print(report)
+    if push_to_hub:
+        summary["pushed"] = publish_comparison(summary, output_dir, push_to_hub, pushed_arms, token=hub_token,
+                                               private=hub_private_repo)  # fmt: skip
+        write_json(output_dir / "results.json", summary)
+        for push in summary["pushed"]:
+            print(f"pushed {push['track']} {push['arm']} (seed 0): {push['commit_url']}")
     return summary
 
 
@@ -205,10 +235,14 @@ def path_identity(path: str | Path) -> dict:
     return {"path": str(path), "files": len(files), "digest": digest.hexdigest()}
 
 
-def _finished_run(run_dir: Path, identity: dict) -> tuple[dict, dict] | None:
-    """The metrics and plot data of a run that finished with the same identity (`run_identity`), or None."""
+def _finished_run(run_dir: Path, identity: dict, needs_weights: Path | None = None) -> tuple[dict, dict] | None:
+    """The metrics and plot data of a run that finished with the same identity (`run_identity`), or None; None too
+    when the run must publish the model of `needs_weights` and its weights were not kept."""
     results, plot_file = run_dir / "results.json", run_dir / "test_cls.pt"
     if not (results.is_file() and plot_file.is_file()):
+        return None
+    if needs_weights is not None and not weights_sha256(needs_weights):
+        logger.info("%s: its weights were not kept, and --push_to_hub publishes them: run again", run_dir)
         return None
     saved = json.loads(results.read_text())
     if saved.get("identity") != identity:

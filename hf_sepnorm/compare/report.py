@@ -154,6 +154,30 @@ def verdict_lines(track: dict, comparisons: dict) -> list[str]:
     return lines
 
 
+def paired_table_lines(track: dict, comparisons: dict) -> list[str]:
+    """The table of every compared row of every arm against `shared` (nothing without comparisons)."""
+    if not comparisons:
+        return []
+    lines = [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
+             "secondary rows of an arm, whose verdict follows the Holm-adjusted p; Wilcoxon: exact signed-rank test with ties, "
+             "whose smallest possible p is 2/2^n with n seeds; detectable = smallest true difference found with 80 % "
+             "power, noncentral t):", "",
+             "| arm | metric | better | mean difference | 95 % CI | paired t p | Wilcoxon p | Holm p | detectable | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm, rows in comparisons.items():
+        for metric in track["metrics"]:
+            row = rows.get(metric["key"])
+            if row is None:
+                continue
+            lines.append(
+                f"| `{arm}` | `{metric['key']}` | {_direction(metric['higher_is_better']).split()[0]} | "
+                f"{row['mean_difference']:+.4f} | [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] | {row['t_p']:.3g} | "
+                f"{wilcoxon_cell(row)} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
+                f"{row['verdict']} |"
+            )
+    return lines + [""]
+
+
 def reestimation_lines(assessment: TrackAssessment) -> list[str]:
     """The table of the re-estimation rows (`assessment.reestimation`), within each arm."""
     if not assessment.reestimation:
@@ -220,25 +244,7 @@ def _track_section(name: str, track: dict) -> list[str]:
     lines += [f"- `{metric['key']}`: {metric['description']}." for metric in metrics] + [""]
     lines += ["What they measure, and on what scale:", ""] + glossary_lines(track) + [""]
 
-    if comparisons:
-        lines += [f"Paired differences against `{BASELINE_ARM}` (arm − {BASELINE_ARM}, seed by seed; Holm over the "
-                  "secondary rows of an arm, whose verdict follows the Holm-adjusted p; Wilcoxon: exact signed-rank test with ties, "
-                  "whose smallest possible p is 2/2^n with n seeds; detectable = smallest true difference found with 80 % "
-                  "power, noncentral t):", "",
-                  "| arm | metric | better | mean difference | 95 % CI | paired t p | Wilcoxon p | Holm p | detectable | verdict |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for arm, rows in comparisons.items():
-            for metric in metrics:
-                row = rows.get(metric["key"])
-                if row is None:
-                    continue
-                lines.append(
-                    f"| `{arm}` | `{metric['key']}` | {_direction(metric['higher_is_better']).split()[0]} | "
-                    f"{row['mean_difference']:+.4f} | [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] | {row['t_p']:.3g} | "
-                    f"{wilcoxon_cell(row)} | {_number(row.get('holm_p'))} | {row['detectable_effect']:.4f} | "
-                    f"{row['verdict']} |"
-                )
-        lines.append("")
+    lines += paired_table_lines(track, comparisons)
 
     lines += reestimation_lines(assessment)
 

@@ -133,7 +133,7 @@ def test_glue_without_reestimation_also_scores_the_same_weights_reestimated(cls_
                                 seed=0, recalibrate=False, arm_flags=[], cls_batchnorm=cls_norm == "batch")
     assert set(results) == {"sst2_accuracy", "sst2_accuracy_reestimated", "sst2_eval_loss"}
     reestimations = [record.getMessage() for record in caplog.records if "Re-estimated" in record.getMessage()]
-    second_evaluation = tmp_path / "run" / "sst2" / "reestimated" / "eval_results.json"
+    second_evaluation = tmp_path / "run" / "sst2-reestimated" / "eval_results.json"
     if cls_norm == "batch":  # training kept its running statistics; only the second evaluation re-estimated them
         assert reestimations == ["Re-estimated the [CLS] BatchNorm statistics on 3 training batches"]
         evaluated = json.loads(second_evaluation.read_text())

@@ -37,6 +37,7 @@ class Track(Protocol):
     gate: list[tuple[str, str]]  # (trained row, its reference row): trained [CLS] must beat it
     learning_check: dict | None  # the pretraining loss against the trivial predictor's (a baseline's name)
     convergence_checks: list[dict]  # per fine-tuned task: its loss row against the constant predictor's
+    published_folder: str  # the folder of a run holding the model `--push_to_hub` publishes (its card included)
 
     def baselines(self) -> dict[str, tuple[float, str]]:
         """Name -> (value, what it is): chance, constant and raw-input predictors on the same held-out data."""

@@ -17,8 +17,9 @@ def load_encoder(model_class, folder, **kwargs):
         return model_class.from_pretrained(folder, **kwargs)
 
 
-def drop_weights(run_dir: Path) -> None:
-    """The runs' weights are not kept (the comparison keeps their logs and metrics): a `small` run would
-    otherwise leave gigabytes behind."""
-    for weights in run_dir.rglob("model.safetensors"):
-        weights.unlink()
+def drop_weights(run_dir: Path, keep: Path | None = None) -> None:
+    """A run's weights are not kept (the comparison keeps their logs and metrics: a `small` run would otherwise leave
+    gigabytes behind), except those in `keep`, the folder `--push_to_hub` publishes."""
+    for weights in [*run_dir.rglob("*.safetensors"), *run_dir.rglob("*.safetensors.index.json")]:
+        if keep is None or not weights.is_relative_to(keep):
+            weights.unlink()

@@ -101,7 +101,8 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
     script alone (`--do_eval` of the saved model, `--recalibrate_cls_norm true`), as `{task}_{metric}_reestimated`:
     the same weights with re-estimated [CLS] BatchNorm statistics, a paired measurement of the scripts' re-estimation
     default at the cost of one evaluation. An arm without a [CLS] BatchNorm (`cls_batchnorm` false) has nothing to
-    re-estimate: its two values are the same evaluation."""
+    re-estimate: its two values are the same evaluation. That evaluation writes to `{task}-reestimated/`, beside the
+    model's folder, which stays as the script wrote it (the folder `--push_to_hub` publishes)."""
     results = {}
     batch_size = recipe.batch_size
     for task in recipe.glue_tasks:
@@ -125,7 +126,7 @@ def glue_finetune(run_dir: Path, *, model: str, recipe: TextRecipe | PretrainedT
             if cls_batchnorm:
                 reestimated = run_script("glue", [
                     "--model_name_or_path", task_dir, *data_flags, "--recalibrate_cls_norm", "true",
-                    "--output_dir", task_dir / "reestimated", "--do_eval", "--per_device_train_batch_size", batch_size,
+                    "--output_dir", run_dir / f"{task}-reestimated", "--do_eval", "--per_device_train_batch_size", batch_size,
                     "--per_device_eval_batch_size", batch_size, "--seed", seed, "--report_to", "none",
                 ])  # fmt: skip
             results[f"{key}_reestimated"] = reestimated[f"eval_{main_metric(task)}"]

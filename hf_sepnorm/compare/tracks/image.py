@@ -16,7 +16,7 @@ from ...remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassif
 from ..readouts import Metric, batches, prefixed, read_out, readout_metrics
 from ..recipes import Arm, ImageRecipe
 from ..scripts import run_script, training_flags, write_run_log
-from .checkpoints import drop_weights, load_encoder
+from .checkpoints import load_encoder
 
 TRIVIAL_MAE = "MAE loss, predicting zeros"  # the baseline the learning check reads
 
@@ -38,6 +38,7 @@ def zero_prediction_mae_loss(pixel_values: torch.Tensor, patch_size: int, norm_p
 
 class ImageTrack:
     name = "image"
+    published_folder = "mae"  # the model `--push_to_hub` publishes: the MAE, whose [CLS] the readouts measure
     plotted = "test [CLS] embeddings after MAE pretraining"  # what `test_cls.pt` holds, for the plots' captions
     convergence_checks: list[dict] = []  # fine-tuning here has no constant-predictor check: its accuracy vs chance
 
@@ -124,5 +125,4 @@ class ImageTrack:
         ])  # fmt: skip
         write_run_log(finetune_dir, finetuned)
         results["finetune_accuracy"] = finetuned["eval_accuracy"]
-        drop_weights(run_dir)
         return results, {"embeddings": test_embeddings, "labels": test_labels}

@@ -15,7 +15,6 @@ from ...remote_code.modeling_sepnorm_bert import SepNormBertModel
 from ..readouts import Metric, SentenceReadouts, prefixed, readout_metrics
 from ..recipes import Arm, PretrainedTextRecipe
 from ..scripts import run_script, training_flags, write_run_log
-from .checkpoints import drop_weights
 from .glue import (
     fine_tuning_flags,
     glue_convergence_checks,
@@ -60,6 +59,8 @@ class PretrainedTextTrack:
                                           tokenizer=self.tokenizer, max_seq_length=recipe.max_seq_length,
                                           batch_size=recipe.batch_size)  # fmt: skip
         self.simcse = bool(text_files)
+        # the model `--push_to_hub` publishes: SimCSE's, else the first GLUE task's fine-tuned model
+        self.published_folder = "simcse" if self.simcse else recipe.glue_tasks[0]
         self.title = f"Text: from the pretrained {Path(checkpoint).name if Path(checkpoint).exists() else checkpoint}"
         self.data = {"checkpoint": checkpoint,
                      f"{recipe.readout_task} readout rows (train / full dev)": f"{len(self.sentences.train_labels)} / {len(self.sentences.test_labels)}",
@@ -123,5 +124,4 @@ class PretrainedTextTrack:
                                      seed=seed, recalibrate=self.recalibrate,
                                      arm_flags=[*self._arm_flags(arm), *fine_tuning_flags(arm)],
                                      cls_batchnorm=arm.cls_norm == "batch"))  # fmt: skip
-        drop_weights(run_dir)
         return results, {"embeddings": start["embeddings"], "labels": start["labels"]}

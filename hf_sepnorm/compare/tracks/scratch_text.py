@@ -15,7 +15,7 @@ from ...remote_code.modeling_sepnorm_bert import SepNormBertModel
 from ..readouts import Metric, SentenceReadouts, prefixed, readout_metrics
 from ..recipes import Arm, TextRecipe
 from ..scripts import run_script, training_flags, write_run_log
-from .checkpoints import drop_weights, load_encoder
+from .checkpoints import load_encoder
 from .glue import (
     fine_tuning_flags,
     glue_convergence_checks,
@@ -41,6 +41,7 @@ def unigram_mlm_loss(train_ids: list[list[int]], eval_ids: list[list[int]], spec
 
 class ScratchTextTrack:
     name = "text"
+    published_folder = "mlm"  # the model `--push_to_hub` publishes: the masked LM, whose [CLS] the readouts measure
     plotted = "test [CLS] embeddings after MLM pretraining"
 
     def __init__(self, recipe: TextRecipe, text_files: list[str], glue_dir: str, work_dir: Path,
@@ -114,5 +115,4 @@ class ScratchTextTrack:
         results.update(glue_finetune(run_dir, model=mlm_dir, recipe=recipe, glue_dir=self.glue_dir, seed=seed,
                                      recalibrate=self.recalibrate, arm_flags=fine_tuning_flags(arm),
                                      cls_batchnorm=arm.cls_norm == "batch"))  # fmt: skip
-        drop_weights(run_dir)
         return results, {"embeddings": test_embeddings, "labels": test_labels}
