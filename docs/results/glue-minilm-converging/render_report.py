@@ -65,7 +65,13 @@ def random_init_lines(runs: dict, references: dict, baselines: dict) -> list[str
         scores, losses = (values_of(references, task, RANDOM_INIT, key) for key in (primary, "eval_loss"))
         line = (f"- {task}, `{RANDOM_INIT}` ({len(seeds)} of {len(SEEDS)} seeds: {', '.join(map(str, seeds))}): "
                 f"{metric_name(task, primary)} {mean_sd(scores)}, eval {LOSS_NAMES[task]} {mean_sd(losses)} against "
-                f"{baselines[task]['constant_eval_loss']:.4f} for the constant predictor.")  # fmt: skip
+                f"{baselines[task]['constant_eval_loss']:.4f} for the constant predictor")  # fmt: skip
+        if len(losses) >= 2:
+            below = paired_comparison([baselines[task]["constant_eval_loss"]] * len(losses), losses, False)
+            line += (": below it with 95 % confidence, converged." if below.verdict == "better" else
+                     ": not below it with 95 % confidence, not converged.")  # fmt: skip
+        else:
+            line += "."
         paired = [seed for seed in seeds if seed in runs.get(task, {}).get(BASELINE, {})]
         if len(paired) >= 2:
             result = paired_comparison(values_of(references, task, RANDOM_INIT, primary, paired),
