@@ -133,7 +133,7 @@ def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> N
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import ComparisonInputError, run_comparison
+    from .compare import run_comparison
     from .hub.push import CheckpointFolderError, HubPushError
 
     try:
@@ -144,13 +144,13 @@ def run_compare(args: argparse.Namespace) -> int:
             push_arms=tuple(args.push_arms) if args.push_arms else None, hub_token=args.hub_token,
             hub_private_repo=args.hub_private_repo or None,
         )  # fmt: skip
-    except ComparisonInputError as error:
-        print(f"hf-sepnorm compare: error: {error}", file=sys.stderr)
-        return 2
     except (HubPushError, CheckpointFolderError) as error:  # after the comparison: its results and weights are kept
         print(f"hf-sepnorm compare: error: {error} The comparison's report and runs are in {args.output_dir}: the same "
               "command again reuses them and pushes.", file=sys.stderr)  # fmt: skip
         return 1
+    except InputError as error:  # an argument, a data folder, the repo prefix, or a script's own input error
+        print(f"hf-sepnorm compare: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

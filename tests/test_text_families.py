@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 import torch
+import transformers
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -50,7 +51,7 @@ def test_auto_classes_build_every_head_with_a_sepnorm_backbone_and_the_stock_for
     config = AutoConfig.for_model(family.model_type, **TINY)
     assert type(config) is family.config_class
     for auto_name, model_class in family.heads.items():
-        model = getattr(__import__("transformers"), auto_name).from_config(config)
+        model = getattr(transformers, auto_name).from_config(config)
         assert type(model) is model_class
         # a head keeps transformers' backbone class; only its norms change
         assert type(model.base_model) is (family.backbone if model_class is family.backbone else stock_parent(family.backbone))

@@ -17,6 +17,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from ..analysis import plot_projections, plot_spectra
+from ..data.image_folders import check_split_folders
 from ..errors import InputError
 from ..hub.cards import weights_sha256
 from .publish import check_repo_prefix, publish_comparison
@@ -42,19 +43,14 @@ def device_description() -> str:
 
 
 class ComparisonInputError(InputError):
-    """An argument of `hf-sepnorm compare` that cannot work, found before anything is trained."""
+    """An argument of `hf-sepnorm compare` that cannot work, found before anything is trained (the data readers and
+    the push's checks raise their own `InputError`s, as they do for the scripts)."""
 
 
 def check_inputs(images: str | None, text: list[str] | None, glue_dir: str | None, pretrained_bert) -> None:
     """Stop before any training when a data argument cannot work, naming the flag and the fix."""
     if images is not None:
-        for split in ("train", "test"):
-            if not (Path(images) / split).is_dir():
-                reason = "no such folder" if not Path(images).is_dir() else f"{Path(images) / split} is missing"
-                raise ComparisonInputError(
-                    f"--images {images}: expected the image folders {Path(images) / 'train'} and "
-                    f"{Path(images) / 'test'} (<split>/<class>/<image>); {reason}."
-                )
+        check_split_folders(images)
     for file in text or []:
         if not Path(file).is_file():
             raise ComparisonInputError(f"--text {file}: no such file (plain-text files for MLM pretraining).")
@@ -134,10 +130,7 @@ def run_comparison(
         inputs["pretrained-text"] = {"pretrained_bert": track.checkpoint, "glue_dir": glue_dir, "text": text}
 
     if push_to_hub:
-        try:
-            check_repo_prefix(push_to_hub, [track.name for track in tracks], pushed_arms)
-        except InputError as error:
-            raise ComparisonInputError(str(error)) from None
+        check_repo_prefix(push_to_hub, [track.name for track in tracks], pushed_arms)
     summary = {
         "preset": preset,
         "note": recipe.note,

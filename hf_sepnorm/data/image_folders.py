@@ -43,16 +43,22 @@ def write_digits_folders(folder: Path) -> Path:
     return folder
 
 
-def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_test: int | None) -> Path:
-    """`images_dir/train` and `images_dir/test` as given, or a fixed random subset (seed 0) of them linked into
-    `folder`: every arm and seed trains and is measured on the same images."""
+def check_split_folders(images_dir: str | Path) -> None:
+    """Stop, naming `--images` and what is missing, unless `images_dir` holds the image folders `train/` and `test/`."""
     source = Path(images_dir)
     for split in ("train", "test"):
         if not (source / split).is_dir():
             raise MissingInputError(
-                f"--images {images_dir}: expected the folders {source / 'train'} and {source / 'test'} "
+                f"--images {images_dir}: expected the image folders {source / 'train'} and {source / 'test'} "
                 "(<split>/<class>/<image>); " + (f"{source / split} is missing." if source.is_dir() else "no such folder.")
             )
+
+
+def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_test: int | None) -> Path:
+    """`images_dir/train` and `images_dir/test` as given, or a fixed random subset (seed 0) of them linked into
+    `folder`: every arm and seed trains and is measured on the same images."""
+    check_split_folders(images_dir)
+    source = Path(images_dir)
     if max_train is None and max_test is None:
         return source
     for split, limit in (("train", max_train), ("test", max_test)):

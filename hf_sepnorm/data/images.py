@@ -203,6 +203,7 @@ class PreparedImages:
     splits: DatasetDict
     processor: BaseImageProcessor
     image_size: int
+    num_channels: int
     augmentation_callback: EpochCallback
 
 
@@ -215,4 +216,4 @@ def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: i
     train_transform = ImageTransform(processor, num_channels, augment=augment, seed=seed)
     splits["train"].set_transform(train_transform)
     splits["validation"].set_transform(ImageTransform(processor, num_channels, augment=False))
-    return PreparedImages(splits, processor, image_size, EpochCallback(train_transform))
+    return PreparedImages(splits, processor, image_size, num_channels, EpochCallback(train_transform))

@@ -10,7 +10,6 @@ unmasked training images: before training when linear probing (the frozen encode
 they come from masked pretraining), and by SepNormTrainer after training. --use_peft trains LoRA adapters.
 """
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +19,6 @@ from transformers import set_seed
 
 from hf_sepnorm import SepNormViTMAEForImageClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft
-from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.errors import InputError
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
 from hf_sepnorm.training import (
@@ -30,9 +28,9 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     check_checkpoint_kind,
     freeze_backbone_for_linear_probe,
-    image_input_settings,
     load_or_build_model,
     parse_arguments,
+    prepare_model_images,
     run_main,
 )
 
@@ -74,14 +72,8 @@ def main(args=None):
     check_checkpoint_kind(SepNormViTMAEForImageClassification, model_args)
     set_seed(training_args.seed)
 
-    num_channels, image_size = image_input_settings(model_args, task_args.num_channels, data_args.image_size)
-    images = prepare_images(
-        dataclasses.replace(data_args, image_size=image_size),
-        num_channels,
-        model_args.model_name_or_path,
-        training_args.seed,
-        augment=not task_args.linear_probe,
-    )
+    images = prepare_model_images(model_args, data_args, task_args.num_channels, seed=training_args.seed,
+                                  augment=not task_args.linear_probe)
     if not isinstance(images.splits["train"].features.get("label"), ClassLabel):
         raise InputError("Classification needs labelled images: <dir>/<class>/<image> with two or more class folders.")
     label_names = images.splits["train"].features["label"].names
@@ -89,7 +81,7 @@ def main(args=None):
     model = load_or_build_model(
         SepNormViTMAEForImageClassification,
         model_args,
-        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": num_channels, "image_size": images.image_size},
+        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": images.num_channels, "image_size": images.image_size},
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},

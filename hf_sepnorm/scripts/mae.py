@@ -15,7 +15,6 @@ import torch
 from transformers import set_seed
 
 from hf_sepnorm import SepNormViTMAEForPreTraining
-from hf_sepnorm.data.images import prepare_images
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
 from hf_sepnorm.training import (
     ImageDataArguments,
@@ -23,9 +22,9 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
-    image_input_settings,
     load_or_build_model,
     parse_arguments,
+    prepare_model_images,
     run_main,
 )
 
@@ -55,18 +54,12 @@ def main(args=None):
     check_checkpoint_kind(SepNormViTMAEForPreTraining, model_args)
     set_seed(training_args.seed)
 
-    num_channels, image_size = image_input_settings(model_args, mae_args.num_channels, data_args.image_size)
-    images = prepare_images(
-        dataclasses.replace(data_args, image_size=image_size),
-        num_channels,
-        model_args.model_name_or_path,
-        training_args.seed,
-        augment=True,
-    )
+    images = prepare_model_images(model_args, data_args, mae_args.num_channels, seed=training_args.seed,
+                                  augment=True)
     model = load_or_build_model(
         SepNormViTMAEForPreTraining,
         model_args,
-        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": num_channels, "image_size": images.image_size},
+        new_model_fields={**NEW_MODEL_DEFAULTS, "num_channels": images.num_channels, "image_size": images.image_size},
         **{name: value for name, value in dataclasses.asdict(mae_args).items() if value is not None},
     )
 

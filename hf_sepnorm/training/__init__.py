@@ -9,6 +9,7 @@ from .models import (
     checkpoint_config,
     freeze_backbone_for_linear_probe,
     image_input_settings,
+    prepare_model_images,
     load_or_build_model,
 )
 from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
@@ -26,6 +27,7 @@ __all__ = [
     "checkpoint_config",
     "freeze_backbone_for_linear_probe",
     "image_input_settings",
+    "prepare_model_images",
     "load_or_build_model",
     "SepNormTrainer",
     "last_complete_checkpoint",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
 from ..conversion import check_nothing_left_random, convert_stock_checkpoint
+from ..data.images import PreparedImages, prepare_images
 from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, family_of
 from .arguments import SepNormModelArguments
@@ -46,6 +48,15 @@ def image_input_settings(
         num_channels or (config.num_channels if config else 3),
         image_size or (config.image_size if config else None),
     )
+
+
+def prepare_model_images(model_args: SepNormModelArguments, data_args, num_channels: int | None, *, seed: int,
+                         augment: bool) -> PreparedImages:  # fmt: skip
+    """The images of an `ImageDataArguments`, prepared for the model the run starts from: with the channels and size
+    of `image_input_settings`, and the checkpoint's image processor when it has one."""
+    num_channels, image_size = image_input_settings(model_args, num_channels, data_args.image_size)
+    return prepare_images(dataclasses.replace(data_args, image_size=image_size), num_channels,
+                          model_args.model_name_or_path, seed, augment=augment)  # fmt: skip
 
 
 def load_or_build_model(
