@@ -141,15 +141,20 @@ def differing_rows(track: dict, arm: str) -> list[str]:
             if any(run[metric["key"]] != twin[metric["key"]] for run, twin in zip(runs[arm], runs[BASELINE_ARM]))]  # fmt: skip
 
 
+def _signed(value: float) -> str:
+    """A difference with its sign: 4 decimals, or 2 significant digits when it is nonzero but smaller than that shows."""
+    return f"{value:+.4f}" if value == 0 or abs(value) >= 5e-5 else f"{value:+.1e}"
+
+
 def _difference_summary(track: dict, arm: str, key: str, row: dict | None) -> str:
     """A row's differences against `shared` in a few words: its paired statistics when it is compared, else its
     per-seed differences."""
     if row is not None:
-        return (f"`{key}` {row['mean_difference']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], "
+        return (f"`{key}` {_signed(row['mean_difference'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}], "
                 f"t p {row['t_p']:.3g}: {row['verdict']}")  # fmt: skip
     runs = track["runs"]
     differences = [run[key] - twin[key] for run, twin in zip(runs[arm], runs[BASELINE_ARM])]
-    return f"`{key}` per seed {', '.join(f'{difference:+.4f}' for difference in differences)}"
+    return f"`{key}` per seed {', '.join(_signed(difference) for difference in differences)}"
 
 
 def verdict_lines(track: dict, comparisons: dict) -> list[str]:
