@@ -38,6 +38,14 @@ def _hand_over_running_packages(venv: Path) -> None:
     os.replace(staged, pth)  # atomic: a concurrent run reads the old list or the new one
 
 
+def create_venv(venv: Path, with_pip: bool = True) -> Path:
+    """A new venv at `venv` that sees the running interpreter's packages after its own; returns its python."""
+    command = [sys.executable, "-m", "venv", str(venv)] + ([] if with_pip else ["--without-pip"])
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    _hand_over_running_packages(venv)
+    return venv / "bin" / "python"
+
+
 def python_with_transformers(version: str, extras: str = "") -> Path:
     """The python of a cached venv with `transformers[extras]==version` installed over the running interpreter's
     packages; skips the test, saying why, when it cannot be built (no network)."""
@@ -45,8 +53,7 @@ def python_with_transformers(version: str, extras: str = "") -> Path:
     python = venv / "bin" / "python"
     if not (venv / "complete").is_file():
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
-        _hand_over_running_packages(venv)
+        create_venv(venv)
         requirement = f"transformers[{extras}]=={version}" if extras else f"transformers=={version}"
         command = [str(python), "-m", "pip", "install", "--quiet", requirement]
         result = subprocess.run(command, capture_output=True, text=True, timeout=1200)

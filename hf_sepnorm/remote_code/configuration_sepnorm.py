@@ -9,9 +9,8 @@ import importlib.metadata
 import re
 from typing import ClassVar, Literal, get_args
 
-# The transformers releases this code loads and trains on, measured (docs/supported-versions.md): 5.10.1 is the first
-# to copy the sibling files a modeling file imports indirectly and to subclass `@strict` configs; the same range as
-# setup.cfg's. huggingface_hub is not checked here: transformers checks at import the huggingface_hub it requires.
+# The transformers releases this code loads and trains on, as measured (docs/supported-versions.md), setup.cfg's range;
+# transformers itself checks, at import, that huggingface_hub is a release it requires.
 REQUIRED_VERSIONS = {"transformers": ("5.10.1", "6")}
 
 

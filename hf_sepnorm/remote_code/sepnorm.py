@@ -289,6 +289,7 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         # know it: zero it here for every [CLS] BatchNorm of the model.
         for module in self.modules():
             if isinstance(module, ClsBatchNorm):
+                # torch's own zero_: the buffer is never loaded, so no transformers loading flag to respect
                 module.nonfinite_batches.zero_()
 
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):

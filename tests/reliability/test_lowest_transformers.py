@@ -15,8 +15,9 @@ import textwrap
 
 import pytest
 import torch
+import transformers
 from family_checkpoints import inputs_for, sepnorm_config
-from release_venvs import python_with_transformers
+from release_venvs import create_venv, python_with_transformers, running_site_packages
 from safetensors.torch import save_file
 from without_package import BLOCK_HF_SEPNORM
 
@@ -139,3 +140,15 @@ def test_the_newest_checkpoints_load_and_train_under_the_lowest_supported_releas
         assert loaded["checkpointed_gradient_difference"] < 1e-6, name
         assert loaded["statistics_updates"] and set(loaded["statistics_updates"]) == {1}, name
         assert loaded["parameters_moved"] > 0, name
+
+
+def test_a_built_venv_sees_the_packages_the_suite_runs_with(tmp_path):
+    """Also when the suite runs inside a venv: a `--system-site-packages` venv built from a venv's python would see
+    the base interpreter's packages instead (then "AutoModel requires the PyTorch library" where torch is the venv's)."""
+    python = create_venv(tmp_path / "venv", with_pip=False)
+    code = "import json, sys, torch, transformers; print(json.dumps([sys.path, torch.__file__, transformers.__file__]))"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    path, torch_file, transformers_file = json.loads(result.stdout)
+    assert [folder for folder in path if folder in running_site_packages()] == running_site_packages()
+    assert (torch_file, transformers_file) == (torch.__file__, transformers.__file__)
