@@ -1,6 +1,6 @@
-"""The HTTP client library huggingface_hub sends its requests with: httpx for huggingface_hub 1.x (brought by
-transformers 5.10 to 5.23), httpx2 for 2.x (transformers 5.24 on). Both have the same API (`TransportError`,
-`TimeoutException`, `HTTPError`, `Timeout`); the package names neither, it asks huggingface_hub's own session."""
+"""The HTTP client library huggingface_hub sends its requests with: httpx for huggingface_hub 1.x (which transformers
+5.10.1 requires), httpx2 for 2.x (which 5.25 requires). Both have the same API (`TransportError`, `TimeoutException`,
+`HTTPError`, `Timeout`); the package names neither, it asks huggingface_hub's own session."""
 
 import importlib
 import types
