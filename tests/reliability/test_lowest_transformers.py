@@ -3,8 +3,9 @@ supported (the version check's lower bound, the same as setup.cfg's), with `trus
 where hf_sepnorm cannot be imported: every family and head, outputs and gradients equal to those of the process that
 saved them.
 
-The lowest release runs from a venv built once and cached in `~/.cache/hf_sepnorm/venv-transformers-<version>/`
-(`$XDG_CACHE_HOME/hf_sepnorm/` when set; see tests/release_venvs.py): pip installs there transformers and what it
+The lowest release runs from a venv built once and cached in
+`~/.cache/hf_sepnorm/venv-transformers-<version>-kernels/` (`$XDG_CACHE_HOME/hf_sepnorm/` when set; see
+tests/release_venvs.py): pip installs there transformers and what it
 pins (huggingface_hub 1.x, tokenizers, and kernels, which transformers imports whenever it is installed); every
 other package is the running interpreter's. Skipped, saying why, when it cannot be built (no network)."""
 
