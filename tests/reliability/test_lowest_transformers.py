@@ -17,7 +17,7 @@ import textwrap
 import pytest
 import torch
 import transformers
-from family_checkpoints import inputs_for, sepnorm_config
+from family_checkpoints import inputs_for, preprocessor_for, sepnorm_config
 from release_venvs import create_venv, python_with_transformers, running_site_packages
 from safetensors.torch import save_file
 from without_package import BLOCK_HF_SEPNORM
@@ -59,6 +59,11 @@ def save_newest_checkpoints(root) -> list[str]:
                 output = model.eval()(**inputs)[0]
             training_loss(model.train()(**inputs)).backward()
             gradients = {f"grad.{key}": p.grad for key, p in model.named_parameters() if p.grad is not None}
+            if family.card_section == "text" and auto_class == "AutoModel":  # the tokenizer a pipeline loads too
+                tokenizer = preprocessor_for(family.model_type)
+                tokenizer.save_pretrained(root / name)
+                texts = tokenizer.batch_decode(inputs["input_ids"], skip_special_tokens=True)
+                (root / name / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
             inputs = {f"input.{key}": tensor for key, tensor in inputs.items()}
             save_file({**inputs, "output": output.contiguous(), **gradients}, root / name / "expected.safetensors")
             names.append(name)
@@ -100,6 +105,11 @@ LOAD_AND_TRAIN = BLOCK_HF_SEPNORM + textwrap.dedent(
         checkpointed = {key: p.grad.clone() for key, p in model.named_parameters() if p.grad is not None}
         before = [p.detach().clone() for p in model.parameters()]
         torch.optim.SGD(model.parameters(), lr=0.1).step()
+        texts_file = os.path.join(folder, "texts.json")
+        if os.path.isfile(texts_file):  # the saved tokenizer gives the ids it gave
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+            ids = tokenizer(json.load(open(texts_file)), padding=True, return_tensors="pt")["input_ids"]
+            results[name + ":tokenizer"] = torch.equal(ids, inputs["input_ids"])
         results[name] = {
             "class": type(model).__name__,
             "module": type(model).__module__,
@@ -132,6 +142,8 @@ def test_the_newest_checkpoints_load_and_train_under_the_lowest_supported_releas
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     assert results.pop("transformers") == LOWEST
+    tokenized = {name: results.pop(name) for name in list(results) if name.endswith(":tokenizer")}
+    assert tokenized == {f"SepNorm{family}Model-AutoModel:tokenizer": True for family in ("Bert", "Roberta")}
     for name, loaded in results.items():
         assert loaded["class"] == name.split("-")[0], name
         assert loaded["module"].startswith("transformers_modules."), name  # the folder's code, not a package
