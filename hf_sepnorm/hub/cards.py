@@ -263,7 +263,7 @@ def render_adapter_card(
 
 @functools.cache
 def supported_transformers() -> str:
-    """The transformers versions hf_sepnorm declares (setup.cfg), e.g. ">=5.24,<6": those the code is tested with."""
+    """The transformers versions hf_sepnorm declares (setup.cfg), e.g. ">=5.10.1,<6": those the code is tested with."""
     for line in importlib.metadata.requires("hf_sepnorm") or ():
         requirement = Requirement(line)
         if requirement.name == "transformers" and requirement.marker is None:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import (
     CommitInfo,
     CommitOperationAdd,
@@ -30,6 +29,7 @@ from transformers.dynamic_module_utils import get_relative_imports
 from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
 from .cards import first_value, measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
+from .http_client import hub_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def requests_timing_out_after(seconds: float | None) -> Iterator[None]:
     session = get_session()
     previous = session.timeout
     if seconds is not None:
-        session.timeout = httpx2.Timeout(seconds)
+        session.timeout = hub_http_client().Timeout(seconds)
     try:
         yield
     finally:
@@ -299,12 +299,12 @@ def hub_step(folder: Path, repo_id: str, step: str) -> Iterator[None]:
     """Turn a failure of the Hub requests in the block into a `HubPushError` naming the repo and the step."""
     try:
         yield
-    except httpx2.TimeoutException as error:
+    except hub_http_client().TimeoutException as error:
         raise HubPushError(
             f"Pushing {folder} to the Hub repo {repo_id!r}: {step} got no answer in time ({error!r}). It may still "
             "have been applied: check the repo before pushing again. The local folder was not modified."
         ) from error
-    except (httpx2.HTTPError, OSError) as error:  # HfHubHTTPError is an httpx2.HTTPError
+    except (hub_http_client().HTTPError, OSError) as error:  # HfHubHTTPError is such an HTTPError
         raise HubPushError(
             f"Pushing {folder} to the Hub repo {repo_id!r}: {step} failed: {error}. The local folder was not modified."
         ) from error

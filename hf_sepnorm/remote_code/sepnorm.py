@@ -18,7 +18,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import initialization as init
 
 from .activation_checkpointing import checkpoint_updating_statistics_once, is_recomputing_activations
 from .chunked_feed_forward import normalize_whole_output_of
@@ -290,7 +289,8 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         # know it: zero it here for every [CLS] BatchNorm of the model.
         for module in self.modules():
             if isinstance(module, ClsBatchNorm):
-                init.zeros_(module.nonfinite_batches)
+                # torch's own zero_: the buffer is never loaded, so no transformers loading flag to respect
+                module.nonfinite_batches.zero_()
 
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):
         if gradient_checkpointing_func is None:
