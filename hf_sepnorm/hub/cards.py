@@ -15,7 +15,6 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.resources
-import inspect
 import json
 import os
 import re
@@ -27,9 +26,9 @@ from huggingface_hub.repocard import metadata_load
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..families import family_of
+from .checks import code_summary, package_code_files, package_version
 
 # The repository's model_cards/ folder is installed as the package hf_sepnorm.model_cards (package_dir in setup.cfg),
 # so the template is found the same way in an editable install and in a wheel.
@@ -94,6 +93,8 @@ def render_model_card(
     weights: dict[str, str] | None = None,
     base_model_relation: str | None = None,
     sentence_pooling: str | None = None,
+    code: dict[str, dict] | None = None,
+    code_modified: list[str] | None = None,
 ) -> ModelCard:
     """The model card of a SepNorm checkpoint published as `repo_id`.
 
@@ -120,6 +121,8 @@ def render_model_card(
         "merge", "quantized"); left out, the Hub infers it.
     sentence_pooling: the pooling of a folder that is also a sentence-transformers model (`sentence_pooling(folder)`:
         "cls", "mean", ...): the card is then a sentence-transformers card, with its snippet.
+    code: the modeling code files the card describes (`checks.code_summary`), default: the installed package's;
+    code_modified: those of them the uploader changed (the card says so).
     """
     config = model_or_config.config if isinstance(model_or_config, PreTrainedModel) else model_or_config
     family = family_of(config.model_type)
@@ -161,7 +164,7 @@ def render_model_card(
         config=config,
         config_summary={field: getattr(config, field) for field in SUMMARIZED_CONFIG_FIELDS if hasattr(config, field)},
         supported_transformers=supported_transformers(),
-        code_files=code_files(family),
+        code_section=code_section(code or code_summary(package_code_files(family)), code_modified),
         dataset_name=dataset_name,
         task_name=task_name,
         base_model=base_model,
@@ -182,17 +185,48 @@ def first_value(value: str | list[str] | None) -> str | None:
     return value
 
 
-READ_FIRST = "sepnorm.py"  # the code file a reviewer of a checkpoint's code reads first
+# the card's code section, between these markers: `hf-sepnorm push` replaces it by the files it pushes
+CODE_SECTION_START = "<!-- hf_sepnorm code files: the files pushed, as `hf-sepnorm push` lists them -->"
+CODE_SECTION_END = "<!-- /hf_sepnorm code files -->"
+CODE_SECTION = re.compile(re.escape(CODE_SECTION_START) + ".*?" + re.escape(CODE_SECTION_END), flags=re.DOTALL)
+# the code sentence of cards written before the section had markers
+LEGACY_CODE_SENTENCE = re.compile(r" It is\s+\d+ files, \d+ lines; read `sepnorm\.py` first:\s+(`[^`]+` \(\d+\)(, |\.))+")
+CODE_ROW = re.compile(r"^\| `(?P<file>[^`]+\.py)` \| \d+ \| `(?P<sha256>[0-9a-f]{64})` \|$", flags=re.MULTILINE)
 
 
-def code_files(family) -> dict[str, int]:
-    """The code files that travel with a checkpoint of `family`, as `save_pretrained` copies them (its modeling file
-    and what that imports, as transformers resolves it), with their lengths in lines; `sepnorm.py` first."""
-    modeling = inspect.getfile(family.backbone)
-    paths = sorted(
-        map(Path, [modeling, *get_relative_import_files(modeling)]), key=lambda path: (path.name != READ_FIRST, path.name)
-    )
-    return {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in paths}
+def code_section(code: dict[str, dict], modified: list[str] | None = None) -> str:
+    """The card's section on the modeling code: each file (`checks.code_summary`) with its length and sha256, so
+    that a reviewer can check that the revision they pin holds the code they read, and which files, if any, the
+    uploader changed from hf_sepnorm's."""
+    lines = [
+        CODE_SECTION_START,
+        f"It is {len(code)} files, {sum(file['lines'] for file in code.values())} lines; read `sepnorm.py` first. "
+        "The sha256 of each file lets you check that the revision you pin holds the code you read:",
+        "",
+        "| file | lines | sha256 |",
+        "|---|---|---|",
+        *(f"| `{name}` | {file['lines']} | `{file['sha256']}` |" for name, file in code.items()),
+    ]
+    if modified:
+        lines += ["", f"**Modified code**: {', '.join(f'`{name}`' for name in modified)} differ from the code of "
+                      f"hf_sepnorm {package_version()}: the uploader changed them. Review them before loading."]
+    return "\n".join([*lines, CODE_SECTION_END])
+
+
+def with_code_section(card: ModelCard, section: str) -> ModelCard:
+    """`card` with its code section replaced by `section` (cards of older releases: their code sentence)."""
+    text = str(card)
+    if CODE_SECTION.search(text):
+        return ModelCard(CODE_SECTION.sub(lambda _: section, text, count=1))
+    if LEGACY_CODE_SENTENCE.search(text):
+        return ModelCard(LEGACY_CODE_SENTENCE.sub(lambda _: f"\n\n{section}\n", text, count=1))
+    return ModelCard(text.replace("\n## Usage\n", f"\n## Usage\n\n{section}\n", 1))
+
+
+def card_code_sha256(card: ModelCard) -> dict[str, str]:
+    """The sha256 of each code file a SepNorm card's code section lists."""
+    match = CODE_SECTION.search(card.text)
+    return {row["file"]: row["sha256"] for row in CODE_ROW.finditer(match.group())} if match else {}
 
 
 def hub_base_model(source: str | os.PathLike | None) -> str | None:

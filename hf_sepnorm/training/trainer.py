@@ -44,9 +44,9 @@ NOT_PUSHED = ("training_args.bin", "*/training_args.bin")
 
 
 @contextlib.contextmanager
-def _uploads_leaving_out(patterns: tuple[str, ...]):
+def _uploads_leaving_out(patterns: tuple[str, ...], check=lambda folder, ignore_patterns: None):
     """The Trainer uploads with `transformers.trainer.hf_api().upload_folder(..., ignore_patterns=[...])`, its own
-    patterns fixed: for the duration, those uploads also leave out `patterns`."""
+    patterns fixed: for the duration, those uploads also leave out `patterns`, after `check(folder, patterns)`."""
     real_hf_api = trainer_module.hf_api
 
     class LeavingOut:
@@ -55,6 +55,7 @@ def _uploads_leaving_out(patterns: tuple[str, ...]):
 
         def upload_folder(self, *args, ignore_patterns=None, **kwargs):
             ignored = [ignore_patterns] if isinstance(ignore_patterns, str) else list(ignore_patterns or [])
+            check(kwargs["folder_path"], [*ignored, *patterns])
             return real_hf_api().upload_folder(*args, ignore_patterns=[*ignored, *patterns], **kwargs)
 
     trainer_module.hf_api = LeavingOut
@@ -239,7 +240,7 @@ class SepNormTrainer(Trainer):
         if self.is_world_process_zero():
             for code_file in Path(checkpoint_folder).glob("*.py"):
                 shutil.copy(code_file, self.args.output_dir)
-        with _uploads_leaving_out(NOT_PUSHED):
+        with _uploads_leaving_out(NOT_PUSHED, self.check_pushed_code):
             super()._push_from_checkpoint(checkpoint_folder)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -252,8 +253,39 @@ class SepNormTrainer(Trainer):
         return self.saved_as == (self.state.global_step, self.re_estimations)
 
     def push_to_hub(self, *args, **kwargs):
-        with _uploads_leaving_out(NOT_PUSHED):
+        with _uploads_leaving_out(NOT_PUSHED, self.check_pushed_code):
             return super().push_to_hub(*args, **kwargs)
+
+    def pushed_code(self, folder: str | Path, ignore_patterns: list[str] = list(NOT_PUSHED)):
+        """The code files of `folder` a push uploads (`checks.code_summary`), and those of them that differ from
+        the installed package's; None for a model of no SepNorm family (a PEFT adapter's folder has no code)."""
+        from huggingface_hub.utils import filter_repo_objects
+
+        from ..families import FAMILIES
+        from ..hub.checks import folder_code_files, modified_code_files
+
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        family = FAMILIES.get(getattr(config, "model_type", None))
+        if family is None:
+            return None
+        folder = Path(folder)
+        paths = [path.relative_to(folder).as_posix() for path in folder.glob("*.py")]
+        files = list(filter_repo_objects(paths, ignore_patterns=ignore_patterns))
+        return folder_code_files(folder, files, family), modified_code_files(folder, files, family)
+
+    def check_pushed_code(self, folder: str, ignore_patterns: list[str]) -> None:
+        """Refuse, before the upload, code files that are not the installed package's, unless
+        `hub_modified_code_is_mine` (then the card, written before, says so)."""
+        from huggingface_hub import ModelCard
+
+        from ..hub.cards import card_code_sha256
+        from ..hub.checks import refuse_modified_code
+
+        pushed = self.pushed_code(folder, ignore_patterns)
+        if pushed and pushed[1] and not sepnorm_option(self.args, "hub_modified_code_is_mine"):
+            readme = Path(folder) / "README.md"
+            card_code = card_code_sha256(ModelCard.load(readme)) if readme.is_file() else {}
+            refuse_modified_code(Path(folder), pushed[1], card_code, mine="pass --hub_modified_code_is_mine")
 
     def create_model_card(
         self,
@@ -311,6 +343,7 @@ class SepNormTrainer(Trainer):
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
             base_model_relation="finetune" if self.state.global_step else None,
             sentence_pooling=sentence_pooling(output_dir),
+            **self.card_code(output_dir),
             language=language,
             training_summary={
                 "max_steps": self.state.max_steps,
@@ -327,6 +360,16 @@ class SepNormTrainer(Trainer):
             if tag not in card.data.tags:
                 card.data.tags.append(tag)
         card.save(output_dir / "README.md")
+
+    def card_code(self, output_dir: Path) -> dict:
+        """The code section of the card: the code files saved in `output_dir` (what a push uploads), if any."""
+        from ..hub.checks import code_summary
+
+        pushed = self.pushed_code(output_dir)
+        if not pushed or not pushed[0]:
+            return {}
+        files, modified = pushed
+        return {"code": code_summary(files), "code_modified": modified}
 
     def evaluation_results(self) -> dict[str, float]:
         """The latest value of every `eval_*` entry the run logged (all eval datasets, resumed runs included), as
