@@ -36,7 +36,7 @@ from transformers import (
 )
 
 from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
-from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, push_to_hub
+from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, checks, push_to_hub
 from hf_sepnorm.cli import main as cli_main
 
 TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
@@ -198,7 +198,7 @@ def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_serve
     assert folder_digest(trainer_folder) == before
     assert hub_server.calls("POST", r"/commit/") == 1
     pushed = hub_server.files(repo_id, commit.oid)
-    assert set(pushed) == set(cards.code_files(FAMILIES["sepnorm_bert"])) | {  # the code, as save_pretrained copies it
+    assert set(pushed) == set(checks.package_code_files(FAMILIES["sepnorm_bert"])) | {  # the code, as save_pretrained copies it
         ".gitattributes",
         "README.md",
         "config.json",

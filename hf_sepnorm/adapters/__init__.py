@@ -10,6 +10,7 @@ A classification head, new for the task, is saved the same way.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from transformers import PreTrainedModel
 
 from ..errors import InputError
 from ..families import family_of
-from ..hub.cards import render_adapter_card
+from ..hub.cards import hub_cache_repo, hub_repo_id, render_adapter_card
 from ..remote_code.sepnorm import SepNormLayerNorm
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
@@ -32,6 +33,8 @@ TASK_HEADS = {
     "AutoModelForMultipleChoice": None,
     "AutoModelForImageClassification": None,
 }
+
+logger = logging.getLogger(__name__)
 
 CLS_NORM_MODULE = "cls_norm"  # the child of every `SepNormLayerNorm` that normalizes [CLS]
 
@@ -106,7 +109,31 @@ def apply_peft(model, peft_args: PeftArguments):
             f"{source} converted --cls_norm {model.config.cls_norm}`) and train with --model_name_or_path converted."
         )
     model.add_model_tags(["sepnorm"])  # the adapter's model card lists the base model's tags
-    return get_peft_model(model, lora_config(model, peft_args))
+    peft_model = get_peft_model(model, lora_config(model, peft_args))
+    config = peft_model.peft_config[peft_model.active_adapter]
+    config.modules_to_save = list(dict.fromkeys(config.modules_to_save))  # peft adds a task head it was given again
+    config.base_model_name_or_path, revision = loadable_base(config.base_model_name_or_path)
+    config.revision = config.revision or revision
+    return peft_model
+
+
+def loadable_base(name_or_path: str | None) -> tuple[str | None, str | None]:
+    """What an adapter names as its base (`base_model_name_or_path`), so that a reader can load it, and the base's
+    revision when known: a Hub id as it is; a snapshot of the Hub cache, its repo id and commit; another local
+    folder, its absolute path (never a relative one, which loads from one directory only), with a warning: it loads
+    on this machine only, and `push_adapter_to_hub` refuses it."""
+    if not name_or_path or not os.path.exists(name_or_path):
+        return name_or_path, None
+    cached = hub_cache_repo(name_or_path)
+    if cached:
+        return cached
+    path = os.path.abspath(name_or_path)
+    logger.warning(
+        "The adapter names its base by the local path %s: it loads on this machine only, and cannot be pushed. To "
+        "publish it, push the base first (`hf-sepnorm push %s <repo id>`) and train on that repo id, or pass "
+        "base_model=<repo id> to push_adapter_to_hub.", path, path
+    )
+    return path, None
 
 
 def push_adapter_to_hub(
@@ -129,7 +156,7 @@ def push_adapter_to_hub(
     """
     config = model.peft_config[model.active_adapter]
     base_model = base_model or config.base_model_name_or_path
-    if not base_model or os.path.isdir(base_model):
+    if not hub_repo_id(base_model):
         raise ValueError(
             f"The adapter's base model is {base_model!r}, not a Hub repo id: the adapter could not be loaded from the "
             "Hub. Push the base first (`hf-sepnorm push`) and pass its repo id as `base_model=`."

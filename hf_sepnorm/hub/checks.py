@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import inspect
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -140,4 +141,18 @@ def check_weights_match_config(folder: Path, family: SepNormFamily) -> None:
             f"The weights of {folder} ({', '.join(weights_files(folder))}) do not match its config.json's "
             f"{architecture} ({problems}): they were saved from another model. Save the model and its config "
             "together (`save_pretrained`)."
+        )
+
+
+# an absolute path in a card's text: two or more components (URLs' paths are preceded by their host, not a space)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])(?:/[\w.+-]+){2,}")
+
+
+def check_card_names_no_local_path(folder: Path, card_text: str) -> None:
+    """Refuse a card that names an absolute path of this machine: it means nothing to the card's readers."""
+    local = sorted({path for path in ABSOLUTE_PATH.findall(card_text) if Path(path).exists()})
+    if local:
+        raise CheckpointFolderError(
+            f"The model card pushed with {folder} names the local path {', '.join(local)}, which means nothing on the "
+            f"Hub: edit {folder}/README.md to name the Hub repo or the data instead, then push again."
         )

@@ -32,6 +32,7 @@ from .cards import (
     card_code_sha256,
     code_section,
     first_value,
+    hub_repo_id,
     measured_weights,
     render_model_card,
     retarget_card,
@@ -41,6 +42,7 @@ from .cards import (
 )
 from .checks import (
     CheckpointFolderError,
+    check_card_names_no_local_path,
     check_weights_match_config,
     code_summary,
     folder_code_files,
@@ -121,6 +123,7 @@ def push_to_hub(
     branch = revision or constants.DEFAULT_REVISION
     card = card if card is not None else card_for_folder(folder, family, repo_id, branch)
     readme = str(with_code_section(card, code_section(code_summary(folder_code_files(folder, files, family)), modified)))
+    check_card_names_no_local_path(folder, readme)
     api = HfApi(token=token)
     with requests_timing_out_after(timeout):
         with hub_step(folder, repo_id, "creating the repository"):
@@ -276,7 +279,7 @@ def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision:
         repo_id=repo_id,
         eval_results=trainer_results(folder),
         dataset_name=first_value(trainer_card.get("datasets")),
-        base_model=first_value(trainer_card.get("base_model")),
+        base_model=hub_repo_id(first_value(trainer_card.get("base_model"))),  # a path means nothing on the Hub
         sentence_pooling=sentence_pooling(folder),
         revision=revision,
     )

@@ -328,7 +328,9 @@ class SepNormTrainer(Trainer):
             if self.is_world_process_zero():
                 card = ModelCard.load(output_dir / "README.md")
                 render_adapter_card(model, repo_id=repo_id, revision=self.args.hub_revision or "main",
-                                    eval_results=eval_results, card=card).save(output_dir / "README.md")  # fmt: skip
+                                    eval_results=eval_results, card=card, dataset_name=first_value(dataset_tags),
+                                    task_name=first_value(dataset_args), eval_split=eval_split,
+                                    ).save(output_dir / "README.md")  # fmt: skip
             return
         if not self.is_world_process_zero():
             return
