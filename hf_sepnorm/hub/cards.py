@@ -252,8 +252,8 @@ def hub_base_model(source: str | os.PathLike | None) -> str | None:
     if "sepnorm" in (metadata.get("tags") or []) and first_value(metadata.get("base_model")):
         return first_value(metadata.get("base_model"))
     logger.warning(
-        "The model card leaves base_model out: %s is a local folder and nothing in it names the Hub checkpoint it "
-        "came from. If it came from the Hub, add `base_model: <repo id>` to the card's metadata before pushing.",
+        "The model card leaves base_model out: nothing in %s names the Hub checkpoint it came from. If it came from "
+        "the Hub, add `base_model: <repo id>` to the card's metadata before pushing.",
         source_name(source),
     )
     return None

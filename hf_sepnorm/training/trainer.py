@@ -18,7 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import hf_api
 
-from ..cls_norms import cls_batchnorms
+from ..cls_norms import cls_batchnorms, nonfinite_cls_batches
 from ..errors import InputError, MissingInputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .arguments import SepNormTrainingArguments
@@ -100,6 +100,7 @@ class SepNormTrainer(Trainer):
         self.re_estimations = 0
         # (global step, re-estimations) when the model was last saved to output_dir: what its card's metrics describe
         self.saved_as: tuple[int, int] | None = None
+        self.warned_nonfinite = False  # `log_nonfinite_cls_batches` warns once per run
 
     # ---- [CLS] BatchNorm statistics ----
 
@@ -207,7 +208,24 @@ class SepNormTrainer(Trainer):
             seconds = self.step_timer.seconds_per_step()
             if seconds is not None:
                 logs["step_seconds"] = round(seconds, 4)
+            self.log_nonfinite_cls_batches(logs)
         super().log(logs, start_time)
+
+    def log_nonfinite_cls_batches(self, logs: dict[str, float]) -> None:
+        """Count, in the training logs, the batches whose [CLS] BatchNorm inputs were not finite, and warn once.
+        Read here, once per log, rather than in the forward, which stays free of host syncs and compilable."""
+        count = nonfinite_cls_batches(self.model)
+        if not count:
+            return
+        logs["nonfinite_cls_batches"] = count
+        if not self.warned_nonfinite:
+            self.warned_nonfinite = True
+            logger.warning(
+                "nonfinite_cls_batches=%d: %d training batch(es) so far brought NaN/Inf values to a [CLS] BatchNorm. "
+                "In training it normalizes [CLS] with the statistics of the whole batch, so every sample of such a "
+                "batch, the clean ones too, got NaN outputs and a NaN loss; its running statistics were left as they "
+                "were. Find the non-finite inputs (e.g. NaN pixels or features) and fix or drop them.", count, count
+            )
 
     # ---- resuming ----
 
