@@ -118,7 +118,7 @@ def push_to_hub(
     except HFValidationError as error:
         raise CheckpointFolderError(f"{repo_id!r} is no Hub repo id: {error} Use 'namespace/name'.") from None
     files = files_to_publish(folder)
-    modified = check_code_is_the_package_s(folder, files, family, modified_code_is_mine)
+    modified = check_code_is_the_packages(folder, files, family, modified_code_is_mine)
     check_weights_match_config(folder, family)
     branch = revision or constants.DEFAULT_REVISION
     card = card if card is not None else card_for_folder(folder, family, repo_id, branch)
@@ -179,8 +179,8 @@ def check_checkpoint_folder(folder: Path) -> SepNormFamily:
     return family
 
 
-def check_code_is_the_package_s(folder: Path, files: list[str], family: SepNormFamily, modified_is_mine: bool
-                                 ) -> list[str]:  # fmt: skip
+def check_code_is_the_packages(folder: Path, files: list[str], family: SepNormFamily, modified_is_mine: bool
+                               ) -> list[str]:  # fmt: skip
     """The code files among `files` that differ from the installed package's: refused unless `modified_is_mine`."""
     modified = modified_code_files(folder, files, family)
     if modified and not modified_is_mine:

@@ -274,7 +274,7 @@ class SepNormTrainer(Trainer):
         with _uploads_leaving_out(NOT_PUSHED, self.check_pushed_code):
             return super().push_to_hub(*args, **kwargs)
 
-    def pushed_code(self, folder: str | Path, ignore_patterns: list[str] = list(NOT_PUSHED)):
+    def pushed_code(self, folder: str | Path, ignore_patterns: list[str] | tuple[str, ...] = NOT_PUSHED):
         """The code files of `folder` a push uploads (`checks.code_summary`), and those of them that differ from
         the installed package's; None for a model of no SepNorm family (a PEFT adapter's folder has no code)."""
         from huggingface_hub.utils import filter_repo_objects
@@ -333,15 +333,17 @@ class SepNormTrainer(Trainer):
         from huggingface_hub import ModelCard
 
         from ..hub import hub_base_model, render_model_card
-        from ..hub.cards import first_value, render_adapter_card, sentence_pooling, weights_sha256
+        from ..hub.cards import first_value, hub_repo_id, render_adapter_card, sentence_pooling, weights_sha256
 
         model = self.accelerator.unwrap_model(self.model)
         output_dir = Path(self.args.output_dir)
         eval_results = self.evaluation_results()
         repo_id = self.hub_model_id or self.args.hub_model_id or model_name or f"<your-namespace>/{output_dir.name}"
         if not isinstance(model, PreTrainedModel):  # a LoRA adapter: peft's metadata, the SepNorm adapter card
+            # the base as the adapter names it, if a Hub id: the Trainer's card looks any name up on the Hub ("": none)
+            base = hub_repo_id(model.peft_config[model.active_adapter].base_model_name_or_path) or ""
             super().create_model_card(
-                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+                language, license, tags, model_name, base, tasks, dataset_tags, dataset, dataset_args
             )
             if self.is_world_process_zero():
                 card = ModelCard.load(output_dir / "README.md")
