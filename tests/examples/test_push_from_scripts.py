@@ -109,7 +109,7 @@ def test_checkpoint_pushes_to_a_new_branch_carry_the_modeling_code(trainer_hub, 
 def test_the_trainers_push_refuses_code_other_than_the_packages_unless_told_it_is_the_users(
     trainer_hub, tmp_path, capsys  # noqa: F811
 ):
-    """A model loaded with trust_remote_code=True from a folder whose code was changed saves that code: the Trainer's
+    """A model of the code of a folder whose code was changed saves that code: the Trainer's
     push refuses it in one line naming the file, before the upload; with --hub_modified_code_is_mine the card says
     the code was modified and lists the pushed files' sha256."""
     import hashlib
@@ -118,6 +118,7 @@ def test_the_trainers_push_refuses_code_other_than_the_packages_unless_told_it_i
     from reviews import REVIEWS
     from test_hub_push import build_tokenizer
     from transformers import DataCollatorWithPadding
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     from hf_sepnorm import SepNormBertForSequenceClassification
     from hf_sepnorm.hub import CheckpointFolderError, cards
@@ -131,8 +132,11 @@ def test_the_trainers_push_refuses_code_other_than_the_packages_unless_told_it_i
     examples = [{**tokenizer(text), "labels": label} for text, label in REVIEWS]
 
     def train_and_push(repo_id: str, **arguments):
-        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base", trust_remote_code=True)
-        assert type(model).__module__.startswith("transformers_modules.")  # the folder's code, not the package's
+        # the folder's code, as trust_remote_code=True runs it where hf_sepnorm is not imported
+        model_class = get_class_from_dynamic_module("modeling_sepnorm_bert.SepNormBertForSequenceClassification",
+                                                    tmp_path / "base")  # fmt: skip
+        model = model_class.from_pretrained(tmp_path / "base")
+        assert type(model).__module__.startswith("transformers_modules.")
         args = SepNormTrainingArguments(
             output_dir=str(tmp_path / repo_id.split("/")[1]), max_steps=1, per_device_train_batch_size=4,
             report_to=[], save_strategy="no", disable_tqdm=True, push_to_hub=True, hub_model_id=repo_id,
