@@ -22,7 +22,7 @@ from reviews import REVIEWS
 from transformers import AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
 from hf_sepnorm import SepNormBertForSequenceClassification
-from hf_sepnorm.adapters import PeftArguments, apply_peft, push_adapter_to_hub
+from hf_sepnorm.adapters import PeftArguments, apply_peft, push_adapter_to_hub, save_merged
 from hf_sepnorm.cli import main as cli_main
 from hf_sepnorm.training import SepNormTrainer
 
@@ -93,6 +93,18 @@ def test_a_hub_start_is_named_through_convert_fine_tuning_and_push(minilm_dir, h
 
     assert cli_main(["push", str(tmp_path / "sst2"), f"{TEST_USER}/minilm-sst2"]) == 0
     pushed = ModelCard(hub_server.files(f"{TEST_USER}/minilm-sst2")["README.md"].decode())
+    assert (pushed.data.base_model, pushed.data.base_model_relation) == (MINILM_REPO, "finetune")
+
+    # an adapter trained on the converted folder, merged: the merged model's card names the same Hub start
+    trainer = fine_tune(tmp_path / "converted", tmp_path / "lora", peft=True)
+    save_merged(trainer.model, tmp_path / "merged")
+    AutoTokenizer.from_pretrained(tmp_path / "converted").save_pretrained(tmp_path / "merged")
+    merged = ModelCard.load(tmp_path / "merged" / "README.md")
+    assert (merged.data.base_model, merged.data.base_model_relation) == (MINILM_REPO, "finetune")
+    assert "a LoRA adapter merged into the local folder `converted`" in merged.text
+    assert_no_local_path(tmp_path / "merged" / "README.md", tmp_path, minilm_dir)
+    assert cli_main(["push", str(tmp_path / "merged"), f"{TEST_USER}/minilm-merged"]) == 0  # its weights check too
+    pushed = ModelCard(hub_server.files(f"{TEST_USER}/minilm-merged")["README.md"].decode())
     assert (pushed.data.base_model, pushed.data.base_model_relation) == (MINILM_REPO, "finetune")
 
 

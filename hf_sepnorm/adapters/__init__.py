@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, ModelCard
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
@@ -21,7 +22,14 @@ from transformers import PreTrainedModel
 
 from ..errors import InputError
 from ..families import family_of
-from ..hub.cards import hub_cache_repo, hub_repo_id, render_adapter_card
+from ..hub.cards import (
+    hub_base_model,
+    hub_cache_repo,
+    hub_repo_id,
+    render_adapter_card,
+    render_model_card,
+    source_name,
+)
 from ..remote_code.sepnorm import SepNormLayerNorm
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
@@ -136,6 +144,24 @@ def loadable_base(name_or_path: str | None) -> tuple[str | None, str | None]:
     return path, None
 
 
+def save_merged(model: PeftModel, output_dir: str | os.PathLike) -> PreTrainedModel:
+    """Merge `model`'s adapter into its base (peft's `merge_and_unload`, the [CLS] norms the adapter trained put in
+    place) and save the merged SepNorm model in `output_dir` with its model card, whose `base_model` names the Hub
+    checkpoint the adapter's base came from (`hub_base_model`: the base itself when it is on the Hub), with the
+    relation `finetune` (the base's weights, changed by the adapter). Returns the merged model."""
+    base = model.peft_config[model.active_adapter].base_model_name_or_path
+    merged = model.merge_and_unload()
+    merged.save_pretrained(output_dir)
+    render_model_card(
+        merged,
+        repo_id=f"<your-namespace>/{Path(output_dir).resolve().name}",  # `hf-sepnorm push` puts the real one
+        base_model=hub_base_model(base),
+        base_model_relation="finetune",
+        training_summary={"merged": f"a LoRA adapter merged into {source_name(base) if base else 'its base'}"},
+    ).save(Path(output_dir) / "README.md")
+    return merged
+
+
 def push_adapter_to_hub(
     model: PeftModel,
     repo_id: str,
@@ -187,4 +213,5 @@ __all__ = [
     "default_lora_target_modules",
     "lora_config",
     "push_adapter_to_hub",
+    "save_merged",
 ]
