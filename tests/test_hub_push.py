@@ -613,3 +613,21 @@ def test_code_of_another_release_is_named_as_such_and_refreshed(hub_server, sepn
     pushed = hub_server.files(f"{TEST_USER}/old", commit.oid)
     assert cards.card_code_sha256(ModelCard(pushed["README.md"].decode()))["sepnorm.py"] == hashlib.sha256(
         pushed["sepnorm.py"]).hexdigest()  # fmt: skip
+
+
+EVERY_HEAD = [pytest.param(model_class, id=model_class.__name__)
+              for family in FAMILIES.values() for model_class in family.heads.values()]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_class", EVERY_HEAD)
+def test_every_head_as_save_pretrained_writes_it_passes_the_weights_check(model_class, tmp_path):
+    """Tied weights (masked LM), decoders (MAE pretraining), new heads: what save_pretrained writes matches the
+    model the installed class builds from the config, and a config that no longer does is caught."""
+    folder = save_sepnorm_checkpoint(model_class, tmp_path / "saved")
+    family = FAMILIES[model_class.config_class.model_type]
+    checks.check_weights_match_config(folder, family)
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_size"], config["num_attention_heads"] = config["hidden_size"] * 2, 2
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointFolderError, match="shapes differ"):
+        checks.check_weights_match_config(folder, family)
