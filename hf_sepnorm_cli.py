@@ -90,6 +90,9 @@ def add_push_command(commands: argparse._SubParsersAction) -> None:
     push.add_argument("--revision", help="the branch to commit to (created if needed; default: main)")
     push.add_argument("--token", help="a Hub access token (default: HF_TOKEN or the saved login)")
     push.add_argument("--commit-message", help="the commit's title")
+    push.add_argument("--modified-code-is-mine", action="store_true",
+                      help="push code files that differ from the installed hf_sepnorm's: the change is yours, and the "
+                      "card says the code was modified (without it, such a folder is refused)")
 
 
 def add_convert_command(commands: argparse._SubParsersAction) -> None:

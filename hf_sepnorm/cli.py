@@ -111,17 +111,20 @@ def _convert(args: argparse.Namespace) -> int:
 
 def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> None:
     """The converted folder's README.md: the SepNorm card, naming the source and what is new. `base_model` (metadata
-    the Hub links) only for a Hub id: a local path means nothing there, the card's text names it."""
+    the Hub links) only for a Hub checkpoint (`hub_base_model`): a local folder is named in the text, by its name."""
     from .hub import hub_base_model, render_model_card
-    from .hub.cards import sentence_pooling
+    from .hub.cards import sentence_pooling, source_name
 
+    base_model = hub_base_model(args.checkpoint)
     card = render_model_card(
         model,
         repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` puts the real one
-        base_model=hub_base_model(args.checkpoint),
+        base_model=base_model,
+        base_model_relation="finetune",  # the Hub's word for weights derived from the base's
         sentence_pooling=sentence_pooling(args.output_dir),
         training_summary={
-            "converted from": f"`{args.checkpoint}` (stock, by `hf-sepnorm convert`; not trained since)",
+            "converted from": f"{f'`{base_model}`' if base_model else source_name(args.checkpoint)} (stock, by "
+            "`hf-sepnorm convert`; not trained since)",
             "new [CLS] norms": "initialized from their default" if args.fresh_cls_norm
             else "copies of the LayerNorms they sit in",
             "[CLS] BatchNorm statistics": statistics,

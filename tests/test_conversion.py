@@ -162,7 +162,9 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     assert f"Saved SepNormBertForMaskedLM to {tmp_path / 'out'}" in result.stdout
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.base_model is None  # a local source: named in the text, not as Hub metadata
-    assert f"| converted from | `{stock_folder}` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
+    assert "| converted from | the local folder `stock` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
+    assert str(tmp_path) not in str(card)  # no path of this machine
+    assert "The model card leaves base_model out: nothing in the local folder `stock` names" in result.stderr
     assert "| [CLS] BatchNorm statistics | not estimated: mean 0 and variance 1 until estimated or trained |" in card.text
     assert 'repo_id = "<your-namespace>/<repo-name>"' in card.text
 

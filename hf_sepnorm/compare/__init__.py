@@ -20,6 +20,7 @@ from ..analysis import plot_projections, plot_spectra
 from ..data.image_folders import check_split_folders
 from ..errors import InputError
 from ..hub.cards import weights_sha256
+from .lock import holding_output_dir
 from .publish import check_repo_prefix, publish_comparison
 from .recipes import (
     ARMS,
@@ -60,6 +61,7 @@ def check_inputs(images: str | None, text: list[str] | None, glue_dir: str | Non
         raise ComparisonInputError(f"--glue_dir {glue_dir}: no such folder (it holds SST-2/, CoLA/, ...).")
 
 
+@holding_output_dir  # one comparison at a time in output_dir
 def run_comparison(
     output_dir: str | Path,
     preset: str = "tiny",

@@ -26,6 +26,14 @@ for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
             f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
         )
 
+from huggingface_hub.dataclasses import validated_field  # noqa: E402 - after the version check
+
+
+def _check_momentum(value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"cls_norm_momentum={value} must lie in [0, 1].")
+
+
 ClsNormKind = Literal["batch", "layer", "rms", "shared"]
 SepNormScope = Literal["all", "final"]
 CLS_NORM_KINDS = get_args(ClsNormKind)
@@ -47,7 +55,9 @@ class SepNormConfigMixin:
 
     cls_norm: ClsNormKind = "batch"
     sepnorm_scope: SepNormScope = "all"
-    cls_norm_momentum: float = 0.1
+    # a field validator (not a `validate_*` hook): it also checks every later assignment, such as the keyword
+    # overrides of `from_pretrained(folder, cls_norm_momentum=...)`, which set attributes on the built config
+    cls_norm_momentum: float = validated_field(_check_momentum, default=0.1)
 
     def __post_init__(self, **kwargs):
         # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
@@ -59,7 +69,3 @@ class SepNormConfigMixin:
                 "family's class (the Auto classes pick it)."
             )
         super().__post_init__(**kwargs)
-
-    def validate_cls_norm_momentum(self):
-        if not 0.0 <= self.cls_norm_momentum <= 1.0:
-            raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")

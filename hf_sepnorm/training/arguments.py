@@ -77,6 +77,11 @@ class SepNormTrainingArguments(TrainingArguments):
         },
     )
 
+    hub_modified_code_is_mine: bool = field(
+        default=False,
+        metadata={"help": "With --push_to_hub, push code files of output_dir that differ from the installed "
+                  "hf_sepnorm's: the change is yours, and the card says the code was modified (without it, refused)."},
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train even though --output_dir already holds a saved model or checkpoints: the new run's "
