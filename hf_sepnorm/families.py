@@ -55,7 +55,11 @@ IMAGE_PIPELINE_TAGS = {
     "AutoModel": "image-feature-extraction",
     "AutoModelForPreTraining": "image-feature-extraction",  # MAE reconstruction has no pipeline; its use is features
     "AutoModelForImageClassification": "image-classification",
-    "AutoBackbone": "image-feature-extraction",  # feature maps for dense tasks (DINOv2): no pipeline of their own
+}
+DINOV2_PIPELINE_TAGS = {
+    "AutoModel": "image-feature-extraction",
+    "AutoModelForImageClassification": "image-classification",
+    "AutoBackbone": "image-feature-extraction",  # feature maps for dense tasks: no pipeline of their own
 }
 
 
@@ -164,7 +168,7 @@ FAMILIES: dict[str, SepNormFamily] = {
             backbone=SepNormDinov2Model,
             stock_model_types=("dinov2", "dinov2_with_registers"),
             preprocessor=IMAGE_PROCESSOR,
-            pipeline_tags=IMAGE_PIPELINE_TAGS,
+            pipeline_tags=DINOV2_PIPELINE_TAGS,
             card_section="image",
             lora_target_modules=("q_proj", "v_proj"),  # transformers 5's DINOv2 attention
         ),
