@@ -45,19 +45,23 @@ def check_modernbert_inputs(config, inputs: dict) -> None:
     """Refuse the inputs on which [CLS] is not at position 0 of every row, before any work is spent.
 
     - Packed sequences (several sequences in one row, as `DataCollatorWithFlattening` builds them for flash
-      attention: `position_ids` restarting at 0 inside a row) put later sequences' [CLS] elsewhere: a SepNorm would
-      normalize those [CLS] tokens with the other tokens.
+      attention: `position_ids` restarting at 0 inside a row, or the varlen `cu_seq_lens_q`) put later sequences'
+      [CLS] elsewhere: a SepNorm would normalize those [CLS] tokens with the other tokens. (transformers 5's
+      ModernBERT no longer unpads padded batches itself, as 4.x did: a padded batch keeps [CLS] at position 0.)
     - Left padding puts padding at position 0 (ModernBERT's multiple-choice head looks for [CLS] after it).
     """
     check_text_inputs(inputs, max_position_embeddings=None)  # rotary positions: longer inputs run (rope scaling)
     if torch.compiler.is_compiling():
         return  # the checks read tensor values (a host sync): they run in eager calls, not in a compiled graph
     position_ids = inputs.get("position_ids")
-    if isinstance(position_ids, torch.Tensor) and position_ids.ndim == 2 and bool((position_ids[:, 1:] == 0).any()):
+    packed = inputs.get("cu_seq_lens_q") is not None  # flash attention's varlen kwargs: sequences packed in a row
+    if packed or (
+        isinstance(position_ids, torch.Tensor) and position_ids.ndim == 2 and bool((position_ids[:, 1:] == 0).any())
+    ):
         raise ValueError(
-            "position_ids restart at 0 inside a row: packed sequences (e.g. DataCollatorWithFlattening). A SepNorm "
-            "model normalizes position 0 of each row as [CLS], so it needs one sequence per row: use a padding "
-            "collator (DataCollatorWithPadding) instead."
+            "Packed sequences (position_ids restarting at 0 inside a row, or cu_seq_lens_q, as "
+            "DataCollatorWithFlattening gives them): a SepNorm model normalizes position 0 of each row as [CLS], so "
+            "it needs one sequence per row. Use a padding collator (DataCollatorWithPadding) instead."
         )
     attention_mask = inputs.get("attention_mask")
     if isinstance(attention_mask, torch.Tensor) and attention_mask.ndim == 2 and not bool(attention_mask[:, 0].all()):

@@ -146,7 +146,7 @@ class SepNormModernBertModelTest(SepNormModelTestMixin, common.ModelTesterMixin)
         with self.assertRaisesRegex(ValueError, "left padding"):
             model(input_ids, attention_mask=input_mask.flip(-1))
         packed = torch.cat([torch.arange(3), torch.arange(4)]).expand(input_ids.shape[0], -1).to(torch_device)
-        with self.assertRaisesRegex(ValueError, "packed sequences"):
+        with self.assertRaisesRegex(ValueError, "Packed sequences"):
             model(input_ids, position_ids=packed)
 
 
