@@ -91,6 +91,10 @@ PREPROCESSORS = {"sepnorm_bert": bert_tokenizer, "sepnorm_roberta": roberta_toke
 STOCK_PRETRAINING_CLASSES = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM",
                              "vit_mae": "ViTMAEForPreTraining", "modernbert": "ModernBertForMaskedLM",
                              "dinov2": "Dinov2Model", "dinov2_with_registers": "Dinov2WithRegistersModel"}  # fmt: skip
+# ... and the SepNorm class each converts into
+CONVERTED_CLASSES = {"bert": "SepNormBertForMaskedLM", "roberta": "SepNormRobertaForMaskedLM",
+                     "vit_mae": "SepNormViTMAEForPreTraining", "modernbert": "SepNormModernBertForMaskedLM",
+                     "dinov2": "SepNormDinov2Model", "dinov2_with_registers": "SepNormDinov2Model"}  # fmt: skip
 
 
 def save_image(path: Path) -> Path:
