@@ -16,7 +16,7 @@ import sys
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
 SEPNORM_SCOPES = ("all", "final")  # hf_sepnorm.remote_code.configuration_sepnorm.SEPNORM_SCOPES
 SENTENCE_POOLINGS = ("source", "cls")  # hf_sepnorm.conversion.SENTENCE_POOLINGS
-FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE")  # the names of hf_sepnorm.FAMILIES
+FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE", "ModernBERT", "DINOv2")  # the names of hf_sepnorm.FAMILIES
 COMPARE_ARMS = ("batch-all", "batch-final", "layer-all", "layer-final", "rms-final", "shared",
                 "shared-standardized")  # hf_sepnorm.compare.recipes.ARMS  # fmt: skip
 COMPARE_DEFAULT_ARMS = ("shared", "batch-all", "batch-final", "layer-final")  # ...recipes.DEFAULT_ARMS
