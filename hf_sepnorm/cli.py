@@ -140,7 +140,7 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         run_comparison(
             args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
-            args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
+            args.pretrained, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
             args.finetune_learning_rate, push_to_hub=args.push_to_hub,
             push_arms=tuple(args.push_arms) if args.push_arms else None, hub_token=args.hub_token,
             hub_private_repo=args.hub_private_repo or None,

@@ -43,5 +43,6 @@ def init_cls_norms_from_token_norms(model: nn.Module) -> int:
     for sepnorm in sepnorms:
         sepnorm.cls_norm.weight.copy_(sepnorm.weight)
         if getattr(sepnorm.cls_norm, "bias", None) is not None:
-            sepnorm.cls_norm.bias.copy_(sepnorm.bias)
+            # a bias-free LayerNorm (ModernBERT's) under a [CLS] BatchNorm: its bias starts at 0, as the norm's "none"
+            sepnorm.cls_norm.bias.copy_(sepnorm.bias if sepnorm.bias is not None else 0)
     return len(sepnorms)

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 import torch
+import transformers
 from conftest import TINY_BERT, bert_inputs
-from family_checkpoints import inputs_for, save_stock_checkpoint
+from family_checkpoints import CONVERTED_CLASSES, STOCK_PRETRAINING_CLASSES, inputs_for, save_stock_checkpoint
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
-    AutoModelForPreTraining,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
@@ -87,21 +87,17 @@ def test_unsupported_family_is_named():
 
 # ---- every family, through the registry ----
 
-STOCK_FAMILIES = [
-    pytest.param("bert", "SepNormBertForMaskedLM", id="bert"),
-    pytest.param("roberta", "SepNormRobertaForMaskedLM", id="roberta"),
-    pytest.param("vit_mae", "SepNormViTMAEForPreTraining", id="vit_mae"),
-]
+STOCK_FAMILIES = [pytest.param(stock_type, CONVERTED_CLASSES[stock_type], id=stock_type) for stock_type in STOCK_MODEL_TYPES]
 
 
 def stock_and_converted_outputs(stock_folder, converted, stock_model_type):
-    stock = AutoModelForMaskedLM if stock_model_type != "vit_mae" else AutoModelForPreTraining
-    stock_model = stock.from_pretrained(stock_folder).eval()
-    inputs = inputs_for(f"sepnorm_{stock_model_type}")
+    stock_model = getattr(transformers, STOCK_PRETRAINING_CLASSES[stock_model_type]).from_pretrained(stock_folder)
+    inputs = inputs_for(converted.config.model_type)
     if stock_model_type == "vit_mae":
         inputs["noise"] = torch.rand(4, 16)  # the same patches masked in both
     with torch.no_grad():
-        return stock_model(**inputs).logits, converted.eval()(**inputs).logits
+        outputs = stock_model.eval()(**inputs), converted.eval()(**inputs)
+    return [output.logits if "logits" in output else output.last_hidden_state for output in outputs]
 
 
 @pytest.mark.parametrize("stock_model_type, sepnorm_class", STOCK_FAMILIES)

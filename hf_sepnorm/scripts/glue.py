@@ -1,4 +1,5 @@
-"""Fine-tuning SepNormBertForSequenceClassification on a GLUE task, with the HF Trainer.
+"""Fine-tuning a SepNorm sequence classifier on a GLUE task, with the HF Trainer: the class of the checkpoint's
+family (BERT, RoBERTa, ModernBERT; stock checkpoints are converted), SepNormBertForSequenceClassification from scratch.
 
     hf-sepnorm glue --model_name_or_path mlm-checkpoint --task_name sst2 \
         --data_dir glue/SST-2 --output_dir out --do_train --do_eval --do_predict
@@ -39,6 +40,7 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     check_checkpoint_kind,
     load_or_build_model,
+    model_class_for_checkpoint,
     parse_arguments,
     resumed_checkpoint,
     run_main,
@@ -88,6 +90,7 @@ def main(args=None):
             "pooler: use it with --do_train and without --use_peft."
         )
     check_checkpoint_kind(SepNormBertForSequenceClassification, model_args)
+    model_class = model_class_for_checkpoint(SepNormBertForSequenceClassification, model_args)
     set_seed(training_args.seed)
 
     tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
@@ -119,7 +122,7 @@ def main(args=None):
         )
 
     model = load_or_build_model(
-        SepNormBertForSequenceClassification,
+        model_class,
         model_args,
         new_model_fields={"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id},
         num_labels=1 if is_regression else len(label_list),

@@ -12,6 +12,7 @@ from .models import (
     image_input_settings,
     prepare_model_images,
     load_or_build_model,
+    model_class_for_checkpoint,
 )
 from .trainer import SepNormTrainer
 
@@ -30,6 +31,7 @@ __all__ = [
     "image_input_settings",
     "prepare_model_images",
     "load_or_build_model",
+    "model_class_for_checkpoint",
     "SepNormTrainer",
     "last_complete_checkpoint",
     "resumed_checkpoint",

@@ -3,8 +3,10 @@
 A BatchNorm on [CLS] standardizes every feature before the head. A head can learn faster on standardized inputs
 whatever the representation carries, so a fine-tuning comparison needs an arm that has the standardization and not
 SepNorm: ShareNorm (the stock model) whose final [CLS] is standardized per feature, with statistics of the training
-rows measured once on the starting model and then frozen. `standardize_pooler_input` installs it on the pooler of a
-BERT-like model (the first layer its sequence-classification head applies to [CLS]).
+rows measured once on the starting model and then frozen. `standardize_pooler_input` installs it on the first layer
+the sequence-classification head applies to [CLS]: the pooler of a BERT-like model; in ModernBERT, which has no
+pooler, the dense layer of its `head` (classifier_pooling="cls"; a mean-pooling head has no [CLS] input to
+standardize and is refused).
 
 The standardization is trained through, not saved as such: `state_dict()` (what `save_pretrained` writes) folds it
 into the pooler's dense layer, so the saved checkpoint is a plain model that computes exactly what was trained, and
@@ -22,12 +24,24 @@ from ..errors import InputError
 
 
 def _pooler_dense(model: nn.Module) -> nn.Linear:
+    """The first linear layer the sequence-classification head applies to the final [CLS]: BERT's pooler, or, in a
+    family without a pooler, ModernBERT's `head.dense` (its head is `head` = dense, activation, LayerNorm, then
+    `classifier`, on [CLS] with `classifier_pooling="cls"`)."""
     pooler = getattr(getattr(model, "base_model", model), "pooler", None)
     dense = getattr(pooler, "dense", None)
+    if dense is None and getattr(model.config, "classifier_pooling", None) == "cls":
+        dense = getattr(getattr(model, "head", None), "dense", None)
     if not isinstance(dense, nn.Linear):
         raise InputError(
-            f"--standardize_cls_features standardizes the input of a BERT pooler, and this {type(model).__name__} has "
-            "none: use a BERT-like checkpoint built with its pooling layer."
+            f"--standardize_cls_features standardizes the [CLS] entering a classification head's first layer (BERT's "
+            f"pooler, ModernBERT's `head` with classifier_pooling='cls'), and this {type(model).__name__} has none: "
+            "use a BERT-like checkpoint built with its pooling layer, or a ModernBERT one pooling [CLS]."
+        )
+    if dense.bias is None:  # the saved model takes the mean in that layer's bias
+        raise InputError(
+            f"--standardize_cls_features folds the standardization into the head's first layer, whose bias takes "
+            f"the [CLS] mean, and this {type(model).__name__}'s has none (ModernBERT's classifier_bias=False, its "
+            "default): build the head with classifier_bias=True."
         )
     return dense
 

@@ -38,6 +38,21 @@ def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNor
         )
 
 
+def model_class_for_checkpoint(default: type[PreTrainedModel], model_args: SepNormModelArguments) -> type[PreTrainedModel]:
+    """The head a script trains, in the family of the checkpoint it starts from: `default` (e.g. BERT's sequence
+    classifier) for a new model, else the same head (by Auto class) of the checkpoint's family, stock or SepNorm
+    (a ModernBERT checkpoint gets `SepNormModernBertForSequenceClassification`)."""
+    config = checkpoint_config(model_args)
+    family = (STOCK_MODEL_TYPES.get(config.model_type) or FAMILIES.get(config.model_type)) if config else None
+    if family is None:
+        return default
+    auto_class = family_of(default.config_class.model_type).auto_class_of(default.__name__)
+    if auto_class not in family.heads:
+        raise InputError(f"--model_name_or_path {model_args.model_name_or_path}: the {family.name} family has no "
+                         f"{auto_class} head, which this script trains.")  # fmt: skip
+    return family.heads[auto_class]
+
+
 def image_input_settings(
     model_args: SepNormModelArguments, num_channels: int | None, image_size: int | None
 ) -> tuple[int, int | None]:

@@ -97,3 +97,32 @@ def test_run_glue_refuses_the_control_without_training(tmp_path):
     with pytest.raises(ValueError, match="use it with --do_train and without --use_peft"):
         run_glue.main(["--task_name", "stsb", "--output_dir", str(tmp_path), "--do_eval",
                        "--standardize_cls_features", "true", "--report_to", "none"])  # fmt: skip
+
+
+def test_a_family_without_a_pooler_standardizes_the_input_of_its_head_and_saves_it_folded():
+    """ModernBERT has no pooler: its classifier's first layer on [CLS] is `head.dense` (classifier_pooling="cls");
+    a mean-pooling head has no [CLS] input, and a bias-free one no bias to fold the mean into: both refused."""
+    from family_checkpoints import sepnorm_config
+
+    from hf_sepnorm import SepNormModernBertForSequenceClassification
+
+    config = sepnorm_config("sepnorm_modernbert", cls_norm="shared", classifier_bias=True)
+    model = SepNormModernBertForSequenceClassification(config).eval()
+    batches = _batches()
+    mean, std = standardize_pooler_input(model, batches)
+    seen = []
+    handle = model.head.dense.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    with torch.no_grad():
+        expected = torch.cat([model(**batch).logits for batch in batches])
+    handle.remove()
+    standardized = torch.cat(seen)
+    torch.testing.assert_close(standardized.mean(0), torch.zeros_like(mean), rtol=0, atol=1e-4)
+    plain = SepNormModernBertForSequenceClassification(model.config).eval()
+    plain.load_state_dict(model.state_dict())  # folded: a plain model computing what the standardized one does
+    with torch.no_grad():
+        torch.testing.assert_close(torch.cat([plain(**batch).logits for batch in batches]), expected, rtol=0, atol=1e-4)
+    for refused, message in (({"classifier_pooling": "mean"}, "ModernBERT's `head` with classifier_pooling='cls'"),
+                             ({"classifier_bias": False}, "build the head with classifier_bias=True")):  # fmt: skip
+        head = SepNormModernBertForSequenceClassification(sepnorm_config("sepnorm_modernbert", **refused))
+        with pytest.raises(ValueError, match=message):
+            standardize_pooler_input(head, batches)
