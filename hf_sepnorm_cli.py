@@ -11,6 +11,7 @@ arms and presets, the families): `tests/test_cli.py` checks that they are equal.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
@@ -142,7 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse lists them without a hint: name the first and the closest valid flag
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        flags = [option for action in command._actions for option in action.option_strings]
+        flag = next((word for word in unknown if word.startswith("-")), unknown[0]).split("=")[0]
+        closest = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6) if flag.startswith("-") else []
+        hint = f"did you mean {closest[0]}?" if closest else "see --help for the valid flags and arguments."
+        problem = f"unknown flag {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
+        print(f"{command.prog}: error: {problem}: {hint}", file=sys.stderr)
+        return 2
     from hf_sepnorm import cli  # only now: torch and transformers
 
     return cli.COMMANDS[args.command](args)
