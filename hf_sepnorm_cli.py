@@ -99,9 +99,10 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
         "convert",
         help=f"convert a stock {families} checkpoint into a SepNorm one",
         description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
-        "its tokenizer or image processor. Prints what is new: the [CLS] norms. With a [CLS] BatchNorm, give "
-        "--calibration_file to estimate its running statistics: until they are estimated or trained, they are mean "
-        "0 and variance 1 and an eval-mode model does not normalize [CLS].",
+        "its tokenizer or image processor. Prints what is new: the [CLS] norms. A [CLS] BatchNorm (--cls_norm batch, "
+        "the default) needs --calibration_file, on which its running statistics are estimated: until they are "
+        "estimated or trained they are mean 0 and variance 1, and an eval-mode model does not normalize [CLS] "
+        "(--uncalibrated keeps them so, for a model you train next).",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
     convert.add_argument("output_dir", help="where to save the SepNorm checkpoint (a new or empty folder)")
@@ -119,6 +120,11 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
                          help="data on which the [CLS] BatchNorm statistics are estimated (PreciseBN) before saving: "
                          "plain-text files, one input per line, for text models; image files or folders of them, "
                          "unmasked, for image models")  # fmt: skip
+    convert.add_argument("--uncalibrated", action="store_true",
+                         help="save a [CLS] BatchNorm without --calibration_file, its statistics at mean 0 and variance "
+                         "1: only for a model you train next (its embeddings are useless until then)")  # fmt: skip
+    convert.add_argument("--encoding", default="utf-8",
+                         help="the encoding of text --calibration_file files (default utf-8; e.g. latin-1)")
     convert.add_argument("--calibration_batches", type=int, default=50,
                          help="at most this many batches of 32 lines or images estimate the statistics (default 50)")
     convert.add_argument("--sentence_pooling", default="source", choices=SENTENCE_POOLINGS,
