@@ -139,9 +139,9 @@ def to_label_ids(dataset: datasets.Dataset, label_list: list[str], is_regression
                  path: Path) -> datasets.Dataset:  # fmt: skip
     """`label` as class ids of `label_list` (-1 in a test file without labels) or floats, and `idx`."""
     dataset = dataset.add_column("idx", list(range(len(dataset))))
-    if "label" not in dataset.column_names:
-        dataset = dataset.add_column("label", [-1.0 if is_regression else -1] * len(dataset))
-    values = dataset["label"]
+    values = dataset["label"] if "label" in dataset.column_names else [None] * len(dataset)
+    if "label" in dataset.column_names:
+        dataset = dataset.remove_columns("label")
     if missing := [row for row, value in enumerate(values) if value is None or value == ""]:
         if split != "test" or len(missing) != len(values):
             raise InputError(f"{FLAGS[split]} {path}: row {missing[0] + 1} has no label ({len(missing)} rows have "
@@ -149,7 +149,7 @@ def to_label_ids(dataset: datasets.Dataset, label_list: list[str], is_regression
         values = [None] * len(values)
     if is_regression:
         scores = [-1.0 if value is None else float(value) for value in values]
-        dataset = dataset.remove_columns("label").add_column("label", scores)
+        dataset = dataset.add_column("label", scores)
         return dataset.cast_column("label", datasets.Value("float32"))
     label2id = {name: index for index, name in enumerate(label_list)}
     unknown = sorted({str(value) for value in values if value is not None and str(value) not in label2id})
@@ -157,7 +157,7 @@ def to_label_ids(dataset: datasets.Dataset, label_list: list[str], is_regression
         raise InputError(f"{FLAGS[split]} {path}: labels {', '.join(unknown[:5])} are in neither the training nor the "
                          f"validation file ({', '.join(label_list)}).")  # fmt: skip
     ids = [-1 if value is None else label2id[str(value)] for value in values]
-    dataset = dataset.remove_columns("label").add_column("label", ids)
+    dataset = dataset.add_column("label", ids)
     return dataset.cast_column("label", datasets.Value("int64"))
 
 
