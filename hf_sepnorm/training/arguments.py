@@ -173,6 +173,11 @@ class ImageDataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training images."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation images."})
+    drop_unreadable_images: bool = field(
+        default=False,
+        metadata={"help": "Leave out images that cannot be decoded (counted in a warning); by default any stops the "
+                  "run before training, listing them."},
+    )
 
     def __post_init__(self):
         if self.train_dir is None and self.dataset_name is None:
