@@ -245,6 +245,21 @@ def _load_splits(data_args, seed: int) -> DatasetDict:
     return splits.cast_column("image", Image(decode=False))
 
 
+def describe_image_folders(data_args, splits: DatasetDict) -> dict[str, str] | None:
+    """How a card names the images of local folders, by split: `train/` (400 images); None for a Hub data set, which
+    its id names."""
+    if data_args.dataset_name is not None:
+        return None
+    train = f"`{Path(data_args.train_dir).name}/`"
+    described = {"train": f"{train} ({len(splits['train'])} images)"}
+    if "validation" in splits:
+        described["validation"] = (
+            f"`{Path(data_args.validation_dir).name}/` ({len(splits['validation'])} images)" if data_args.validation_dir
+            else f"{len(splits['validation'])} images held out of {train}"
+        )
+    return described
+
+
 def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_channels: int) -> BaseImageProcessor:
     """The checkpoint's image processor when it has one, else a new one for this size and channel count."""
     if checkpoint is not None:

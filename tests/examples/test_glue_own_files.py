@@ -67,7 +67,7 @@ def test_string_labels_reach_the_config_the_pipeline_and_the_card(emotions):
     assert "datasets" not in metadata and "model-index" not in metadata  # no Hub data set to name
     assert "glue" not in readme.lower().split("## training")[1]  # the Training and Evaluation sections
     assert "Data: local files, not a Hub data set: train `train.csv` (60 rows), validation `dev.csv` (24 rows)" in readme
-    assert "Measured on `dev.csv` (24 rows), the local validation file" in readme
+    assert "Measured on the local validation data, `dev.csv` (24 rows)" in readme
 
 
 def test_float_labels_make_a_regression(tmp_path):
@@ -89,7 +89,7 @@ def test_float_labels_make_a_regression(tmp_path):
     scorer = pipeline("text-classification", model=str(out), trust_remote_code=True, function_to_apply="none")
     (scored,) = scorer([{"text": "a man plays a guitar", "text_pair": "someone plays music"}])
     assert isinstance(scored["score"], float)
-    assert "Measured on `dev.csv` (12 rows of 16), the local validation file" in (out / "README.md").read_text()
+    assert "Measured on the local validation data, `dev.csv` (12 rows of 16)" in (out / "README.md").read_text()
 
 
 @pytest.mark.slow
@@ -103,7 +103,7 @@ def test_a_push_names_the_files_measured_on_and_no_data_set(trainer_hub, emotion
     metadata = card_metadata(pushed["README.md"])
     assert "datasets" not in metadata and "model-index" not in metadata
     assert "nyu-mll/glue" not in readme
-    assert "Measured on `dev.csv` (24 rows), the local validation file" in readme
+    assert "Measured on the local validation data, `dev.csv` (24 rows)" in readme
     accuracy = json.loads((emotions / "pushed" / "eval_results.json").read_text())["eval_accuracy"]
     assert f"| accuracy | {round(accuracy, 4)} |" in readme
 

@@ -87,3 +87,6 @@ def test_unreadable_images_stop_the_run_before_training_or_are_dropped(folders, 
     assert "Left out 1 unreadable image(s) of the validation split" in caplog.text
     results = json.loads((tmp_path / "kept" / "all_results.json").read_text())
     assert results["eval_samples"] == 12 and "eval_accuracy" in results  # 12 readable images of 13
+    card = (tmp_path / "kept" / "README.md").read_text()  # the folders by name and the images used, no data set
+    assert "Data: local files, not a Hub data set: train `train/` (24 images), validation `val/` (12 images)." in card
+    assert "Measured on the local validation data, `val/` (12 images)" in card and "datasets:" not in card
