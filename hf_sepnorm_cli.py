@@ -121,8 +121,8 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
                          "plain-text files, one input per line, for text models; image files or folders of them, "
                          "unmasked, for image models")  # fmt: skip
     convert.add_argument("--uncalibrated", action="store_true",
-                         help="save a [CLS] BatchNorm without --calibration_file, its statistics at mean 0 and variance "
-                         "1: only for a model you train next (its embeddings are useless until then)")  # fmt: skip
+                         help="save a [CLS] BatchNorm without --calibration_file, its statistics at mean 0 and "
+                         "variance 1: only for a model you train next (useless embeddings until then)")  # fmt: skip
     convert.add_argument("--encoding", default="utf-8",
                          help="the encoding of text --calibration_file files (default utf-8; e.g. latin-1)")
     convert.add_argument("--calibration_batches", type=int, default=50,

@@ -54,8 +54,10 @@ def check_convert_inputs(args: argparse.Namespace) -> None:
             "--uncalibrated for a model you train next."
         )
     if args.calibration_file and args.cls_norm != "batch":
-        raise ConvertInputError(f"--calibration_file estimates [CLS] BatchNorm statistics, and --cls_norm "
-                                f"{args.cls_norm} has none: leave it out, or convert with --cls_norm batch.")  # fmt: skip
+        raise ConvertInputError(
+            f"--calibration_file estimates [CLS] BatchNorm statistics, and --cls_norm {args.cls_norm} has none: leave "
+            "it out, or convert with --cls_norm batch."
+        )
     for file in args.calibration_file or []:
         if not Path(file).exists():
             raise ConvertInputError(f"--calibration_file {file}: no such file (text models: plain text, one input per "

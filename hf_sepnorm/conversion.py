@@ -346,7 +346,7 @@ def check_calibration_size(count: int, files: list[str], what: str) -> None:
     """Refuse, naming the files, calibration data too small to estimate statistics from."""
     if count < MIN_CALIBRATION_INPUTS:
         raise InputError(
-            f"--calibration_file {', '.join(map(str, files))}: {what}: {count}, too few to estimate the [CLS] BatchNorm "
-            f"statistics from: give at least {MIN_CALIBRATION_INPUTS}, better a few hundred like the ones the model "
-            "will embed."
+            f"--calibration_file {', '.join(map(str, files))}: {what}: {count}, too few to estimate the [CLS] "
+            f"BatchNorm statistics from: give at least {MIN_CALIBRATION_INPUTS}, better a few hundred like those the "
+            "model will embed."
         )

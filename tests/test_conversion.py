@@ -163,7 +163,8 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.base_model is None  # a local source: named in the text, not as Hub metadata
     assert f"| converted from | `{stock_folder}` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
-    assert "| [CLS] BatchNorm statistics | not estimated (--uncalibrated): mean 0 and variance 1 until trained |" in card.text
+    statistics = "| [CLS] BatchNorm statistics | not estimated (--uncalibrated): mean 0 and variance 1 until trained |"
+    assert statistics in card.text
     assert 'repo_id = "<your-namespace>/<repo-name>"' in card.text
 
 

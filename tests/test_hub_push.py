@@ -322,7 +322,8 @@ def test_a_stock_folder_or_a_bad_repo_id_is_refused_in_one_line(hub_server, save
     capsys.readouterr()  # the save's progress bar
     assert cli_main(["push", str(stock), f"{TEST_USER}/stock"]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and f"Convert it first: `hf-sepnorm convert {stock} <new folder> --calibration_file" in error
+    fix = f"Convert it first: `hf-sepnorm convert {stock} <new folder> --calibration_file"
+    assert len(error.splitlines()) == 1 and fix in error
     assert cli_main(["push", str(saved_folder), "not a repo id"]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "'not a repo id' is no Hub repo id" in error and "namespace/name" in error

@@ -66,15 +66,16 @@ def load_labelled_files(
         builders.add(BUILDERS[path.suffix.lower()])
         check_text_files([str(path)], FLAGS[split], encoding)
     if len(builders) > 1:
-        raise InputError(f"{', '.join(map(str, paths.values()))}: give every file in the same format, CSV or JSON lines.")
+        named = ", ".join(map(str, paths.values()))
+        raise InputError(f"{named}: give every file in the same format, CSV or JSON lines.")
     builder = builders.pop()
     raw = {split: read_file(builder, split, path, encoding, cache_dir) for split, path in paths.items()}
 
     for split, dataset in raw.items():
         if label_column not in dataset.column_names and split != "test":
             raise InputError(
-                f"{FLAGS[split]} {paths[split]}: no {label_column!r} column (columns: {', '.join(dataset.column_names)}). "
-                "Name the label column with --label_column_name."
+                f"{FLAGS[split]} {paths[split]}: no {label_column!r} column (columns: "
+                f"{', '.join(dataset.column_names)}). Name the label column with --label_column_name."
             )
     text_columns = choose_text_columns(raw, paths, label_column, text_column_names)
     labelled = [dataset for split, dataset in raw.items() if label_column in dataset.column_names and split != "test"]
@@ -84,7 +85,8 @@ def load_labelled_files(
     label_list = [] if is_regression else class_names(labelled, label_column)
     splits = {}
     for split, dataset in raw.items():
-        dataset = dataset.select_columns([*text_columns, *([label_column] if label_column in dataset.column_names else [])])
+        labels = [label_column] if label_column in dataset.column_names else []
+        dataset = dataset.select_columns([*text_columns, *labels])
         if label_column != "label" and label_column in dataset.column_names:
             dataset = dataset.rename_column(label_column, "label")
         splits[split] = to_label_ids(dataset, label_list, is_regression, split, paths[split])
@@ -122,8 +124,10 @@ def choose_text_columns(raw: dict, paths: dict[str, Path], label_column: str, na
     for split, dataset in raw.items():
         missing = [column for column in chosen if column not in dataset.column_names]
         if missing:
-            raise InputError(f"{FLAGS[split]} {paths[split]}: no {', '.join(map(repr, missing))} column (columns: "
-                             f"{', '.join(dataset.column_names)}); name the text columns with --text_column_names.")  # fmt: skip
+            raise InputError(
+                f"{FLAGS[split]} {paths[split]}: no {', '.join(map(repr, missing))} column (columns: "
+                f"{', '.join(dataset.column_names)}); name the text columns with --text_column_names."
+            )
     return chosen
 
 

@@ -57,14 +57,17 @@ from hf_sepnorm.training import (
 @dataclass
 class GlueArguments:
     task_name: str | None = field(
-        default=None, metadata={"help": "GLUE task (leave out to train on your own files).", "choices": list(GLUE_TASKS)}
+        default=None,
+        metadata={"help": "GLUE task (leave out to train on your own files).", "choices": list(GLUE_TASKS)},
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder of the task's official TSV files (default: the Hub's nyu-mll/glue)."}
     )
     train_file: str | None = field(default=None, metadata={"help": "Your training data: a CSV or JSON-lines file."})
     validation_file: str | None = field(default=None, metadata={"help": "Your validation data (CSV or JSON lines)."})
-    test_file: str | None = field(default=None, metadata={"help": "Your test data (CSV or JSON lines; labels optional)."})
+    test_file: str | None = field(
+        default=None, metadata={"help": "Your test data (CSV or JSON lines; labels optional)."}
+    )
     text_column_names: str | None = field(
         default=None,
         metadata={"help": "Your files' text column(s), comma-separated, e.g. 'question,answer' (default: sentence1 and "

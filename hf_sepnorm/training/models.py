@@ -24,16 +24,20 @@ def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | N
     source = model_args.model_name_or_path
     folder = Path(source).expanduser()
     if folder.is_dir() and not (folder / "config.json").is_file():
-        raise InputError(f"--model_name_or_path {source}: the folder holds no config.json, so no transformers "
-                         "checkpoint: give the folder save_pretrained or a training run wrote, or a Hub model id.")  # fmt: skip
+        raise InputError(
+            f"--model_name_or_path {source}: the folder holds no config.json, so no transformers checkpoint: give the "
+            "folder save_pretrained or a training run wrote, or a Hub model id."
+        )
     try:
         return AutoConfig.from_pretrained(source, **_hub_kwargs(model_args))
     except (OSError, ValueError) as error:  # no such folder, no such (reachable) Hub repo, a config of no model type
         reason = str(error).strip().splitlines()[0]
         if folder.is_dir():
             reason = "it names no model_type" if "model_type" in reason else reason
-            raise InputError(f"--model_name_or_path {source}: {folder / 'config.json'} is no transformers config "
-                             f"({reason}): give the folder save_pretrained or a training run wrote.") from None  # fmt: skip
+            raise InputError(
+                f"--model_name_or_path {source}: {folder / 'config.json'} is no transformers config ({reason}): give "
+                "the folder save_pretrained or a training run wrote."
+            ) from None
         raise InputError(
             f"--model_name_or_path {source}: neither a checkpoint folder (with config.json) nor a Hub model that could "
             f"be loaded ({reason}). Give a folder save_pretrained wrote or an existing Hub id (e.g. "

@@ -19,7 +19,7 @@ COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_b
 PHRASES = {
     "joy": ["a wonderful day", "I love this film", "great acting and a happy end", "what a delight", "superb"],
     "anger": ["a terrible mess", "I hated every minute", "boring and far too long", "what a waste", "awful acting"],
-    "neutral": ["the film is two hours long", "it was shown on tuesday", "the cast has five actors", "it is in english"],
+    "neutral": ["the film is two hours long", "it was shown on tuesday", "the cast has five actors", "it's in english"],
 }
 
 
@@ -34,7 +34,8 @@ def emotions(tmp_path):
     rng = random.Random(0)
     for name, count in (("train.csv", 60), ("dev.csv", 24)):
         labels = [rng.choice(sorted(PHRASES)) for _ in range(count)]
-        write_csv(tmp_path / name, ["text", "sentiment"], [[f"{rng.choice(PHRASES[y])} {i}", y] for i, y in enumerate(labels)])
+        rows = [[f"{rng.choice(PHRASES[label])} {index}", label] for index, label in enumerate(labels)]
+        write_csv(tmp_path / name, ["text", "sentiment"], rows)
     write_csv(tmp_path / "test.csv", ["text"], [["I love this film"], ["what a waste"], ["it is in english"]])
     return tmp_path
 
@@ -66,7 +67,8 @@ def test_string_labels_reach_the_config_the_pipeline_and_the_card(emotions):
     metadata = card_metadata(readme.encode())
     assert "datasets" not in metadata and "model-index" not in metadata  # no Hub data set to name
     assert "glue" not in readme.lower().split("## training")[1]  # the Training and Evaluation sections
-    assert "Data: local files, not a Hub data set: train `train.csv` (60 rows), validation `dev.csv` (24 rows)" in readme
+    data = "Data: local files, not a Hub data set: train `train.csv` (60 rows), validation `dev.csv` (24 rows)."
+    assert data in readme
     assert "Measured on the local validation data, `dev.csv` (24 rows)" in readme
 
 
@@ -76,7 +78,8 @@ def test_float_labels_make_a_regression(tmp_path):
         rows = []
         for index in range(count):
             score = round(rng.uniform(0, 5), 2)
-            rows.append([f"a man plays a guitar {index}", "someone plays music" if score > 2.5 else "a cat sleeps", score])
+            pair = "someone plays music" if score > 2.5 else "a cat sleeps"
+            rows.append([f"a man plays a guitar {index}", pair, score])
         write_csv(tmp_path / name, ["sentence1", "sentence2", "score"], rows)
     out = tmp_path / "out"
     hf_sepnorm("glue", "--train_file", tmp_path / "train.csv", "--validation_file", tmp_path / "dev.csv",
@@ -97,7 +100,8 @@ def test_a_push_names_the_files_measured_on_and_no_data_set(trainer_hub, emotion
     repo_id = f"{TEST_USER}/emotions-sepnorm"
     hf_sepnorm("glue", "--train_file", emotions / "train.csv", "--validation_file", emotions / "dev.csv",
                "--label_column_name", "sentiment", "--output_dir", emotions / "pushed", "--do_train", "--do_eval",
-               "--max_steps", "2", "--push_to_hub", "--hub_model_id", repo_id, "--hub_token", TEST_TOKEN, *COMMON)  # fmt: skip
+               "--max_steps", "2", "--push_to_hub", "--hub_model_id", repo_id, "--hub_token", TEST_TOKEN,
+               *COMMON)  # fmt: skip
     pushed = trainer_hub.files(repo_id, trainer_hub.history(repo_id)[0].oid)
     readme = pushed["README.md"].decode()
     metadata = card_metadata(pushed["README.md"])
@@ -118,7 +122,8 @@ def test_a_push_names_the_files_measured_on_and_no_data_set(trainer_hub, emotion
         (["--task_name", "sst2", "--train_file", "{train}"], "leave out --task_name to train on your files"),
         (["--train_file", "{train}", "--label_column_name", "sentiment", "--do_eval"],
          "--do_eval reads --validation_file: give it"),
-        (["--train_file", "{train}", "--loging_steps", "5"], "unknown flag --loging_steps: did you mean --logging_steps?"),
+        (["--train_file", "{train}", "--loging_steps", "5"],
+         "unknown flag --loging_steps: did you mean --logging_steps?"),
         (["--train_file", "{train}", "--loging_dir", "logs"], "unknown flag --loging_dir: did you mean"),
     ],
     ids=["not-a-model", "no-label-column", "task-and-files", "eval-without-file", "typo", "removed-flag"],

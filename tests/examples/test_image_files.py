@@ -13,7 +13,8 @@ import hf_sepnorm_cli
 from hf_sepnorm.data.images import ImageTransform, make_image_processor, open_image, to_8_bits
 
 COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "4", "--seed", "3",
-          "--max_steps", "2", "--image_size", "16", "--config_overrides", f"patch_size=8,{TINY_VIT_OVERRIDES}"]  # fmt: skip
+          "--max_steps", "2", "--image_size", "16",
+          "--config_overrides", f"patch_size=8,{TINY_VIT_OVERRIDES}"]  # fmt: skip
 
 
 def sixteen_bit_png(path, values: np.ndarray) -> None:
@@ -58,7 +59,8 @@ def test_sixteen_bit_and_float_images_are_scaled_by_their_full_range(tmp_path):
     # what the model gets from the 16-bit file equals what it gets from the same image saved in 8 bits
     Image.fromarray(grey).save(tmp_path / "eight.png")
     transform = ImageTransform(make_image_processor(16, 3), num_channels=3, augment=False)
-    pixels = transform({"image": [{"path": str(tmp_path / name)} for name in ("deep.png", "eight.png")], "index": [0, 1]})
+    images = [{"path": str(tmp_path / name)} for name in ("deep.png", "eight.png")]
+    pixels = transform({"image": images, "index": [0, 1]})
     assert np.array_equal(pixels["pixel_values"][0].numpy(), pixels["pixel_values"][1].numpy())
 
 
