@@ -1,6 +1,6 @@
 """What the `hf-sepnorm` commands run: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub,
 `convert` a stock checkpoint. Their arguments are parsed by `hf_sepnorm_cli` (outside the package, so that `--help`
-needs neither torch nor transformers); `python -m hf_sepnorm.cli` runs the same command."""
+needs neither torch nor transformers); `python -m hf_sepnorm_cli` runs the same command."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from hf_sepnorm_cli import main
 
 from .errors import InputError
 from .families import FAMILIES
@@ -178,6 +176,3 @@ def run_compare(args: argparse.Namespace) -> int:
 
 COMMANDS = {"compare": run_compare, "push": run_push, "convert": run_convert}  # what each parsed command runs
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 [CLS] statistics, and the standardized-[CLS] control arm of a comparison."""
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
+from .checkpoints import last_complete_checkpoint, resumed_checkpoint
 from .controls import standardize_pooler_input
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 from .models import (
@@ -12,7 +13,7 @@ from .models import (
     prepare_model_images,
     load_or_build_model,
 )
-from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
+from .trainer import SepNormTrainer
 
 __all__ = [
     "ImageDataArguments",

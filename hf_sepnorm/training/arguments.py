@@ -12,6 +12,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
 from ..remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from .checkpoints import checkpoint_folders
 
 
 @dataclass
@@ -97,7 +98,6 @@ class SepNormTrainingArguments(TrainingArguments):
         """Training writes its model and checkpoints into output_dir: refuse, before anything runs, a folder holding
         another run's, so that nothing trained before is silently overwritten."""
         from ..conversion import saved_model_files
-        from .trainer import checkpoint_folders  # trainer.py imports this module
 
         folder = Path(self.output_dir)
         if weights := saved_model_files(folder):
