@@ -164,8 +164,13 @@ class ImageDataArguments:
     validation_dir: str | None = field(default=None, metadata={"help": "Validation image folder."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub image dataset instead of folders."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
-    image_column: str = field(default="image", metadata={"help": "The Hub dataset's image column."})
-    label_column: str = field(default="label", metadata={"help": "The Hub dataset's label column."})
+    # also under the names of transformers' run_image_classification.py
+    image_column: str = field(
+        default="image", metadata={"help": "The Hub dataset's image column.", "aliases": ["--image_column_name"]}
+    )
+    label_column: str = field(
+        default="label", metadata={"help": "The Hub dataset's label column.", "aliases": ["--label_column_name"]}
+    )
     # argparse formats help strings with %: a literal percent sign is written %%
     validation_split_percentage: int = field(default=5, metadata={"help": "Held-out %% without a validation set."})
     image_size: int | None = field(
