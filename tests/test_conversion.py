@@ -133,7 +133,7 @@ def test_fresh_cls_norms_change_the_outputs(tmp_path, stock_model_type, sepnorm_
 
 def run_cli(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hf_sepnorm.cli", *map(str, args)],
+        [sys.executable, "-m", "hf_sepnorm_cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
