@@ -76,9 +76,9 @@ def _convert(args: argparse.Namespace) -> int:
 
     from .conversion import (
         calibrate_on_images,
+        calibrate_on_text,
         calibration_images,
         calibration_lines,
-        calibrate_on_text,
         clear_output_dir,
         convert_stock_checkpoint,
         new_cls_norms_summary,
