@@ -37,7 +37,7 @@ from transformers import (
 
 from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, push_to_hub
-from hf_sepnorm.cli import main as cli_main
+from hf_sepnorm_cli import main as cli_main
 
 TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
