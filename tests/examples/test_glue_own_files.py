@@ -95,6 +95,23 @@ def test_float_labels_make_a_regression(tmp_path):
     assert "Measured on the local validation data, `dev.csv` (12 rows of 16)" in (out / "README.md").read_text()
 
 
+def test_json_lines_with_named_text_columns_and_numeric_classes(tmp_path):
+    """JSON lines, a question/answer pair named with --text_column_names beside an `id` column, class ids 0, 2 and 10
+    (classes in numeric order, not as text)."""
+    rng = random.Random(2)
+    for name, count in (("train.jsonl", 40), ("dev.jsonl", 12)):
+        rows = [{"id": f"q{index}", "question": f"is item {index} good", "answer": rng.choice(["yes", "no", "maybe"]),
+                 "label": rng.choice([0, 2, 10])} for index in range(count)]  # fmt: skip
+        (tmp_path / name).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    hf_sepnorm("glue", "--train_file", tmp_path / "train.jsonl", "--validation_file", tmp_path / "dev.jsonl",
+               "--text_column_names", "question,answer", "--output_dir", out, "--do_train", "--do_eval",
+               "--max_steps", "2", *COMMON)  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "2", "2": "10"}
+    assert json.loads((out / "eval_results.json").read_text())["eval_samples"] == 12
+    assert "validation `dev.jsonl` (12 rows)" in (out / "README.md").read_text()
+
+
 @pytest.mark.slow
 def test_a_push_names_the_files_measured_on_and_no_data_set(trainer_hub, emotions):  # noqa: F811
     repo_id = f"{TEST_USER}/emotions-sepnorm"
