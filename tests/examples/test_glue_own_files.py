@@ -67,7 +67,8 @@ def test_string_labels_reach_the_config_the_pipeline_and_the_card(emotions):
     metadata = card_metadata(readme.encode())
     assert "datasets" not in metadata and "model-index" not in metadata  # no Hub data set to name
     assert "glue" not in readme.lower().split("## training")[1]  # the Training and Evaluation sections
-    data = "Data: local files, not a Hub data set: train `train.csv` (60 rows), validation `dev.csv` (24 rows)."
+    data = "Data: local files, not a Hub data set: train `train.csv` (60 rows), validation `dev.csv` (24 rows), test "
+    data += "`test.csv` (3 rows)."
     assert data in readme
     assert "Measured on the local validation data, `dev.csv` (24 rows)" in readme
 
