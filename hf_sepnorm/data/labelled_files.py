@@ -79,6 +79,9 @@ def load_labelled_files(
             )
     text_columns = choose_text_columns(raw, paths, label_column, text_column_names)
     labelled = [dataset for split, dataset in raw.items() if label_column in dataset.column_names and split != "test"]
+    if not labelled:  # the classes (and whether it is a regression) come from labelled files
+        raise InputError(f"{FLAGS['test']} alone does not say which labels there are: give --train_file or "
+                         "--validation_file too (the files the model was trained and evaluated on).")  # fmt: skip
     # float labels mean scores (an integer column beside them is scores too: "3" in a file of "2.5"s)
     dtypes = {dataset.features[label_column].dtype for dataset in labelled}
     is_regression = bool(dtypes & {"float32", "float64"}) and dtypes <= {"float32", "float64", "int32", "int64"}
