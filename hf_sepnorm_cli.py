@@ -11,6 +11,7 @@ arms and presets, the families): `tests/test_cli.py` checks that they are equal.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
@@ -102,9 +103,10 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
         "convert",
         help=f"convert a stock {families} checkpoint into a SepNorm one",
         description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
-        "its tokenizer or image processor. Prints what is new: the [CLS] norms. With a [CLS] BatchNorm, give "
-        "--calibration_file to estimate its running statistics: until they are estimated or trained, they are mean "
-        "0 and variance 1 and an eval-mode model does not normalize [CLS].",
+        "its tokenizer or image processor. Prints what is new: the [CLS] norms. A [CLS] BatchNorm (--cls_norm batch, "
+        "the default) needs --calibration_file, on which its running statistics are estimated: until they are "
+        "estimated or trained they are mean 0 and variance 1, and an eval-mode model does not normalize [CLS] "
+        "(--uncalibrated keeps them so, for a model you train next).",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
     convert.add_argument("output_dir", help="where to save the SepNorm checkpoint (a new or empty folder)")
@@ -122,6 +124,11 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
                          help="data on which the [CLS] BatchNorm statistics are estimated (PreciseBN) before saving: "
                          "plain-text files, one input per line, for text models; image files or folders of them, "
                          "unmasked, for image models")  # fmt: skip
+    convert.add_argument("--uncalibrated", action="store_true",
+                         help="save a [CLS] BatchNorm without --calibration_file, its statistics at mean 0 and "
+                         "variance 1: only for a model you train next (useless embeddings until then)")  # fmt: skip
+    convert.add_argument("--encoding", default="utf-8",
+                         help="the encoding of text --calibration_file files (default utf-8; e.g. latin-1)")
     convert.add_argument("--calibration_batches", type=int, default=50,
                          help="at most this many batches of 32 lines or images estimate the statistics (default 50)")
     convert.add_argument("--sentence_pooling", default="source", choices=SENTENCE_POOLINGS,
@@ -146,7 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse lists them without a hint: name the first and the closest valid flag
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        flags = [option for action in command._actions for option in action.option_strings]
+        flag = next((word for word in unknown if word.startswith("-")), unknown[0]).split("=")[0]
+        closest = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6) if flag.startswith("-") else []
+        hint = f"did you mean {closest[0]}?" if closest else "see --help for the valid flags and arguments."
+        problem = f"unknown flag {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
+        print(f"{command.prog}: error: {problem}: {hint}", file=sys.stderr)
+        return 2
     from hf_sepnorm import cli  # only now: torch and transformers
 
     return cli.COMMANDS[args.command](args)

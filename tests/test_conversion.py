@@ -129,7 +129,7 @@ def test_fresh_cls_norms_change_the_outputs(tmp_path, stock_model_type, sepnorm_
 
 def run_cli(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hf_sepnorm.cli", *map(str, args)],
+        [sys.executable, "-m", "hf_sepnorm_cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -142,7 +142,7 @@ def run_cli(*args, cwd) -> subprocess.CompletedProcess:
 def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
 
-    result = run_cli("convert", stock_folder, tmp_path / "out", "--cls_norm", "batch", cwd=tmp_path)
+    result = run_cli("convert", stock_folder, tmp_path / "out", "--cls_norm", "batch", "--uncalibrated", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
@@ -161,7 +161,8 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     assert "| converted from | the local folder `stock` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
     assert str(tmp_path) not in str(card)  # no path of this machine
     assert "The model card leaves base_model out: nothing in the local folder `stock` names" in result.stderr
-    assert "| [CLS] BatchNorm statistics | not estimated: mean 0 and variance 1 until estimated or trained |" in card.text
+    statistics = "| [CLS] BatchNorm statistics | not estimated (--uncalibrated): mean 0 and variance 1 until trained |"
+    assert statistics in card.text
     assert 'repo_id = "<your-namespace>/<repo-name>"' in card.text
 
 
@@ -235,8 +236,8 @@ def test_real_pretrained_bert_converts_exactly(tmp_path):
 def test_cli_convert_mistakes_get_one_line_and_exit_code_2(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
     converted = tmp_path / "converted"
-    first = run_cli("convert", stock_folder, converted, cwd=tmp_path)
-    assert first.returncode == 0 and "Not estimated yet: in eval mode this model does not normalize [CLS]" in first.stdout
+    first = run_cli("convert", stock_folder, converted, "--uncalibrated", cwd=tmp_path)
+    assert first.returncode == 0 and "running statistics start at mean 0 and variance 1" in first.stdout
     cases = {
         ("convert", tmp_path / "no" / "such" / "folder", tmp_path / "a"): "no such folder",
         ("convert", converted, tmp_path / "b"): "is already a SepNorm checkpoint ('sepnorm_bert'): nothing to convert",
@@ -260,9 +261,9 @@ def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of
     (out / "model.safetensors").write_bytes(b"a trained model")
     (out / "README.md").write_text("---\nmodel-index: sst2 accuracy 0.91\n---\n")
     (out / "eval_results.json").write_text('{"eval_accuracy": 0.91}')
-    assert run_cli("convert", stock_folder, out, cwd=tmp_path).returncode == 2
+    assert run_cli("convert", stock_folder, out, "--uncalibrated", cwd=tmp_path).returncode == 2
     assert (out / "model.safetensors").read_bytes() == b"a trained model"  # untouched
-    result = run_cli("convert", stock_folder, out, "--overwrite_output_dir", cwd=tmp_path)
+    result = run_cli("convert", stock_folder, out, "--uncalibrated", "--overwrite_output_dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (out / "eval_results.json").exists()  # the old model's metrics
     card = (out / "README.md").read_text()  # the conversion's own card, nothing of the old one
@@ -282,7 +283,7 @@ def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, t
     result = run_cli("convert", minilm_dir, out, "--calibration_file", text, "--calibration_batches", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 2 batches of {text}" in result.stdout
-    assert "Not estimated yet" not in result.stdout
+    assert "start at mean 0 and variance 1" not in result.stdout  # no message contradicts the estimation
     assert f"| [CLS] BatchNorm statistics | estimated on 2 batches of {text.name} |" in (out / "README.md").read_text()
     model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -332,7 +333,7 @@ def test_cli_convert_estimates_an_image_models_statistics_from_an_image_folder(t
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 1 batches of {images.parent}" in result.stdout
-    assert "Not estimated yet" not in result.stdout
+    assert "start at mean 0 and variance 1" not in result.stdout
     saved = load_file(out / "model.safetensors")
     means = [key for key in saved if key.endswith("cls_norm.running_mean")]
     assert means and all(not torch.equal(saved[key], torch.zeros_like(saved[key])) for key in means)

@@ -37,7 +37,7 @@ from transformers import (
 
 from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
 from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, checks, push_to_hub
-from hf_sepnorm.cli import main as cli_main
+from hf_sepnorm_cli import main as cli_main
 
 TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -273,7 +273,7 @@ def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
         [
             sys.executable,
             "-m",
-            "hf_sepnorm.cli",
+            "hf_sepnorm_cli",
             "push",
             str(trainer_folder),
             repo_id,
@@ -322,7 +322,8 @@ def test_a_stock_folder_or_a_bad_repo_id_is_refused_in_one_line(hub_server, save
     capsys.readouterr()  # the save's progress bar
     assert cli_main(["push", str(stock), f"{TEST_USER}/stock"]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and f"Convert it first: `hf-sepnorm convert {stock} <new folder>`" in error
+    fix = f"Convert it first: `hf-sepnorm convert {stock} <new folder> --calibration_file"
+    assert len(error.splitlines()) == 1 and fix in error
     assert cli_main(["push", str(saved_folder), "not a repo id"]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "'not a repo id' is no Hub repo id" in error and "namespace/name" in error

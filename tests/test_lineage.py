@@ -23,7 +23,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, TrainingArgumen
 
 from hf_sepnorm import SepNormBertForSequenceClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft, push_adapter_to_hub, save_merged
-from hf_sepnorm.cli import main as cli_main
+from hf_sepnorm_cli import main as cli_main
 from hf_sepnorm.training import SepNormTrainer
 
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
@@ -32,7 +32,7 @@ COMMIT = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
 
 def convert(source: Path, output: Path, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "hf_sepnorm.cli", "convert", str(source), str(output), "--cls_norm", "batch"],
+        [sys.executable, "-m", "hf_sepnorm_cli", "convert", str(source), str(output), "--cls_norm", "batch"],
         capture_output=True, text=True, cwd=cwd, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

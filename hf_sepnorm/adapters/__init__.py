@@ -114,7 +114,9 @@ def apply_peft(model, peft_args: PeftArguments):
         raise InputError(
             f"--use_peft on the stock checkpoint {source}, converted in memory: the adapter would name it as its base, "
             "which loads as a stock model without the [CLS] norms. Convert it to a folder first (`hf-sepnorm convert "
-            f"{source} converted --cls_norm {model.config.cls_norm}`) and train with --model_name_or_path converted."
+            f"{source} converted --cls_norm {model.config.cls_norm}"
+            f"{' --uncalibrated' if model.config.cls_norm == 'batch' else ''}`) and train with --model_name_or_path "
+            "converted."
         )
     model.add_model_tags(["sepnorm"])  # the adapter's model card lists the base model's tags
     peft_model = get_peft_model(model, lora_config(model, peft_args))

@@ -98,6 +98,7 @@ def render_model_card(
     sentence_pooling: str | None = None,
     code: dict[str, dict] | None = None,
     code_modified: list[str] | None = None,
+    data_files: dict[str, str] | None = None,
 ) -> ModelCard:
     """The model card of a SepNorm checkpoint published as `repo_id`.
 
@@ -122,6 +123,8 @@ def render_model_card(
         which weights its numbers describe, and `hf-sepnorm push` refuses a card whose weights were since replaced.
     base_model_relation: how the model derives from `base_model`, as the Hub defines it ("finetune", "adapter",
         "merge", "quantized"); left out, the Hub infers it.
+    data_files: the user's own data, by split ("train", "validation", "test" -> "`train.csv` (440 rows)"), when it
+        is no Hub data set: the card's text names it, the metadata names no data set (so no `model-index`).
     sentence_pooling: the pooling of a folder that is also a sentence-transformers model (`sentence_pooling(folder)`:
         "cls", "mean", ...): the card is then a sentence-transformers card, with its snippet.
     code: the modeling code files the card describes (`checks.code_summary`), default: the installed package's;
@@ -141,7 +144,7 @@ def render_model_card(
         tags += ["sentence-transformers", "sentence-similarity"]
     model_name = repo_id.split("/")[-1]
     metrics = evaluation_metrics(eval_results or {})
-    dataset_id = hub_dataset_id(dataset_name)
+    dataset_id = None if data_files else hub_dataset_id(dataset_name)
     columns = table_columns(comparison or [])
     card_data = ModelCardData(
         library_name="sentence-transformers" if sentence_pooling else "transformers",
@@ -173,6 +176,7 @@ def render_model_card(
         base_model=base_model,
         results=metrics,
         eval_split=eval_split,
+        data_files=data_files or {},
         weights=weights or {},
         sentence_pooling=sentence_pooling,
         training_summary=training_summary or {},

@@ -160,7 +160,8 @@ def check_checkpoint_folder(folder: Path) -> SepNormFamily:
     family = FAMILIES.get(config.get("model_type"))
     if family is None:
         model_type = config.get("model_type")
-        fix = (f" Convert it first: `hf-sepnorm convert {folder} <new folder>`, then push that folder."
+        fix = (f" Convert it first: `hf-sepnorm convert {folder} <new folder> --calibration_file <texts or images>`, "
+               "then push that folder."
                if model_type in STOCK_MODEL_TYPES else "")  # fmt: skip
         raise CheckpointFolderError(
             f"{folder}/config.json has model_type={model_type!r}: not a SepNorm checkpoint "

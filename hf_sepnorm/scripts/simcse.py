@@ -76,6 +76,7 @@ class SimCSEArguments:
             "Needed with --do_train; an evaluation without it skips the standardized control."
         },
     )
+    encoding: str = field(default="utf-8", metadata={"help": "The --train_file files' encoding (e.g. latin-1)."})
     sts_dir: str | None = field(
         default=None, metadata={"help": "STS-B in the official GLUE layout (train.tsv, dev.tsv). Default: the Hub's."}
     )
@@ -114,11 +115,12 @@ class SimCSETrainingArguments(SepNormTrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the tokenized columns as they are."})
 
 
-def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop_headings: bool = True) -> Dataset:
+def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop_headings: bool = True,
+                   encoding: str = "utf-8") -> Dataset:  # fmt: skip
     """A `sentence` column: the files' non-blank lines (headings dropped when asked), each split into sentences when
-    asked, short ones dropped."""
-    check_text_files(files, "--train_file")
-    lines = load_dataset("text", data_files={"train": files})["train"]
+    asked, short ones dropped. The files are read as `encoding` text."""
+    check_text_files(files, "--train_file", encoding)
+    lines = load_dataset("text", data_files={"train": files}, encoding=encoding)["train"]
 
     def to_sentences(batch):
         kept = [line for line in batch["text"] if not (drop_headings and HEADING.match(line))]
@@ -279,7 +281,8 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if simcse_args.train_file:
         with training_args.main_process_first(desc="reading sentences"):
             sentences = read_sentences(
-                simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings
+                simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings,
+                simcse_args.encoding,
             )
         if simcse_args.max_train_samples is not None:
             sentences = sentences.select(range(min(simcse_args.max_train_samples, len(sentences))))

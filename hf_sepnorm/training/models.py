@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
@@ -20,7 +21,28 @@ def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | N
     """The config of the checkpoint a run starts from; None for a model trained from scratch."""
     if model_args.model_name_or_path is None:
         return None
-    return AutoConfig.from_pretrained(model_args.model_name_or_path, **_hub_kwargs(model_args))
+    source = model_args.model_name_or_path
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise InputError(
+            f"--model_name_or_path {source}: the folder holds no config.json, so no transformers checkpoint: give the "
+            "folder save_pretrained or a training run wrote, or a Hub model id."
+        )
+    try:
+        return AutoConfig.from_pretrained(source, **_hub_kwargs(model_args))
+    except (OSError, ValueError) as error:  # no such folder, no such (reachable) Hub repo, a config of no model type
+        reason = str(error).strip().splitlines()[0]
+        if folder.is_dir():
+            reason = "it names no model_type" if "model_type" in reason else reason
+            raise InputError(
+                f"--model_name_or_path {source}: {folder / 'config.json'} is no transformers config ({reason}): give "
+                "the folder save_pretrained or a training run wrote."
+            ) from None
+        raise InputError(
+            f"--model_name_or_path {source}: neither a checkpoint folder (with config.json) nor a Hub model that could "
+            f"be loaded ({reason}). Give a folder save_pretrained wrote or an existing Hub id (e.g. "
+            "bert-base-uncased), or leave it out to train from scratch."
+        ) from None
 
 
 def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNormModelArguments) -> None:

@@ -310,6 +310,7 @@ class SepNormTrainer(Trainer):
         dataset: str | list[str] | None = None,
         dataset_args: str | list[str] | None = None,
         eval_split: str | None = None,
+        data_files: dict[str, str] | None = None,
     ) -> None:
         """Write this package's model card to `output_dir/README.md` (what `push_to_hub` publishes): usage with
         `trust_remote_code`, the [CLS] BatchNorm caveats, the training recipe and the evaluation results of the run.
@@ -319,7 +320,8 @@ class SepNormTrainer(Trainer):
         `finetuned_from` (by default the config's `_name_or_path`, as the Trainer's card) when it is a Hub id, else
         the `base_model` of that local folder's own card (`hub_base_model`). `tasks` and `dataset` are accepted for
         the Trainer's signature; the card derives its task from the model class. `eval_split` names the split the
-        metrics were measured on; the card names the weights they describe (the sha256 of the weights this run
+        metrics were measured on; `data_files` describes the user's own data by split (`train.csv` (440 rows)), for
+        a run on no Hub data set; the card names the weights they describe (the sha256 of the weights this run
         saved in `output_dir`, when the model has not changed since: save the model first), and a folder that is also a sentence-transformers model gets that
         library's card. A PEFT model gets the SepNorm adapter card (`render_adapter_card`) over the metadata of
         peft's and the Trainer's."""
@@ -354,6 +356,7 @@ class SepNormTrainer(Trainer):
             dataset_name=first_value(dataset_tags),
             task_name=first_value(dataset_args),
             eval_split=eval_split,
+            data_files=data_files,
             weights=weights_sha256(output_dir) if eval_results and self.saved_model_is_current() else None,
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
             base_model_relation="finetune" if self.state.global_step else None,

@@ -14,7 +14,7 @@ from hf_sepnorm.compare.lock import LOCK_FILE, OutputDirInUseError, output_dir_l
 
 
 def compare(output_dir, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hf_sepnorm.cli", "compare", "--output_dir", str(output_dir),
+    return subprocess.Popen([sys.executable, "-m", "hf_sepnorm_cli", "compare", "--output_dir", str(output_dir),
                              "--seeds", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, **kwargs)  # fmt: skip
 
