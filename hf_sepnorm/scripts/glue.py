@@ -38,6 +38,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    init_head_bias_from_labels,
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
@@ -63,6 +64,12 @@ class GlueArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
+    init_head_bias_from_labels: bool = field(
+        default=True,
+        metadata={"help": "Start a regression head's bias at the mean of the training labels (the same start for "
+                  "every norm; a [CLS] BatchNorm pins the pooled features' batch mean, so a head starting at 0 cannot "
+                  "reach the labels' offset in a short run). Classification heads are left as built."},
+    )
     standardize_cls_features: bool = field(
         default=False,
         metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
@@ -149,6 +156,8 @@ def main(args=None):
                    for split in encoded if split.startswith("validation")}  # fmt: skip
     eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
     metric = load_glue_metric(data_args.task_name)
+    if is_regression and data_args.init_head_bias_from_labels and training_args.do_train:
+        init_head_bias_from_labels(model, encoded["train"]["label"])
     if data_args.standardize_cls_features:
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
         rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),

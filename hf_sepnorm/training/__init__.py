@@ -3,6 +3,7 @@
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
 from .controls import standardize_pooler_input
+from .heads import init_head_bias_from_labels
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 from .models import (
     check_checkpoint_kind,
@@ -33,4 +34,5 @@ __all__ = [
     "last_complete_checkpoint",
     "resumed_checkpoint",
     "standardize_pooler_input",
+    "init_head_bias_from_labels",
 ]

@@ -22,6 +22,7 @@ from ..cls_norms import cls_batchnorms
 from ..errors import InputError, MissingInputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .arguments import SepNormTrainingArguments
+from .heads import CARD_NOTES
 from .distributed import (
     ClsStatisticsCallback,
     average_cls_statistics,
@@ -319,6 +320,7 @@ class SepNormTrainer(Trainer):
                 "processes": self.args.world_size,
                 "seed": self.args.seed,
                 "bf16": self.args.bf16,
+                **getattr(model, CARD_NOTES, {}),
             },
             revision=self.args.hub_revision or "main",
             **({"license": license} if license else {}),
