@@ -8,8 +8,8 @@ GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric
 with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. Evaluation uses the
 [CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
 first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
-of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the [CLS] entering
-the head standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
+of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the final norm's [CLS]
+standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
 """
 
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from hf_sepnorm.training import (
     parse_arguments,
     resumed_checkpoint,
     run_main,
-    standardize_pooler_input,
+    standardize_cls_features,
 )
 
 
@@ -72,9 +72,10 @@ class GlueArguments:
     )
     standardize_cls_features: bool = field(
         default=False,
-        metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
-                  "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
-                  "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
+        metadata={"help": "A control arm, not SepNorm: standardize the [CLS] per feature where a final [CLS] BatchNorm "
+                  "does (the final LayerNorm, before its affine map; variance + 1e-5), with statistics of the "
+                  "training rows measured on the starting model, then frozen (what a [CLS] BatchNorm does by "
+                  "construction). Saved folded into the pooler: the checkpoint is a plain model."},
     )
 
 
@@ -162,7 +163,7 @@ def main(args=None):
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
         rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
                           batch_size=training_args.per_device_eval_batch_size)  # fmt: skip
-        standardize_pooler_input(model.to(training_args.device), rows)
+        standardize_cls_features(model.to(training_args.device), rows)
 
     def compute_metrics(prediction):
         logits = prediction.predictions

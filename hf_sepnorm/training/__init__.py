@@ -2,7 +2,7 @@
 [CLS] statistics, and the standardized-[CLS] control arm of a comparison."""
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
-from .controls import standardize_pooler_input
+from .controls import BATCHNORM_EPS, frozen_standardization, standardize_cls_features
 from .heads import init_head_bias_from_labels
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
 from .models import (
@@ -33,6 +33,8 @@ __all__ = [
     "SepNormTrainer",
     "last_complete_checkpoint",
     "resumed_checkpoint",
-    "standardize_pooler_input",
+    "standardize_cls_features",
+    "frozen_standardization",
+    "BATCHNORM_EPS",
     "init_head_bias_from_labels",
 ]
