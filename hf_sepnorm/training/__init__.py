@@ -1,10 +1,10 @@
 """Training SepNorm models with the HF Trainer: `SepNormTrainer`, its arguments, the starting model, multi-process
-[CLS] statistics, and the standardized-[CLS] control arm of a comparison."""
+[CLS] statistics, a regression head's start at the label mean, and the standardized-[CLS] control arm of a comparison."""
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
 from .controls import BATCHNORM_EPS, frozen_standardization, standardize_cls_features
-from .heads import init_head_bias_from_labels
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
+from .heads import init_head_bias_from_labels
 from .models import (
     check_checkpoint_kind,
     checkpoint_config,

@@ -21,12 +21,10 @@ CARD_NOTES = "sepnorm_card_notes"  # a model attribute: recipe facts the model c
 
 
 def head_output_layers(model: nn.Module, num_outputs: int) -> list[nn.Linear]:
-    """The linear layers that give a sequence-classification head's outputs: every `nn.Linear` named `classifier`
-    (or a `classifier`'s `out_proj`, RoBERTa's head) with `num_outputs` outputs, also a PEFT copy of it."""
+    """The linear layers that give a sequence-classification head's outputs: every `nn.Linear` with `num_outputs`
+    outputs under a module named `classifier` (BERT's head itself, RoBERTa's `classifier.out_proj`, PEFT's copies)."""
     layers = [module for name, module in model.named_modules()
-              if isinstance(module, nn.Linear) and module.out_features == num_outputs
-              and ("classifier" in name.split(".") or name.endswith("classifier.out_proj")
-                   or ".classifier.modules_to_save." in f".{name}.")]  # fmt: skip
+              if isinstance(module, nn.Linear) and module.out_features == num_outputs and "classifier" in name.split(".")]
     if not layers:
         raise InputError(
             f"--init_head_bias_from_labels sets the bias of the head's output layer, and this {type(model).__name__} "

@@ -22,7 +22,6 @@ from ..cls_norms import cls_batchnorms
 from ..errors import InputError, MissingInputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .arguments import SepNormTrainingArguments
-from .heads import CARD_NOTES
 from .distributed import (
     ClsStatisticsCallback,
     average_cls_statistics,
@@ -30,6 +29,7 @@ from .distributed import (
     cls_statistics,
     convert_cls_batchnorm_to_sync,
 )
+from .heads import CARD_NOTES
 
 logger = logging.getLogger(__name__)
 
