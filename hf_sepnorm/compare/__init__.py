@@ -109,8 +109,8 @@ def run_comparison(
     controls = [arm for arm in arms if ARMS[arm].standardize_cls]
     if controls and (images is not None or not (text or pretrained)):
         raise ComparisonInputError(
-            f"--arms {' '.join(controls)}: a control of text fine-tuning (it standardizes the [CLS] entering the "
-            "classification head), and the image track has none: leave it out, or compare only text (--text / --pretrained)."
+            f"--arms {' '.join(controls)}: a control of text fine-tuning (it standardizes the [CLS] of BERT's final "
+            "norm), and the image track has none: leave it out, or compare only text (--text / --pretrained)."
         )
     recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds

@@ -16,8 +16,8 @@ Spearman correlations for a regression (the same module's). --do_predict writes 
 predict_results.tsv of predicted label names (scores) for your test file. Evaluation uses the
 [CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
 first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
-of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the [CLS] entering
-the head standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
+of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the final norm's [CLS]
+standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
 """
 
 from dataclasses import dataclass, field
@@ -48,12 +48,13 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    init_head_bias_from_labels,
     load_or_build_model,
     model_class_for_checkpoint,
     parse_arguments,
     resumed_checkpoint,
     run_main,
-    standardize_pooler_input,
+    standardize_cls_features,
 )
 
 
@@ -91,11 +92,18 @@ class GlueArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
+    init_head_bias_from_labels: bool = field(
+        default=True,
+        metadata={"help": "Start a regression head's bias at the mean of the training labels (the same start for "
+                  "every norm; a [CLS] BatchNorm pins the pooled features' batch mean, so a head starting at 0 cannot "
+                  "reach the labels' offset in a short run). Classification heads are left as built."},
+    )
     standardize_cls_features: bool = field(
         default=False,
-        metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
-                  "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
-                  "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
+        metadata={"help": "A control arm, not SepNorm: standardize the [CLS] per feature where a final [CLS] BatchNorm "
+                  "does (the final LayerNorm, before its affine map; variance + 1e-5), with statistics of the "
+                  "training rows measured on the starting model, then frozen (what a [CLS] BatchNorm does by "
+                  "construction). Saved folded into the pooler: the checkpoint is a plain model."},
     )
 
     def __post_init__(self):
@@ -210,11 +218,13 @@ def main(args=None):
     eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
     # on your files: the GLUE module's accuracy, or its Pearson and Spearman correlations (STS-B's) for scores
     metric = load_glue_metric(data_args.task_name or ("stsb" if is_regression else "sst2"))
+    if is_regression and data_args.init_head_bias_from_labels and training_args.do_train:
+        init_head_bias_from_labels(model, encoded["train"]["label"])
     if data_args.standardize_cls_features:
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
         rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
                           batch_size=training_args.per_device_eval_batch_size)  # fmt: skip
-        standardize_pooler_input(model.to(training_args.device), rows)
+        standardize_cls_features(model.to(training_args.device), rows)
 
     def compute_metrics(prediction):
         logits = prediction.predictions

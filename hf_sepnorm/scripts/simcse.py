@@ -53,6 +53,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    frozen_standardization,
     load_or_build_model,
     parse_arguments,
     run_main,
@@ -210,7 +211,8 @@ class SimCSETrainer(SepNormTrainer):
         poolings = POOLINGS if self.reference_sentences else {k: v for k, v in POOLINGS.items() if v != "standardized_cls"}
         if self.reference_sentences:  # the control: [CLS] standardized with training-sentence statistics
             reference = self.embed(self.reference_sentences[: self.simcse_args.standardization_samples], max_length)
-            center, scale = reference["cls"].mean(0), reference["cls"].std(0) + 1e-12
+            # BatchNorm's epsilon: a feature constant on the training sentences maps to about 0, not to its noise
+            center, scale = (value.numpy() for value in frozen_standardization(torch.from_numpy(reference["cls"])))
         metrics = {}
         for name, pairs in self.sts_pairs.items():
             unique = sorted(set(pairs["sentence1"]) | set(pairs["sentence2"]))

@@ -28,6 +28,7 @@ from .distributed import (
     cls_statistics,
     convert_cls_batchnorm_to_sync,
 )
+from .heads import CARD_NOTES
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +371,7 @@ class SepNormTrainer(Trainer):
                 "processes": self.args.world_size,
                 "seed": self.args.seed,
                 "bf16": self.args.bf16,
+                **getattr(model, CARD_NOTES, {}),
             },
             revision=self.args.hub_revision or "main",
             **({"license": license} if license else {}),
