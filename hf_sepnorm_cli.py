@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
@@ -76,6 +77,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
                          help="the arms --push_to_hub publishes (default: every arm compared)")
     compare.add_argument("--hub_token", help="a Hub access token for --push_to_hub (default: HF_TOKEN or the saved login)")
     compare.add_argument("--hub_private_repo", action="store_true", help="create the --push_to_hub repos private")
+    compare.add_argument("--verbose", action="store_true", help="show everything the runs print (training logs, "
+                         "warnings, load reports) and the whole report; by default each run's goes to its console.log")  # fmt: skip
 
 
 def add_push_command(commands: argparse._SubParsersAction) -> None:
@@ -164,9 +167,30 @@ def main(argv: list[str] | None = None) -> int:
         problem = f"unknown flag {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
         print(f"{command.prog}: error: {problem}: {hint}", file=sys.stderr)
         return 2
+    if args.command == "compare":
+        share_cores_fairly(os.environ)
     from hf_sepnorm import cli  # only now: torch and transformers
 
     return cli.COMMANDS[args.command](args)
+
+
+def share_cores_fairly(environ) -> None:
+    """Thread settings for a long job on cores that other processes may share, set where the user set none, before
+    torch loads OpenMP (which reads them once):
+
+    - `OMP_WAIT_POLICY=PASSIVE`: an OpenMP thread waiting for work sleeps instead of spinning. Spinning threads hold
+      a core another process wants, and when one of them is descheduled every parallel region waits for it: beside
+      one busy process the comparison took 7.7 times its idle wall time and 5 times its CPU time (measured
+      before this setting; benchmarks/bench_main_job.py measures it).
+    - `OMP_NUM_THREADS`: at most the cores this process may run on (`os.sched_getaffinity`, e.g. under taskset or a
+      container's cpuset), not every core of the machine.
+    - `OPENBLAS_NUM_THREADS=1`: numpy/scipy's BLAS, used by the readouts' probes on a few thousand small vectors,
+      where more threads only spin.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    environ.setdefault("OMP_NUM_THREADS", str(cores))
+    environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def run_script(command: str, script_args: list[str]) -> int:

@@ -165,7 +165,7 @@ def run_compare(args: argparse.Namespace) -> int:
             args.pretrained, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
             args.finetune_learning_rate, push_to_hub=args.push_to_hub,
             push_arms=tuple(args.push_arms) if args.push_arms else None, hub_token=args.hub_token,
-            hub_private_repo=args.hub_private_repo or None,
+            hub_private_repo=args.hub_private_repo or None, verbose=args.verbose,
         )  # fmt: skip
     except (HubPushError, CheckpointFolderError) as error:  # after the comparison: its results and weights are kept
         print(f"hf-sepnorm compare: error: {error} The comparison's report and runs are in {args.output_dir}: the same "

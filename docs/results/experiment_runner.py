@@ -1,7 +1,7 @@
 """What the experiments of docs/results share: their command line, the bundled checkpoint, loading an example
 script, recording a run (arguments without machine paths, its Trainer log, versions), working through a plan of runs
 with several processes side by side (each run's record written as soon as it finishes), and writing a report's
-lines into the project README."""
+lines into the measured answer, docs/results/answer.md (which the project README summarizes)."""
 
 from __future__ import annotations
 
@@ -112,12 +112,12 @@ def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summa
 
 
 def render_experiment(folder: Path, render, plot, headline, readme_markers: tuple[str, str]) -> None:
-    """Write an experiment's report.md and plots from its `runs/`, and its headline into the project README between
-    `readme_markers`."""
+    """Write an experiment's report.md and plots from its `runs/`, and its headline into docs/results/answer.md (the
+    measured answer the project README links to) between `readme_markers`."""
     runs_dir = folder / "runs"
     (folder / "report.md").write_text(render(runs_dir))
     plot(runs_dir)
-    write_readme_block(ROOT / "README.md", *readme_markers, headline(runs_dir))
+    write_readme_block(ROOT / "docs" / "results" / "answer.md", *readme_markers, headline(runs_dir))
     print(f"wrote {folder / 'report.md'} and the plots")
 
 

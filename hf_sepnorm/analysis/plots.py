@@ -27,6 +27,10 @@ def _save(figure: Figure, path: PathLike, dpi: int) -> PathLike:
     return path
 
 
+# (linestyle, marker) per curve of a spectrum chart, in plotting order
+SPECTRUM_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 3)), "x"))
+
+
 def plot_spectra(
     spectra: Mapping[str, torch.Tensor],
     path: PathLike,
@@ -41,12 +45,17 @@ def plot_spectra(
     embedding. Returns `path`."""
     figure = Figure(figsize=figsize, layout="constrained")
     axes = figure.add_subplot()
-    for name, spectrum in spectra.items():
+    for index, (name, spectrum) in enumerate(spectra.items()):
         singular_values = spectrum if spectrum.ndim == 1 else singular_value_spectrum(spectrum)
         probabilities = normalized_singular_values(singular_values)
         count = probabilities.numel()
         label = f"{name} (effective rank {effective_rank(singular_values):.1f} / {count})"
-        axes.plot(torch.arange(1, count + 1).numpy(), probabilities.numpy(), marker=".", label=label)
+        # arms can coincide (e.g. a norm only [CLS] reads): each later curve is thinner, dashed differently and
+        # marked by a smaller hollow symbol, so that one drawn over another leaves the other visible
+        style = SPECTRUM_STYLES[index % len(SPECTRUM_STYLES)]
+        axes.plot(torch.arange(1, count + 1).numpy(), probabilities.numpy(), label=label, linestyle=style[0],
+                  marker=style[1], markersize=max(3.0, 9.0 - 1.5 * index), markerfacecolor="none",
+                  linewidth=max(0.8, 2.6 - 0.5 * index))  # fmt: skip
     axes.set_yscale("log")
     axes.set_xlabel("singular value index i")
     axes.set_ylabel("normalized singular value  s_i / Σ s")

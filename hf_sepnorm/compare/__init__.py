@@ -14,12 +14,12 @@ from pathlib import Path
 import sklearn
 import torch
 import transformers
-from tqdm.auto import tqdm
 
 from ..analysis import plot_projections, plot_spectra
 from ..data.image_folders import check_split_folders
 from ..errors import InputError
 from ..hub.cards import weights_sha256
+from .console import Progress, plain, run_output
 from .lock import holding_output_dir
 from .publish import check_repo_prefix, publish_comparison
 from .recipes import (
@@ -30,7 +30,7 @@ from .recipes import (
     recipe_as_dict,
     with_overrides,
 )
-from .report import render_report
+from .report import primary_metric, render_report, verdict_lines
 from .tracks import ImageTrack, PretrainedTextTrack, ScratchTextTrack, Track
 from .tracks.checkpoints import drop_weights
 
@@ -79,6 +79,7 @@ def run_comparison(
     push_arms: tuple[str, ...] | None = None,
     hub_token: str | None = None,
     hub_private_repo: bool | None = None,
+    verbose: bool = False,
 ) -> dict:
     """Run the comparison and write `report.md`, `results.json`, plots and per-run logs and results to `output_dir`.
 
@@ -95,6 +96,10 @@ def run_comparison(
     every arm) keeps its weights and is pushed, once the report is written, to `{push_to_hub}-{track}-{arm}` with the
     card its script wrote and the comparison's verdicts and paired table (`compare.publish`); `hub_token` and
     `hub_private_repo` as the Trainer's flags of those names.
+
+    The console shows what the run checks, one line per run, and at the end the verdicts and the paths of the report
+    and plots; each run's own output goes to its `console.log` (`compare.console`). `verbose` shows it all, and the
+    report.
     """
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
@@ -115,6 +120,7 @@ def run_comparison(
     recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
+    print(intro_line(preset, recipe.note, arms, seeds, images, text, pretrained_bert, output_dir), flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
 
@@ -147,19 +153,22 @@ def run_comparison(
         "tracks": {},
     }
     started = time.time()
+    progress = Progress(len(tracks) * seeds * len(arms))
     for track in tracks:
         name, track_recipe = track.name, track.recipe
         track_started = time.time()
         runs: dict[str, list[dict]] = {arm: [] for arm in arms}
         plots: dict[str, dict] = {}
         identity = run_identity(track_recipe, inputs[name], recalibrate_cls_norm)
-        for seed, arm in tqdm([(s, a) for s in range(seeds) for a in arms], desc=f"compare {name}", unit="run"):
+        for seed, arm in [(s, a) for s in range(seeds) for a in arms]:
             run_dir = output_dir / "runs" / name / f"{arm}-seed{seed}"
             published = run_dir / track.published_folder if seed == 0 and arm in pushed_arms else None
             finished = _finished_run(run_dir, identity, needs_weights=published)
+            progress.start(name, arm, seed)
             if finished is None:
                 run_started = time.time()
-                metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
+                with run_output(run_dir / "console.log", verbose):
+                    metrics, plot_data = track.run(ARMS[arm], seed, run_dir)
                 drop_weights(run_dir, keep=published)
                 torch.save(plot_data, run_dir / "test_cls.pt")
                 write_json(run_dir / "results.json", {"arm": arm, "seed": seed, "seconds": time.time() - run_started,
@@ -167,10 +176,12 @@ def run_comparison(
                                                       "metrics": metrics})  # fmt: skip
             else:  # an interrupted comparison, run again with the same arguments and inputs, keeps its finished runs
                 metrics, plot_data = finished
+            progress.finish(reused=finished is not None)
             runs[arm].append(metrics)
             if seed == 0:
                 plots[arm] = plot_data
-            tqdm.write(f"{name} {arm} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            if verbose:
+                print(f"{name} {arm} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         summary["tracks"][name] = {
             "title": track.title,
             "data": track.data,
@@ -189,7 +200,9 @@ def run_comparison(
     write_json(output_dir / "results.json", summary)
     report = render_report(summary)
     (output_dir / "report.md").write_text(report)
-    print(report)
+    if verbose:
+        print(report)
+    print(ending(summary, output_dir))
     if push_to_hub:
         summary["pushed"] = publish_comparison(summary, output_dir, push_to_hub, pushed_arms, token=hub_token,
                                                private=hub_private_repo)  # fmt: skip
@@ -197,6 +210,36 @@ def run_comparison(
         for push in summary["pushed"]:
             print(f"pushed {push['track']} {push['arm']} (seed 0): {push['commit_url']}")
     return summary
+
+
+def intro_line(preset: str, note: str, arms, seeds: int, images, text, pretrained_bert, output_dir: Path) -> str:
+    """The console's first line: what this run checks, on what, and where an answer comes from."""
+    data = [f"images in {images}" if images else "", "MLM on --text, then GLUE" if text else "",
+            "GLUE from a pretrained BERT" if pretrained_bert else ""]  # fmt: skip
+    data = "; ".join(item for item in data if item) or "scikit-learn's digits (8x8 images)"
+    line = (f"hf-sepnorm compare: ShareNorm (`{BASELINE_ARM}`) against {', '.join(a for a in arms if a != BASELINE_ARM)}"
+            f", {seeds} seeds each, on {data}; preset {preset}: {note}. Report: {output_dir / 'report.md'}.")
+    if preset == "tiny":
+        line += (" It checks that every arm trains and is measured end to end; whether SepNorm helps needs a larger "
+                 "preset on real data (e.g. `--preset small --images DIR`, hours; the README's \"Does SepNorm help?\" "
+                 "gives the measured answer).")  # fmt: skip
+    return plain(line)
+
+
+def ending(summary: dict, output_dir: Path) -> str:
+    """The console's last lines: each track's verdicts and validity gate, and where the report and plots are."""
+    from .assessment import assess_track
+
+    lines = []
+    for name, track in summary["tracks"].items():
+        assessment = assess_track(track)
+        gate = "passed" if assessment.gate_passed else "FAILED (every row but pretraining reads inconclusive)"
+        lines.append(f"{name} track, validity gate {gate}; {primary_metric(track)['key']}:")
+        lines += [f"  {plain(line)}" for line in verdict_lines(track, assessment.comparisons)]
+    lines.append(f"Report: {output_dir / 'report.md'}")
+    figures = [str(output_dir / figure["file"]) for track in summary["tracks"].values() for figure in track["figures"]]
+    lines.append(f"Plots: {', '.join(figures)}")
+    return "\n".join(lines)
 
 
 def write_json(path: Path, data) -> None:
@@ -258,7 +301,8 @@ def _write_plots(track: str, plots: dict[str, dict], output_dir: Path, plotted: 
     projection = f"{track}_projection.png"
     plot_projections({arm: (data["embeddings"], data["labels"]) for arm, data in plots.items()}, output_dir / projection,
                      title=f"Train-standardized test [CLS], PCA ({track} track, seed 0)")  # fmt: skip
-    hidden = "".join(f" `{later}` has the same embeddings as `{earlier}`: its curve is drawn over it."
+    hidden = "".join(f" `{later}`'s curve coincides with `{earlier}`'s (embeddings equal to 1e-5): drawn over it, "
+                     "dashed and with smaller markers, it leaves the other visible."
                      for earlier, later in identical_arms({arm: data["embeddings"] for arm, data in plots.items()}))  # fmt: skip
     return [
         {"file": spectrum, "alt": "spectrum",

@@ -133,7 +133,29 @@ def primary_metric(track: dict) -> dict:
     return next(metric for metric in track["metrics"] if metric["role"] == "primary")
 
 
+def differing_rows(track: dict, arm: str) -> list[str]:
+    """The rows (metric keys) in which `arm` and `shared` differ in at least one seed: an arm computes what `shared`
+    computes only when this is empty."""
+    runs = track["runs"]
+    return [metric["key"] for metric in track["metrics"]
+            if any(run[metric["key"]] != twin[metric["key"]] for run, twin in zip(runs[arm], runs[BASELINE_ARM]))]  # fmt: skip
+
+
+def _difference_summary(track: dict, arm: str, key: str, row: dict | None) -> str:
+    """A row's differences against `shared` in a few words: its paired statistics when it is compared, else its
+    per-seed differences."""
+    if row is not None:
+        return (f"`{key}` {row['mean_difference']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], "
+                f"t p {row['t_p']:.3g}: {row['verdict']}")  # fmt: skip
+    runs = track["runs"]
+    differences = [run[key] - twin[key] for run, twin in zip(runs[arm], runs[BASELINE_ARM])]
+    return f"`{key}` per seed {', '.join(f'{difference:+.4f}' for difference in differences)}"
+
+
 def verdict_lines(track: dict, comparisons: dict) -> list[str]:
+    """One line per arm against `shared`, read from the primary row. An arm is called the same as `shared` only when
+    every row of every seed is exactly equal; a primary row equal in every seed with other rows differing names
+    those rows with their numbers."""
     primary = primary_metric(track)
     if not comparisons:
         return [f"No paired verdict: it needs the `{BASELINE_ARM}` arm and at least 2 seeds."]
@@ -141,9 +163,17 @@ def verdict_lines(track: dict, comparisons: dict) -> list[str]:
     for arm, rows in comparisons.items():
         row = rows[primary["key"]]
         if all(difference == 0 for difference in row["differences"]):
-            lines.append(f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']}: the same values** — every paired "
-                         f"difference is exactly 0 (n = {row['n']} seeds): here `{arm}` computes what `{BASELINE_ARM}` "
-                         "computes, so the run says nothing about it.")  # fmt: skip
+            differing = differing_rows(track, arm)
+            if not differing:
+                lines.append(f"**`{arm}` vs `{BASELINE_ARM}`: the same values** — every row's paired difference is "
+                             f"exactly 0 in every seed (n = {row['n']}): here `{arm}` computes what `{BASELINE_ARM}` "
+                             "computes, so the run says nothing about it.")  # fmt: skip
+                continue
+            lines.append(
+                f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']}: no difference in any seed** — every paired "
+                f"difference of this row is exactly 0 (n = {row['n']} seeds), so it gives no verdict; other rows "
+                f"differ: " + "; ".join(_difference_summary(track, arm, key, rows.get(key)) for key in differing) + "."
+            )
             continue
         lines.append(
             f"**`{arm}` vs `{BASELINE_ARM}`, {primary['description']} ({_direction(primary['higher_is_better'])}): "

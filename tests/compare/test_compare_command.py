@@ -59,7 +59,7 @@ def test_every_arm_and_seed_ran_through_the_scripts_on_the_full_test_set(compari
 def test_report_has_baselines_gate_statistics_per_seed_values_and_captioned_plots(comparison):
     output_dir, result = comparison
     report = (output_dir / "report.md").read_text()
-    assert report in result.stdout
+    assert "## " not in result.stdout  # the console gives the verdicts and the paths, not the report
     for text in ("Validity gate", "| linear probe on raw pixels |", "Paired differences against `shared`",
                  "| `linear_probe_accuracy` | `batch-final` |", "**`batch-final` vs `shared`", "detects with 80% power",
                  "higher |", "lower |", "train images: 1437; test images: 360", "Device: "):  # fmt: skip
@@ -67,6 +67,24 @@ def test_report_has_baselines_gate_statistics_per_seed_values_and_captioned_plot
     for image in ("image_spectrum.png", "image_projection.png"):
         assert f"]({image})\n\n*" in report
         assert (output_dir / image).stat().st_size > 10_000
+
+
+def test_the_console_says_what_runs_then_the_verdicts_and_where_the_report_is(comparison):
+    output_dir, result = comparison
+    console = (result.stdout + result.stderr).splitlines()
+    # the first line: what this run checks and how to get an answer; one line per run; the verdicts, the paths
+    assert console[0].startswith("hf-sepnorm compare: ShareNorm (shared) against batch-final, 2 seeds each, on "
+                                 "scikit-learn's digits") and "--preset small" in console[0]  # fmt: skip
+    assert [line.split(" ... ")[0] for line in console if " ... " in line] == [
+        "[1/4] image shared seed 0", "[2/4] image batch-final seed 0", "[3/4] image shared seed 1",
+        "[4/4] image batch-final seed 1"]  # fmt: skip
+    assert "about 0:00 left" in console[4]
+    assert any(line.startswith("  batch-final vs shared, ") for line in console)
+    assert f"Report: {output_dir / 'report.md'}" in console
+    assert f"Plots: {output_dir / 'image_spectrum.png'}, {output_dir / 'image_projection.png'}" in console
+    assert len(console) <= 12, "\n".join(console)  # no load reports, library warnings, training logs or report
+    run_log = (output_dir / "runs" / "image" / "shared-seed0" / "console.log").read_text()
+    assert "LOAD REPORT" in run_log and "UNEXPECTED" in run_log and "train_runtime" in run_log  # held back here
 
 
 @pytest.mark.slow

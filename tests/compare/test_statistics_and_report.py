@@ -263,10 +263,30 @@ def test_the_report_says_what_rows_measure_flags_chance_and_names_identical_arms
     assert "- `uniformity`" not in report and "- `linear_probe_accuracy`: accuracy (0–1, higher is better)" in report
     assert "`docs/results/`" in report
     for run, twin in zip(track["runs"]["batch-all"], track["runs"]["shared"]):
-        run["linear_probe_accuracy"] = twin["linear_probe_accuracy"]
+        run.update(twin)  # every row of every seed equal: the same computation
     lines = verdict_lines(track, assess_track(track).comparisons)
-    assert lines[0].startswith("**`batch-all` vs `shared`, linear probe: the same values** — every paired difference")
+    assert lines[0].startswith("**`batch-all` vs `shared`: the same values** — every row's paired difference is "
+                               "exactly 0 in every seed (n = 5)")  # fmt: skip
     assert "±0.0000" not in lines[0]
+
+
+def test_arms_equal_on_the_primary_row_alone_are_not_called_the_same_and_the_rows_that_differ_are_given():
+    """The primary row exactly equal in every seed while other rows differ (the reviewer's `layer-final`: probe
+    differences 0, other rows -0.0001 / +0.0003): no verdict from the primary row, and every differing row named
+    with its numbers, never "computes what shared computes"."""
+    data = summary(random_probe=0.3)
+    track = data["tracks"]["image"]
+    for run, twin in zip(track["runs"]["batch-all"], track["runs"]["shared"]):
+        run.update(twin)
+    track["runs"]["batch-all"][2]["knn_accuracy"] += 0.0003  # one seed of one secondary row
+    track["runs"]["batch-all"][0]["random_init_linear_probe_accuracy"] -= 0.0001  # and of a reference row
+    line = verdict_lines(track, assess_track(track).comparisons)[0]
+    assert line.startswith("**`batch-all` vs `shared`, linear probe: no difference in any seed** — every paired "
+                           "difference of this row is exactly 0 (n = 5 seeds), so it gives no verdict; other rows "
+                           "differ: `knn_accuracy` +0.0001 [")  # fmt: skip
+    assert "`random_init_linear_probe_accuracy` per seed -0.0001, +0.0000, +0.0000, +0.0000, +0.0000" in line
+    assert "computes what" not in line and "the same values" not in line
+    assert "computes what" not in render_report(data)
 
 
 def test_the_spectrum_caption_says_which_arm_hides_another(tmp_path):
@@ -278,7 +298,24 @@ def test_the_spectrum_caption_says_which_arm_hides_another(tmp_path):
              for arm, embeddings in (("shared", shared), ("batch-final", torch.randn(40, 8)),
                                      ("layer-final", shared.clone()))}  # fmt: skip
     spectrum, _ = _write_plots("image", plots, tmp_path, "test [CLS] embeddings")
-    assert spectrum["caption"].endswith(" `layer-final` has the same embeddings as `shared`: its curve is drawn over it.")
+    assert spectrum["caption"].endswith(" `layer-final`'s curve coincides with `shared`'s (embeddings equal to 1e-5): "
+                                        "drawn over it, dashed and with smaller markers, it leaves the other visible.")  # fmt: skip
     assert (tmp_path / spectrum["file"]).is_file()
     del plots["layer-final"]
     assert "drawn over" not in _write_plots("image", plots, tmp_path, "test [CLS] embeddings")[0]["caption"]
+
+
+def test_coinciding_spectra_leave_every_arm_of_the_legend_visible(tmp_path):
+    """Two arms with equal embeddings: the later curve, drawn over the earlier, differs in line style, marker and
+    width, so the earlier one still shows (its pixels in the rendered chart)."""
+    import matplotlib.image
+
+    from hf_sepnorm.analysis import plot_spectra
+
+    torch.manual_seed(0)
+    shared = torch.randn(60, 8)
+    pixels = matplotlib.image.imread(plot_spectra({"shared": shared, "layer-final": shared.clone()}, tmp_path / "s.png"))
+    # the first arm's colour (matplotlib's C0, blue) shows around the second arm's curve (C1, orange)
+    blue = (pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.3)
+    orange = (pixels[..., 0] > 0.9) & (pixels[..., 1] > 0.4) & (pixels[..., 1] < 0.6) & (pixels[..., 2] < 0.3)
+    assert blue.sum() > 500 and orange.sum() > 500

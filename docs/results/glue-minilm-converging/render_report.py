@@ -453,7 +453,7 @@ def headline(runs_dir: Path) -> list[str]:
         lines.append("  Baseline: the same architecture fine-tuned from random weights with the same recipe: "
                      + "; ".join(parts) + ".")  # fmt: skip
     lines.append("  It cannot test SepNorm as the paper trained it (BatchNorm through pretraining, full GLUE, GPUs). "
-                 "[docs/results/glue-minilm-converging/](docs/results/glue-minilm-converging/report.md) has the "
+                 "[glue-minilm-converging/](glue-minilm-converging/report.md) has the "
                  "learning curves, every secondary row and the per-seed values.")  # fmt: skip
     return lines
 

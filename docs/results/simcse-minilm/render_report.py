@@ -379,7 +379,7 @@ def headline(runs_dir: Path) -> list[str]:
                          + (f", and {values[0]:.2f} after {RECIPE['max_steps']} steps (1 seed)." if values else "."))
     lines.append("  This cannot test the paper's setting (raw `bert-base-uncased`, 1M sentences, GPUs): this checkpoint "
                  "was already trained contrastively with mean pooling. "
-                 "[docs/results/simcse-minilm/](docs/results/simcse-minilm/report.md) has the learning curves, "
+                 "[simcse-minilm/](simcse-minilm/report.md) has the learning curves, "
                  "baselines, every secondary row and the per-seed values.")  # fmt: skip
     return lines
 
