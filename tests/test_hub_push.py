@@ -273,7 +273,7 @@ def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
         [
             sys.executable,
             "-m",
-            "hf_sepnorm.cli",
+            "hf_sepnorm_cli",
             "push",
             str(trainer_folder),
             repo_id,

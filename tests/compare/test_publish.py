@@ -17,7 +17,7 @@ from hf_sepnorm.compare.report import verdict_lines
 
 
 def compare(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "hf_sepnorm.cli", "compare", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hf_sepnorm_cli", "compare", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})  # HF_ENDPOINT: the local Hub
 
 
