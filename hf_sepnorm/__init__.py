@@ -9,6 +9,8 @@ from .families import FAMILIES, SepNormFamily, family_of, register_auto_classes
 from .recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
 from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from .remote_code.configuration_sepnorm_dinov2 import SepNormDinov2Config
+from .remote_code.configuration_sepnorm_modernbert import SepNormModernBertConfig
 from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .remote_code.modeling_sepnorm_bert import (
@@ -19,6 +21,21 @@ from .remote_code.modeling_sepnorm_bert import (
     SepNormBertForTokenClassification,
     SepNormBertModel,
     SepNormBertPreTrainedModel,
+)
+from .remote_code.modeling_sepnorm_dinov2 import (
+    SepNormDinov2Backbone,
+    SepNormDinov2ForImageClassification,
+    SepNormDinov2Model,
+    SepNormDinov2PreTrainedModel,
+)
+from .remote_code.modeling_sepnorm_modernbert import (
+    SepNormModernBertForMaskedLM,
+    SepNormModernBertForMultipleChoice,
+    SepNormModernBertForQuestionAnswering,
+    SepNormModernBertForSequenceClassification,
+    SepNormModernBertForTokenClassification,
+    SepNormModernBertModel,
+    SepNormModernBertPreTrainedModel,
 )
 from .remote_code.modeling_sepnorm_roberta import (
     SepNormRobertaForMaskedLM,
@@ -74,4 +91,17 @@ __all__ = [
     "SepNormViTMAEModel",
     "SepNormViTMAEForPreTraining",
     "SepNormViTMAEForImageClassification",
+    "SepNormModernBertConfig",
+    "SepNormModernBertPreTrainedModel",
+    "SepNormModernBertModel",
+    "SepNormModernBertForMaskedLM",
+    "SepNormModernBertForSequenceClassification",
+    "SepNormModernBertForTokenClassification",
+    "SepNormModernBertForQuestionAnswering",
+    "SepNormModernBertForMultipleChoice",
+    "SepNormDinov2Config",
+    "SepNormDinov2PreTrainedModel",
+    "SepNormDinov2Model",
+    "SepNormDinov2ForImageClassification",
+    "SepNormDinov2Backbone",
 ]

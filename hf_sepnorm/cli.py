@@ -1,6 +1,6 @@
 """What the `hf-sepnorm` commands run: `compare` ShareNorm and SepNorm, `push` a checkpoint folder to the Hub,
 `convert` a stock checkpoint. Their arguments are parsed by `hf_sepnorm_cli` (outside the package, so that `--help`
-needs neither torch nor transformers); `python -m hf_sepnorm.cli` runs the same command."""
+needs neither torch nor transformers); `python -m hf_sepnorm_cli` runs the same command."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from hf_sepnorm_cli import main
 
 from .errors import InputError
 from .families import FAMILIES
@@ -46,6 +44,18 @@ def check_convert_inputs(args: argparse.Namespace) -> None:
             f"{args.output_dir} already holds a model ({', '.join(existing)}): nothing was written. Choose another "
             "output folder, or pass --overwrite_output_dir to replace it."
         )
+    if args.cls_norm == "batch" and not args.calibration_file and not args.uncalibrated:
+        raise ConvertInputError(
+            "--cls_norm batch: the new [CLS] BatchNorms need their statistics estimated on your data, or the converted "
+            "model embeds every input alike: give --calibration_file FILE (text models: a few hundred lines, one input "
+            "per line; image models: images or folders of them), or --cls_norm layer (no batch statistics), or "
+            "--uncalibrated for a model you train next."
+        )
+    if args.calibration_file and args.cls_norm != "batch":
+        raise ConvertInputError(
+            f"--calibration_file estimates [CLS] BatchNorm statistics, and --cls_norm {args.cls_norm} has none: leave "
+            "it out, or convert with --cls_norm batch."
+        )
     for file in args.calibration_file or []:
         if not Path(file).exists():
             raise ConvertInputError(f"--calibration_file {file}: no such file (text models: plain text, one input per "
@@ -56,7 +66,7 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         check_convert_inputs(args)
         return _convert(args)
-    except ConvertInputError as error:
+    except InputError as error:  # also the data's: a calibration file too small or not in --encoding
         print(f"hf-sepnorm convert: error: {error}", file=sys.stderr)
         return 2
 
@@ -67,12 +77,15 @@ def _convert(args: argparse.Namespace) -> int:
     from .conversion import (
         calibrate_on_images,
         calibrate_on_text,
+        calibration_images,
+        calibration_lines,
         clear_output_dir,
         convert_stock_checkpoint,
         new_cls_norms_summary,
         save_converted,
         sepnorm_class_for,
     )
+    from .data.text import check_text_files
     from .hub.cards import sentence_pooling
     from .recalibration import cls_statistics_never_updated
 
@@ -80,6 +93,13 @@ def _convert(args: argparse.Namespace) -> int:
         model_class = sepnorm_class_for(AutoConfig.from_pretrained(args.checkpoint))
     except (OSError, ValueError) as error:  # no such Hub repo, no config, or a family SepNorm does not have
         raise ConvertInputError(f"{args.checkpoint}: {str(error).splitlines()[0]}") from None
+    text_model = FAMILIES[model_class.config_class.model_type].preprocessor.kind == "tokenizer"
+    if args.calibration_file:  # read before any work: too few inputs, or a byte not in --encoding, stop it at once
+        if text_model:
+            check_text_files(args.calibration_file, "--calibration_file", args.encoding)
+            calibration_lines(args.calibration_file, args.encoding)
+        else:
+            calibration_images(args.calibration_file)
     if args.overwrite_output_dir:
         clear_output_dir(args.output_dir)
     model = convert_stock_checkpoint(
@@ -88,24 +108,24 @@ def _convert(args: argparse.Namespace) -> int:
         cls_norm=args.cls_norm,
         sepnorm_scope=args.sepnorm_scope,
     )
+    statistics = "no [CLS] BatchNorm"
     if args.calibration_file:
-        text_model = FAMILIES[model_class.config_class.model_type].preprocessor.kind == "tokenizer"
-        calibrate = calibrate_on_text if text_model else calibrate_on_images
-        used = calibrate(model, args.checkpoint, args.calibration_file, args.calibration_batches)
+        if text_model:
+            used = calibrate_on_text(model, args.checkpoint, args.calibration_file, args.calibration_batches,
+                                     encoding=args.encoding)  # fmt: skip
+        else:
+            used = calibrate_on_images(model, args.checkpoint, args.calibration_file, args.calibration_batches)
+        names = ", ".join(Path(name).name for name in args.calibration_file)
+        statistics = f"estimated on {used} batches of {names}"
         print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
+    elif cls_statistics_never_updated(model):  # --uncalibrated
+        statistics = "not estimated (--uncalibrated): mean 0 and variance 1 until trained"
     save_converted(model, args.checkpoint, args.output_dir, sentence_pooling=args.sentence_pooling)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
     pooling = sentence_pooling(args.output_dir)
     if pooling not in (None, "cls") and args.cls_norm != "shared":
         print(f"Kept the sentence-transformers pooling of {args.checkpoint} ({pooling}): SentenceTransformer reads "
               "the [CLS] token only among the others. --sentence_pooling cls makes it the [CLS] embedding.")  # fmt: skip
-    statistics = "no [CLS] BatchNorm"
-    if cls_statistics_never_updated(model):
-        statistics = "not estimated: mean 0 and variance 1 until estimated or trained"
-        print("Not estimated yet: in eval mode this model does not normalize [CLS] until its [CLS] BatchNorm "
-              "statistics are estimated (--calibration_file, or hf_sepnorm.recalibrate_cls_batchnorm) or trained.")
-    elif args.calibration_file:
-        statistics = f"estimated on {used} batches of {', '.join(Path(name).name for name in args.calibration_file)}"
     write_conversion_card(model, args, statistics)
     print(f"Saved {type(model).__name__} to {args.output_dir}")
     return 0
@@ -113,17 +133,20 @@ def _convert(args: argparse.Namespace) -> int:
 
 def write_conversion_card(model, args: argparse.Namespace, statistics: str) -> None:
     """The converted folder's README.md: the SepNorm card, naming the source and what is new. `base_model` (metadata
-    the Hub links) only for a Hub id: a local path means nothing there, the card's text names it."""
+    the Hub links) only for a Hub checkpoint (`hub_base_model`): a local folder is named in the text, by its name."""
     from .hub import hub_base_model, render_model_card
-    from .hub.cards import sentence_pooling
+    from .hub.cards import sentence_pooling, source_name
 
+    base_model = hub_base_model(args.checkpoint)
     card = render_model_card(
         model,
         repo_id="<your-namespace>/<repo-name>",  # the reader fills it in; `hf-sepnorm push` puts the real one
-        base_model=hub_base_model(args.checkpoint),
+        base_model=base_model,
+        base_model_relation="finetune",  # the Hub's word for weights derived from the base's
         sentence_pooling=sentence_pooling(args.output_dir),
         training_summary={
-            "converted from": f"`{args.checkpoint}` (stock, by `hf-sepnorm convert`; not trained since)",
+            "converted from": f"{f'`{base_model}`' if base_model else source_name(args.checkpoint)} (stock, by "
+            "`hf-sepnorm convert`; not trained since)",
             "new [CLS] norms": "initialized from their default" if args.fresh_cls_norm
             else "copies of the LayerNorms they sit in",
             "[CLS] BatchNorm statistics": statistics,
@@ -139,7 +162,7 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         run_comparison(
             args.output_dir, args.preset, tuple(args.arms), args.seeds, args.images, args.text, args.glue_dir,
-            args.pretrained_bert, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
+            args.pretrained, args.pretrain_steps, args.finetune_steps, args.recalibrate_cls_norm,
             args.finetune_learning_rate, push_to_hub=args.push_to_hub,
             push_arms=tuple(args.push_arms) if args.push_arms else None, hub_token=args.hub_token,
             hub_private_repo=args.hub_private_repo or None, verbose=args.verbose,
@@ -156,6 +179,3 @@ def run_compare(args: argparse.Namespace) -> int:
 
 COMMANDS = {"compare": run_compare, "push": run_push, "convert": run_convert}  # what each parsed command runs
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,8 +27,10 @@ def cls_norm_in_use(cls_norm: nn.Module) -> nn.Module:
 
 
 def nonfinite_cls_batches(model: nn.Module) -> int:
-    """How many training batches had non-finite [CLS] statistics, summed over the model's [CLS] BatchNorms."""
-    return sum(int(norm.nonfinite_batches) for norm in cls_batchnorms(model) if hasattr(norm, "nonfinite_batches"))
+    """How many training batches had non-finite [CLS] statistics: the count of the [CLS] BatchNorm that saw the most
+    (a NaN reaching one [CLS] norm reaches those after it in the same forward)."""
+    return max((int(norm.nonfinite_batches) for norm in cls_batchnorms(model) if hasattr(norm, "nonfinite_batches")),
+               default=0)  # fmt: skip
 
 
 @torch.no_grad()
@@ -41,5 +43,6 @@ def init_cls_norms_from_token_norms(model: nn.Module) -> int:
     for sepnorm in sepnorms:
         sepnorm.cls_norm.weight.copy_(sepnorm.weight)
         if getattr(sepnorm.cls_norm, "bias", None) is not None:
-            sepnorm.cls_norm.bias.copy_(sepnorm.bias)
+            # a bias-free LayerNorm (ModernBERT's) under a [CLS] BatchNorm: its bias starts at 0, as the norm's "none"
+            sepnorm.cls_norm.bias.copy_(sepnorm.bias if sepnorm.bias is not None else 0)
     return len(sepnorms)

@@ -17,6 +17,7 @@ from transformers.utils import cached_file
 from .cls_norms import init_cls_norms_from_token_norms
 from .errors import InputError
 from .families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
+from .recalibration import cls_statistics_never_updated
 from .remote_code.sepnorm import SepNormLayerNorm
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def new_cls_norms_summary(model: PreTrainedModel, initialized_from_token_norms: 
         lines.append("Start: the [CLS] norms keep their default initialization (--fresh_cls_norm).")
     if initialized_from_token_norms and kinds == ["LayerNorm"]:
         lines.append("So the converted model computes exactly what the stock model computes, until it is trained.")
-    if "ClsBatchNorm" in kinds:
+    if "ClsBatchNorm" in kinds and cls_statistics_never_updated(model):
         lines.append(
             "The [CLS] BatchNorms' running statistics start at mean 0 and variance 1: train, or re-estimate them on "
             "your data (hf_sepnorm.recalibration.recalibrate_cls_batchnorm), before evaluating."
@@ -280,23 +281,18 @@ def calibrate_on_images(model: PreTrainedModel, processor_source: str | os.PathL
     them), in batches of `batch_size` images, with no patch masked: the statistics of the inputs its features and
     classifiers see (a ViT-MAE masks `config.mask_ratio` of the patches otherwise, in eval too). Returns the number
     of batches used."""
-    from PIL import Image
     from transformers import AutoImageProcessor
 
-    from .data.images import IMAGE_SUFFIXES
+    from .data.images import open_image
     from .recalibration import recalibrate_cls_batchnorm
 
-    paths = []
-    for path in map(Path, files):
-        found = sorted(image for image in path.rglob("*") if image.suffix.lower() in IMAGE_SUFFIXES)
-        paths += found if path.is_dir() else [path]
-    paths = paths[: max_batches * batch_size]
+    paths = calibration_images(files)[: max_batches * batch_size]
     processor = AutoImageProcessor.from_pretrained(processor_source)
-    mode = "L" if model.config.num_channels == 1 else "RGB"
 
     def batches():
         for start in range(0, len(paths), batch_size):
-            images = [Image.open(path).convert(mode) for path in paths[start : start + batch_size]]
+            images = [open_image({"path": str(path)}, model.config.num_channels)
+                      for path in paths[start : start + batch_size]]  # fmt: skip
             yield {"pixel_values": processor(images, return_tensors="pt")["pixel_values"]}
 
     mask_ratio, model.config.mask_ratio = model.config.mask_ratio, 0.0
@@ -307,16 +303,50 @@ def calibrate_on_images(model: PreTrainedModel, processor_source: str | os.PathL
 
 
 def calibrate_on_text(model: PreTrainedModel, tokenizer_source: str | os.PathLike, files: list[str],
-                      max_batches: int = 50, batch_size: int = 32, max_length: int = 128) -> int:  # fmt: skip
-    """Estimate the [CLS] BatchNorm statistics of a text model on the non-blank lines of `files` (PreciseBN,
-    `recalibrate_cls_batchnorm`), in batches of `batch_size` lines. Returns the number of batches used."""
+                      max_batches: int = 50, batch_size: int = 32, max_length: int = 128,
+                      encoding: str = "utf-8") -> int:  # fmt: skip
+    """Estimate the [CLS] BatchNorm statistics of a text model on the non-blank lines of `files` (text in `encoding`;
+    PreciseBN, `recalibrate_cls_batchnorm`), in batches of `batch_size` lines. Returns the number of batches used."""
     from transformers import AutoTokenizer
 
     from .recalibration import recalibrate_cls_batchnorm
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    lines = [line.strip() for file in files for line in Path(file).read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line][: max_batches * batch_size]
+    lines = calibration_lines(files, encoding)[: max_batches * batch_size]
     batches = (dict(tokenizer(lines[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt")) for start in range(0, len(lines), batch_size))  # fmt: skip
     return recalibrate_cls_batchnorm(model, batches, max_batches=max_batches)
+
+
+# Inputs a calibration needs at least: one batch of 2 or more (a batch of 1 has no variance)
+MIN_CALIBRATION_INPUTS = 2
+
+
+def calibration_lines(files: list[str], encoding: str = "utf-8") -> list[str]:
+    """The non-blank lines of text calibration files; an `InputError` naming them when they are too few."""
+    lines = [line.strip() for file in files for line in Path(file).read_text(encoding=encoding).splitlines()]
+    lines = [line for line in lines if line]
+    check_calibration_size(len(lines), files, "non-blank lines")
+    return lines
+
+
+def calibration_images(files: list[str]) -> list[Path]:
+    """The image files of image calibration files or folders; an `InputError` naming them when they are too few."""
+    from .data.images import IMAGE_SUFFIXES
+
+    paths = []
+    for path in map(Path, files):
+        found = sorted(image for image in path.rglob("*") if image.suffix.lower() in IMAGE_SUFFIXES)
+        paths += found if path.is_dir() else [path]
+    check_calibration_size(len(paths), files, "images")
+    return paths
+
+
+def check_calibration_size(count: int, files: list[str], what: str) -> None:
+    """Refuse, naming the files, calibration data too small to estimate statistics from."""
+    if count < MIN_CALIBRATION_INPUTS:
+        raise InputError(
+            f"--calibration_file {', '.join(map(str, files))}: {what}: {count}, too few to estimate the [CLS] "
+            f"BatchNorm statistics from: give at least {MIN_CALIBRATION_INPUTS}, better a few hundred like those the "
+            "model will embed."
+        )

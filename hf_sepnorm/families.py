@@ -19,9 +19,13 @@ import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from .remote_code.configuration_sepnorm_bert import SepNormBertConfig
+from .remote_code.configuration_sepnorm_dinov2 import SepNormDinov2Config
+from .remote_code.configuration_sepnorm_modernbert import SepNormModernBertConfig
 from .remote_code.configuration_sepnorm_roberta import SepNormRobertaConfig
 from .remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from .remote_code.modeling_sepnorm_bert import SepNormBertModel
+from .remote_code.modeling_sepnorm_dinov2 import SepNormDinov2Model
+from .remote_code.modeling_sepnorm_modernbert import SepNormModernBertModel
 from .remote_code.modeling_sepnorm_roberta import SepNormRobertaModel
 from .remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEModel
 
@@ -51,6 +55,11 @@ IMAGE_PIPELINE_TAGS = {
     "AutoModel": "image-feature-extraction",
     "AutoModelForPreTraining": "image-feature-extraction",  # MAE reconstruction has no pipeline; its use is features
     "AutoModelForImageClassification": "image-classification",
+}
+DINOV2_PIPELINE_TAGS = {
+    "AutoModel": "image-feature-extraction",
+    "AutoModelForImageClassification": "image-classification",
+    "AutoBackbone": "image-feature-extraction",  # feature maps for dense tasks: no pipeline of their own
 }
 
 
@@ -96,6 +105,12 @@ class SepNormFamily:
         for architecture in architectures or ():
             if f"SepNorm{architecture}" in by_name:
                 return by_name[f"SepNorm{architecture}"]
+            # a stock type whose class names are not ours with a prefix (`Dinov2WithRegistersForImageClassification`
+            # -> `SepNormDinov2ForImageClassification`): the head of the Auto class that loads the stock one
+            for auto_class, model_class in self.heads.items():
+                stock_names = getattr(transformers, auto_class)._model_mapping._model_mapping.values()
+                if any(architecture == names or architecture in names for names in stock_names if names):
+                    return model_class
         return self.backbone
 
     def expected_auto_map(self) -> dict[str, str]:
@@ -136,6 +151,26 @@ FAMILIES: dict[str, SepNormFamily] = {
             pipeline_tags=IMAGE_PIPELINE_TAGS,
             card_section="image",
             lora_target_modules=("q_proj", "v_proj"),  # transformers 5's ViT-MAE attention, decoder's included
+        ),
+        SepNormFamily(
+            name="ModernBERT",
+            config_class=SepNormModernBertConfig,
+            backbone=SepNormModernBertModel,
+            stock_model_types=("modernbert",),
+            preprocessor=TOKENIZER,
+            pipeline_tags=TEXT_PIPELINE_TAGS,
+            card_section="text",
+            lora_target_modules=("Wqkv",),  # one fused query/key/value projection per layer
+        ),
+        SepNormFamily(
+            name="DINOv2",
+            config_class=SepNormDinov2Config,
+            backbone=SepNormDinov2Model,
+            stock_model_types=("dinov2", "dinov2_with_registers"),
+            preprocessor=IMAGE_PROCESSOR,
+            pipeline_tags=DINOV2_PIPELINE_TAGS,
+            card_section="image",
+            lora_target_modules=("q_proj", "v_proj"),  # transformers 5's DINOv2 attention
         ),
     )
 }

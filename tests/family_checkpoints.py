@@ -16,17 +16,21 @@ from conftest import TINY_BERT, TINY_VIT_MAE
 from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from without_package import BLOCK_HF_SEPNORM
-from transformers import (
-    BertConfig,
-    BertForMaskedLM,
-    PreTrainedTokenizerFast,
-    ViTImageProcessor,
-    ViTMAEConfig,
-    ViTMAEForPreTraining,
-)
+from transformers import PreTrainedTokenizerFast, ViTImageProcessor
 
 WORDS = ["sepnorm", "gives", "a", "norm", "of", "its", "own", "which", "token", "gets", "the", "with", "other"]
 TINY_ROBERTA = dict(TINY_BERT, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+# ModernBERT: [CLS]=0, [PAD]=1, [SEP]=2 as `modernbert_tokenizer` numbers them; sliding attention every other layer
+TINY_MODERNBERT = dict(
+    vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    max_position_embeddings=64, global_attn_every_n_layers=2, local_attention=8,
+    pad_token_id=1, cls_token_id=0, bos_token_id=0, sep_token_id=2, eos_token_id=2,
+)  # fmt: skip
+# DINOv2 with 2 registers, 16 patches of 8x8 pixels
+TINY_DINOV2 = dict(
+    image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2,
+    num_register_tokens=2,
+)  # fmt: skip
 
 
 
@@ -64,8 +68,33 @@ def roberta_tokenizer() -> PreTrainedTokenizerFast:
     return word_tokenizer("<s>", "</s>", ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], with_token_types=False)
 
 
+def modernbert_tokenizer() -> PreTrainedTokenizerFast:
+    return word_tokenizer("[CLS]", "[SEP]", ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"], with_token_types=False)
+
+
 def image_processor() -> ViTImageProcessor:
     return ViTImageProcessor(size={"height": TINY_VIT_MAE["image_size"], "width": TINY_VIT_MAE["image_size"]})
+
+
+def dinov2_image_processor():
+    from transformers import BitImageProcessor  # DINOv2's: resize the shortest edge, then crop the centre
+
+    size = TINY_DINOV2["image_size"]
+    return BitImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+# Per SepNorm family: its tiny config, its preprocessor, and the stock pretraining class of each stock type
+TINY_CONFIGS = {"sepnorm_bert": TINY_BERT, "sepnorm_roberta": TINY_ROBERTA, "sepnorm_vit_mae": TINY_VIT_MAE,
+                "sepnorm_modernbert": TINY_MODERNBERT, "sepnorm_dinov2": TINY_DINOV2}  # fmt: skip
+PREPROCESSORS = {"sepnorm_bert": bert_tokenizer, "sepnorm_roberta": roberta_tokenizer, "sepnorm_vit_mae": image_processor,
+                 "sepnorm_modernbert": modernbert_tokenizer, "sepnorm_dinov2": dinov2_image_processor}  # fmt: skip
+STOCK_PRETRAINING_CLASSES = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM",
+                             "vit_mae": "ViTMAEForPreTraining", "modernbert": "ModernBertForMaskedLM",
+                             "dinov2": "Dinov2Model", "dinov2_with_registers": "Dinov2WithRegistersModel"}  # fmt: skip
+# ... and the SepNorm class each converts into
+CONVERTED_CLASSES = {"bert": "SepNormBertForMaskedLM", "roberta": "SepNormRobertaForMaskedLM",
+                     "vit_mae": "SepNormViTMAEForPreTraining", "modernbert": "SepNormModernBertForMaskedLM",
+                     "dinov2": "SepNormDinov2Model", "dinov2_with_registers": "SepNormDinov2Model"}  # fmt: skip
 
 
 def save_image(path: Path) -> Path:
@@ -78,18 +107,15 @@ def save_image(path: Path) -> Path:
 def sepnorm_config(model_type: str, **overrides):
     from hf_sepnorm import FAMILIES
 
-    tiny = {"sepnorm_bert": TINY_BERT, "sepnorm_roberta": TINY_ROBERTA, "sepnorm_vit_mae": TINY_VIT_MAE}[model_type]
-    return FAMILIES[model_type].config_class(**{**tiny, **overrides})
+    return FAMILIES[model_type].config_class(**{**TINY_CONFIGS[model_type], **overrides})
 
 
 def preprocessor_for(model_type: str):
-    return {"sepnorm_bert": bert_tokenizer, "sepnorm_roberta": roberta_tokenizer, "sepnorm_vit_mae": image_processor}[
-        model_type
-    ]()
+    return PREPROCESSORS[model_type]()
 
 
 def inputs_for(model_type: str, batch_size: int = 4) -> dict[str, torch.Tensor]:
-    if model_type == "sepnorm_vit_mae":
+    if model_type in ("sepnorm_vit_mae", "sepnorm_dinov2"):
         return {"pixel_values": torch.randn(batch_size, 3, 32, 32)}
     texts = [" ".join(WORDS[i : i + 3 + i % 4]) for i in range(batch_size)]
     encoded = preprocessor_for(model_type)(texts, padding=True, return_tensors="pt")
@@ -105,20 +131,24 @@ def save_sepnorm_checkpoint(model_class, folder: Path, **config_overrides) -> Pa
 
 
 def save_stock_checkpoint(stock_model_type: str, folder: Path) -> Path:
-    """A tiny stock pretraining checkpoint (BertForMaskedLM, RobertaForMaskedLM, ViTMAEForPreTraining) with its
+    """A tiny stock pretraining checkpoint (`STOCK_PRETRAINING_CLASSES`: BertForMaskedLM, ..., Dinov2Model) with its
     preprocessor, as the Hub would hold it; its LayerNorms are not at their initial values, as after training."""
-    if stock_model_type == "bert":
-        model, preprocessor = BertForMaskedLM(BertConfig(**TINY_BERT)), bert_tokenizer()
-    elif stock_model_type == "roberta":
-        from transformers import RobertaConfig, RobertaForMaskedLM
+    import transformers
 
-        model, preprocessor = RobertaForMaskedLM(RobertaConfig(**TINY_ROBERTA)), roberta_tokenizer()
-    else:
-        model, preprocessor = ViTMAEForPreTraining(ViTMAEConfig(**TINY_VIT_MAE)), image_processor()
+    from hf_sepnorm import family_of
+
+    family = family_of(stock_model_type)
+    tiny = dict(TINY_CONFIGS[family.model_type])
+    if stock_model_type == "dinov2":
+        tiny.pop("num_register_tokens")
+    config = transformers.AutoConfig.for_model(stock_model_type, **tiny)
+    model = getattr(transformers, STOCK_PRETRAINING_CLASSES[stock_model_type])(config)
+    preprocessor = preprocessor_for(family.model_type)
     with torch.no_grad():  # trained-looking norms: a [CLS] norm left at its default init would then show
         for norm in (module for module in model.modules() if isinstance(module, torch.nn.LayerNorm)):
             norm.weight.normal_(1.0, 0.3)
-            norm.bias.normal_(0.0, 0.3)
+            if norm.bias is not None:  # ModernBERT's norms have none
+                norm.bias.normal_(0.0, 0.3)
     model.save_pretrained(folder)
     preprocessor.save_pretrained(folder)
     return folder

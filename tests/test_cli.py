@@ -71,3 +71,11 @@ def test_help_and_flag_mistakes_need_neither_torch_nor_transformers(argv):
     else:  # argparse's own one-line error, exit code 2
         assert result.returncode == 2 and "invalid choice: 'bach'" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_compare_takes_any_text_family_checkpoint_as_pretrained_and_keeps_the_old_flag():
+    parser = hf_sepnorm_cli.build_parser()
+    for flag in ("--pretrained", "--pretrained_bert"):
+        args = parser.parse_args(["compare", "--output_dir", "out", flag, "some/modernbert"])
+        assert args.pretrained == "some/modernbert"
+    assert parser.parse_args(["compare", "--output_dir", "out", "--pretrained"]).pretrained is True  # bundled MiniLM

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 import torch
+import transformers
 from conftest import TINY_BERT, bert_inputs
-from family_checkpoints import inputs_for, save_stock_checkpoint
+from family_checkpoints import CONVERTED_CLASSES, STOCK_PRETRAINING_CLASSES, inputs_for, save_stock_checkpoint
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
-    AutoModelForPreTraining,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
@@ -87,21 +87,17 @@ def test_unsupported_family_is_named():
 
 # ---- every family, through the registry ----
 
-STOCK_FAMILIES = [
-    pytest.param("bert", "SepNormBertForMaskedLM", id="bert"),
-    pytest.param("roberta", "SepNormRobertaForMaskedLM", id="roberta"),
-    pytest.param("vit_mae", "SepNormViTMAEForPreTraining", id="vit_mae"),
-]
+STOCK_FAMILIES = [pytest.param(stock_type, CONVERTED_CLASSES[stock_type], id=stock_type) for stock_type in STOCK_MODEL_TYPES]
 
 
 def stock_and_converted_outputs(stock_folder, converted, stock_model_type):
-    stock = AutoModelForMaskedLM if stock_model_type != "vit_mae" else AutoModelForPreTraining
-    stock_model = stock.from_pretrained(stock_folder).eval()
-    inputs = inputs_for(f"sepnorm_{stock_model_type}")
+    stock_model = getattr(transformers, STOCK_PRETRAINING_CLASSES[stock_model_type]).from_pretrained(stock_folder)
+    inputs = inputs_for(converted.config.model_type)
     if stock_model_type == "vit_mae":
         inputs["noise"] = torch.rand(4, 16)  # the same patches masked in both
     with torch.no_grad():
-        return stock_model(**inputs).logits, converted.eval()(**inputs).logits
+        outputs = stock_model.eval()(**inputs), converted.eval()(**inputs)
+    return [output.logits if "logits" in output else output.last_hidden_state for output in outputs]
 
 
 @pytest.mark.parametrize("stock_model_type, sepnorm_class", STOCK_FAMILIES)
@@ -133,7 +129,7 @@ def test_fresh_cls_norms_change_the_outputs(tmp_path, stock_model_type, sepnorm_
 
 def run_cli(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hf_sepnorm.cli", *map(str, args)],
+        [sys.executable, "-m", "hf_sepnorm_cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -146,7 +142,7 @@ def run_cli(*args, cwd) -> subprocess.CompletedProcess:
 def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
 
-    result = run_cli("convert", stock_folder, tmp_path / "out", "--cls_norm", "batch", cwd=tmp_path)
+    result = run_cli("convert", stock_folder, tmp_path / "out", "--cls_norm", "batch", "--uncalibrated", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
@@ -162,8 +158,11 @@ def test_cli_convert_says_what_is_new_instead_of_transformers_alarms(tmp_path):
     assert f"Saved SepNormBertForMaskedLM to {tmp_path / 'out'}" in result.stdout
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.base_model is None  # a local source: named in the text, not as Hub metadata
-    assert f"| converted from | `{stock_folder}` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
-    assert "| [CLS] BatchNorm statistics | not estimated: mean 0 and variance 1 until estimated or trained |" in card.text
+    assert "| converted from | the local folder `stock` (stock, by `hf-sepnorm convert`; not trained since) |" in card.text
+    assert str(tmp_path) not in str(card)  # no path of this machine
+    assert "The model card leaves base_model out: nothing in the local folder `stock` names" in result.stderr
+    statistics = "| [CLS] BatchNorm statistics | not estimated (--uncalibrated): mean 0 and variance 1 until trained |"
+    assert statistics in card.text
     assert 'repo_id = "<your-namespace>/<repo-name>"' in card.text
 
 
@@ -237,8 +236,8 @@ def test_real_pretrained_bert_converts_exactly(tmp_path):
 def test_cli_convert_mistakes_get_one_line_and_exit_code_2(tmp_path):
     stock_folder = save_stock_checkpoint("bert", tmp_path / "stock")
     converted = tmp_path / "converted"
-    first = run_cli("convert", stock_folder, converted, cwd=tmp_path)
-    assert first.returncode == 0 and "Not estimated yet: in eval mode this model does not normalize [CLS]" in first.stdout
+    first = run_cli("convert", stock_folder, converted, "--uncalibrated", cwd=tmp_path)
+    assert first.returncode == 0 and "running statistics start at mean 0 and variance 1" in first.stdout
     cases = {
         ("convert", tmp_path / "no" / "such" / "folder", tmp_path / "a"): "no such folder",
         ("convert", converted, tmp_path / "b"): "is already a SepNorm checkpoint ('sepnorm_bert'): nothing to convert",
@@ -262,9 +261,9 @@ def test_cli_convert_replaces_a_saved_model_only_when_told_and_leaves_nothing_of
     (out / "model.safetensors").write_bytes(b"a trained model")
     (out / "README.md").write_text("---\nmodel-index: sst2 accuracy 0.91\n---\n")
     (out / "eval_results.json").write_text('{"eval_accuracy": 0.91}')
-    assert run_cli("convert", stock_folder, out, cwd=tmp_path).returncode == 2
+    assert run_cli("convert", stock_folder, out, "--uncalibrated", cwd=tmp_path).returncode == 2
     assert (out / "model.safetensors").read_bytes() == b"a trained model"  # untouched
-    result = run_cli("convert", stock_folder, out, "--overwrite_output_dir", cwd=tmp_path)
+    result = run_cli("convert", stock_folder, out, "--uncalibrated", "--overwrite_output_dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (out / "eval_results.json").exists()  # the old model's metrics
     card = (out / "README.md").read_text()  # the conversion's own card, nothing of the old one
@@ -284,7 +283,7 @@ def test_cli_convert_estimates_the_cls_statistics_from_a_text_file(minilm_dir, t
     result = run_cli("convert", minilm_dir, out, "--calibration_file", text, "--calibration_batches", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 2 batches of {text}" in result.stdout
-    assert "Not estimated yet" not in result.stdout
+    assert "start at mean 0 and variance 1" not in result.stdout  # no message contradicts the estimation
     assert f"| [CLS] BatchNorm statistics | estimated on 2 batches of {text.name} |" in (out / "README.md").read_text()
     model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -334,7 +333,7 @@ def test_cli_convert_estimates_an_image_models_statistics_from_an_image_folder(t
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 1 batches of {images.parent}" in result.stdout
-    assert "Not estimated yet" not in result.stdout
+    assert "start at mean 0 and variance 1" not in result.stdout
     saved = load_file(out / "model.safetensors")
     means = [key for key in saved if key.endswith("cls_norm.running_mean")]
     assert means and all(not torch.equal(saved[key], torch.zeros_like(saved[key])) for key in means)

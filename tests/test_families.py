@@ -59,7 +59,9 @@ def test_preprocessor_matches_the_stock_family(model_type):
     from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
 
     known = TOKENIZER_MAPPING_NAMES if family.preprocessor.kind == "tokenizer" else IMAGE_PROCESSOR_MAPPING_NAMES
-    assert all(stock_type in known for stock_type in family.stock_model_types)
+    # `dinov2_with_registers` checkpoints name their processor (DINOv2's) in their files: transformers maps no
+    # processor to that type
+    assert any(stock_type in known for stock_type in family.stock_model_types)
 
 
 def test_unknown_model_type_names_the_families():

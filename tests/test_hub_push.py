@@ -36,8 +36,8 @@ from transformers import (
 )
 
 from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification, SepNormViTMAEForImageClassification
-from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, push_to_hub
-from hf_sepnorm.cli import main as cli_main
+from hf_sepnorm.hub import CheckpointFolderError, HubPushError, cards, checks, push_to_hub
+from hf_sepnorm_cli import main as cli_main
 
 TRAINER_DATASET = "sepnorm-tests/tiny-reviews"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -198,7 +198,7 @@ def test_pushed_folder_loads_without_the_package_and_predicts_the_same(hub_serve
     assert folder_digest(trainer_folder) == before
     assert hub_server.calls("POST", r"/commit/") == 1
     pushed = hub_server.files(repo_id, commit.oid)
-    assert set(pushed) == set(cards.code_files(FAMILIES["sepnorm_bert"])) | {  # the code, as save_pretrained copies it
+    assert set(pushed) == set(checks.package_code_files(FAMILIES["sepnorm_bert"])) | {  # the code, as save_pretrained copies it
         ".gitattributes",
         "README.md",
         "config.json",
@@ -273,7 +273,7 @@ def test_cli_pushes_a_folder(hub_server, trainer_folder):  # noqa: F811
         [
             sys.executable,
             "-m",
-            "hf_sepnorm.cli",
+            "hf_sepnorm_cli",
             "push",
             str(trainer_folder),
             repo_id,
@@ -322,7 +322,8 @@ def test_a_stock_folder_or_a_bad_repo_id_is_refused_in_one_line(hub_server, save
     capsys.readouterr()  # the save's progress bar
     assert cli_main(["push", str(stock), f"{TEST_USER}/stock"]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and f"Convert it first: `hf-sepnorm convert {stock} <new folder>`" in error
+    fix = f"Convert it first: `hf-sepnorm convert {stock} <new folder> --calibration_file"
+    assert len(error.splitlines()) == 1 and fix in error
     assert cli_main(["push", str(saved_folder), "not a repo id"]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "'not a repo id' is no Hub repo id" in error and "namespace/name" in error
@@ -501,5 +502,133 @@ def test_a_card_measured_on_other_weights_is_refused(hub_server, sepnorm_trainer
 
     assert cli_main(["push", str(folder), f"{TEST_USER}/stale"]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "metrics measured on other weights" in error and "--do_eval" in error
+    assert len(error.splitlines()) == 1 and "--do_eval" in error
+    assert "the weights changed since these metrics were measured, or the file is damaged: re-run evaluation" in error
+    assert "delete README.md" not in error  # which would lead to pushing a damaged file
     assert hub_server.requests == []
+
+
+# ---- what a push checks before any request: weights that read in full and match the config, code that is the
+# package's (issue 32) ----
+
+
+def cut_in_half(path: Path) -> None:
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+
+
+def test_a_cut_weights_file_is_refused_in_one_line_naming_it(hub_server, saved_folder, capsys):  # noqa: F811
+    cut_in_half(saved_folder / "model.safetensors")
+
+    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/cut"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert f"{saved_folder}/model.safetensors cannot be read as safetensors" in error and "damaged" in error
+    assert hub_server.requests == [] and f"{TEST_USER}/cut" not in hub_server.repos
+
+
+def test_a_weights_file_cut_in_its_data_is_refused(hub_server, saved_folder):  # noqa: F811
+    """The header reads, the tensors' bytes do not: only reading every tensor finds it."""
+    path = saved_folder / "model.safetensors"
+    content = path.read_bytes()
+    path.write_bytes(content[:-1000])
+    with pytest.raises(CheckpointFolderError, match=r"model\.safetensors cannot be read as safetensors"):
+        push_to_hub(saved_folder, f"{TEST_USER}/cut")
+    assert hub_server.requests == []
+
+
+def test_weights_of_another_shape_than_the_config_says_are_refused(hub_server, saved_folder, capsys):  # noqa: F811
+    config = json.loads((saved_folder / "config.json").read_text())
+    config["intermediate_size"] *= 2  # the config no longer describes the saved weights
+    (saved_folder / "config.json").write_text(json.dumps(config))
+
+    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/other-shape"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "do not match its config.json's SepNormBertForSequenceClassification" in error
+    assert "intermediate.dense.weight" in error and "shapes differ" in error
+    assert hub_server.requests == []
+
+
+def test_a_corrupt_file_with_a_metrics_card_is_blamed_on_the_file(hub_server, sepnorm_trainer_folder, capsys):  # noqa: F811
+    cut_in_half(sepnorm_trainer_folder / "model.safetensors")
+    assert cli_main(["push", str(sepnorm_trainer_folder), f"{TEST_USER}/cut"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "model.safetensors cannot be read as safetensors" in error and "delete README.md" not in error
+    assert hub_server.requests == []
+
+
+PAYLOAD = "\nimport pathlib\npathlib.Path('pwned').write_text('ran on import')\n"
+
+
+def test_modified_code_is_refused_naming_the_files(hub_server, saved_folder, capsys):  # noqa: F811
+    with open(saved_folder / "sepnorm.py", "a") as handle:
+        handle.write(PAYLOAD)
+
+    assert cli_main(["push", str(saved_folder), f"{TEST_USER}/payload"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert f"The code files sepnorm.py of {saved_folder} differ from the installed hf_sepnorm" in error
+    assert "--modified-code-is-mine" in error and "hf_sepnorm.hub.refresh_code" in error
+    assert hub_server.requests == []
+
+
+@pytest.mark.slow
+def test_modified_code_pushed_as_the_users_own_is_what_the_card_lists(hub_server, saved_folder, tmp_path):  # noqa: F811
+    with open(saved_folder / "sepnorm.py", "a") as handle:
+        handle.write("\n# a comment of the user's\n")
+    repo_id = f"{TEST_USER}/mine"
+
+    assert cli_main(["push", str(saved_folder), repo_id, "--modified-code-is-mine"]) == 0
+
+    pushed = hub_server.files(repo_id)
+    card = ModelCard(pushed["README.md"].decode())
+    listed = cards.card_code_sha256(card)
+    code = {name: content for name, content in pushed.items() if name.endswith(".py")}
+    assert listed == {name: hashlib.sha256(content).hexdigest() for name, content in code.items()}
+    lines = {name: len(content.decode().splitlines()) for name, content in code.items()}
+    assert f"It is {len(code)} files, {sum(lines.values())} lines" in card.text
+    assert f"| `sepnorm.py` | {lines['sepnorm.py']} |" in card.text
+    assert "**Modified code**: `sepnorm.py` differ from the code of hf_sepnorm" in card.text
+
+
+def test_code_of_another_release_is_named_as_such_and_refreshed(hub_server, sepnorm_trainer_folder, capsys):  # noqa: F811
+    """The folder's card lists its code files as they are: another release saved them, and refresh_code fixes it."""
+    folder = sepnorm_trainer_folder
+    card = ModelCard.load(folder / "README.md")
+    older = (folder / "sepnorm.py").read_text() + "# as another release wrote it\n"
+    (folder / "sepnorm.py").write_text(older)
+    digest = hashlib.sha256(older.encode()).hexdigest()
+    listed = cards.card_code_sha256(card)
+    card = ModelCard(str(card).replace(listed["sepnorm.py"], digest))
+    card.save(folder / "README.md")
+
+    assert cli_main(["push", str(folder), f"{TEST_USER}/old"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "was saved by another hf_sepnorm release than the installed" in error
+    assert hub_server.requests == []
+
+    refreshed = subprocess.run([sys.executable, "-m", "hf_sepnorm.hub.refresh_code", str(folder)],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    assert "Replaced sepnorm.py" in refreshed.stdout
+    commit = push_to_hub(folder, f"{TEST_USER}/old")
+    pushed = hub_server.files(f"{TEST_USER}/old", commit.oid)
+    assert cards.card_code_sha256(ModelCard(pushed["README.md"].decode()))["sepnorm.py"] == hashlib.sha256(
+        pushed["sepnorm.py"]).hexdigest()  # fmt: skip
+
+
+EVERY_HEAD = [pytest.param(model_class, id=model_class.__name__)
+              for family in FAMILIES.values() for model_class in family.heads.values()]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_class", EVERY_HEAD)
+def test_every_head_as_save_pretrained_writes_it_passes_the_weights_check(model_class, tmp_path):
+    """Tied weights (masked LM), decoders (MAE pretraining), new heads: what save_pretrained writes matches the
+    model the installed class builds from the config, and a config that no longer does is caught."""
+    folder = save_sepnorm_checkpoint(model_class, tmp_path / "saved")
+    family = FAMILIES[model_class.config_class.model_type]
+    checks.check_weights_match_config(folder, family)
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_size"], config["num_attention_heads"] = config["hidden_size"] * 2, 2
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointFolderError, match="shapes differ"):
+        checks.check_weights_match_config(folder, family)

@@ -1,5 +1,6 @@
 """SepNorm model cards: Hub metadata per head, model-index, usage snippets, BatchNorm caveats, citation."""
 
+import hashlib
 import re
 
 import pytest
@@ -22,7 +23,7 @@ from hf_sepnorm import (
 )
 from hf_sepnorm.families import TEXT_PIPELINE_TAGS
 from hf_sepnorm.hub import render_model_card
-from hf_sepnorm.hub.cards import measured_weights, supported_transformers
+from hf_sepnorm.hub.cards import card_code_sha256, measured_weights, supported_transformers
 
 GLUE_RESULTS = {"accuracy": 0.912, "f1": 0.905}
 COMPARISON = [
@@ -375,8 +376,12 @@ def test_the_card_names_each_code_file_that_travels_and_its_length(model_type, t
     family = FAMILIES[model_type]
     folder = save_sepnorm_checkpoint(family.backbone, tmp_path / "saved")
     saved = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
-    text = render_model_card(family.config_class.from_pretrained(folder), repo_id="lab/model").text
-    listed = dict(re.findall(r"`(\w+\.py)` \((\d+)\)", text))
+    card = render_model_card(family.config_class.from_pretrained(folder), repo_id="lab/model")
+    text = card.text
+    listed = dict(re.findall(r"\| `(\w+\.py)` \| (\d+) \|", text))
     assert {name: int(lines) for name, lines in listed.items()} == saved
+    assert card_code_sha256(card) == {  # what a reviewer checks the files of the revision they pinned against
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.glob("*.py")
+    }
     assert f"It is {len(saved)} files, {sum(saved.values())} lines; read `sepnorm.py` first" in " ".join(text.split())
     assert next(iter(listed)) == "sepnorm.py"

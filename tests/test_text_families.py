@@ -1,4 +1,4 @@
-"""What every SepNorm text family (BERT, RoBERTa: the `FAMILIES` entries with a tokenizer) must do, parametrized over
+"""What every SepNorm text family (BERT, RoBERTa, ModernBERT: the `FAMILIES` entries with a tokenizer) must do, parametrized over
 the registry: every head through the Auto classes with its parent's forward, exact conversion of a stock checkpoint,
 bit-identical save/reload with an `auto_map` of every head, feed-forward chunking, another default dtype. What only
 one family has (BERT's attention backends and scopes, RoBERTa's position offset) stays in its own file."""
@@ -8,6 +8,7 @@ import inspect
 import pytest
 import torch
 import transformers
+from family_checkpoints import TINY_CONFIGS
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -20,14 +21,13 @@ from hf_sepnorm import SepNormLayerNorm
 from hf_sepnorm.families import FAMILIES
 
 TEXT_FAMILIES = [family for family in FAMILIES.values() if family.card_section == "text"]
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            max_position_embeddings=66, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+VOCAB_SIZE = 99  # every family's tiny config's
 CLS_TOKEN_ID = 2  # what a tiny config's tokenizer would put first: any id but the padding one (1 for RoBERTa)
 ids = [family.name for family in TEXT_FAMILIES]
 
 
 def text_inputs(batch_size: int = 4, seq_length: int = 10) -> dict[str, torch.Tensor]:
-    input_ids = torch.randint(5, TINY["vocab_size"], (batch_size, seq_length))
+    input_ids = torch.randint(5, VOCAB_SIZE, (batch_size, seq_length))
     input_ids[:, 0] = CLS_TOKEN_ID
     attention_mask = torch.ones_like(input_ids)
     attention_mask[0, -3:] = 0
@@ -35,7 +35,7 @@ def text_inputs(batch_size: int = 4, seq_length: int = 10) -> dict[str, torch.Te
 
 
 def config_of(family, **overrides):
-    return family.config_class(**{**TINY, **overrides})
+    return family.config_class(**{**TINY_CONFIGS[family.model_type], **overrides})
 
 
 def stock_parent(model_class) -> type:
@@ -48,14 +48,15 @@ def cls_norms_of(model) -> list:
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
 def test_auto_classes_build_every_head_with_a_sepnorm_backbone_and_the_stock_forward(family):
-    config = AutoConfig.for_model(family.model_type, **TINY)
+    config = AutoConfig.for_model(family.model_type, **TINY_CONFIGS[family.model_type])
     assert type(config) is family.config_class
     for auto_name, model_class in family.heads.items():
         model = getattr(transformers, auto_name).from_config(config)
         assert type(model) is model_class
         # a head keeps transformers' backbone class; only its norms change
         assert type(model.base_model) is (family.backbone if model_class is family.backbone else stock_parent(family.backbone))
-        # 2 layers x 2 norms; the embedding norm, whose [CLS] input is the same for every sample, stays shared
+        # 2 layers x 2 norms (ModernBERT: layer 0's attention has none, the final norm); the embedding norm, whose
+        # [CLS] input is the same for every sample, stays shared
         assert len(cls_norms_of(model.base_model)) == 4
         assert inspect.signature(model_class.forward) == inspect.signature(stock_parent(model_class).forward)
         inputs = text_inputs()
@@ -66,10 +67,11 @@ def test_auto_classes_build_every_head_with_a_sepnorm_backbone_and_the_stock_for
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
 def test_a_stock_checkpoint_converts_exactly_as_shared_and_as_a_layer_norm_started_from_the_token_norms(family, tmp_path):
-    stock = AutoModelForMaskedLM.from_config(AutoConfig.for_model(family.stock_model_types[0], **TINY)).eval()
+    stock_config = AutoConfig.for_model(family.stock_model_types[0], **TINY_CONFIGS[family.model_type])
+    stock = AutoModelForMaskedLM.from_config(stock_config).eval()
     with torch.no_grad():  # non-trivial affine parameters, so that copying them is what makes outputs equal
-        for name, parameter in stock.named_parameters():
-            if "LayerNorm" in name:
+        for norm in (module for module in stock.modules() if isinstance(module, torch.nn.LayerNorm)):
+            for parameter in norm.parameters():
                 parameter.uniform_(0.5, 1.5)
     stock.save_pretrained(tmp_path)
     inputs = text_inputs()
@@ -82,6 +84,9 @@ def test_a_stock_checkpoint_converts_exactly_as_shared_and_as_a_layer_norm_start
     assert not torch.equal(model.eval()(**inputs).logits, stock(**inputs).logits)
     assert hf_sepnorm.init_cls_norms_from_token_norms(model) == 5
     assert torch.equal(model(**inputs).logits, stock(**inputs).logits)
+    # a bias-free stock norm (ModernBERT's) gives a bias-free SepNorm and [CLS] LayerNorm
+    for sepnorm in (module for module in model.modules() if isinstance(module, SepNormLayerNorm)):
+        assert (sepnorm.bias is None) == (sepnorm.cls_norm.bias is None) == (not stock_config.to_dict().get("norm_bias", True))
 
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
@@ -141,7 +146,7 @@ def test_models_built_in_another_default_dtype_work(family, cls_norm):
         torch.set_default_dtype(previous)
     expected = torch.float32 if cls_norm == "batch" else torch.bfloat16  # BatchNorm statistics stay in fp32
     for built in (model, built_under_default):
-        layer_norm = built.base_model.encoder.layer[0].output.LayerNorm
+        layer_norm = next(module for module in built.base_model.modules() if isinstance(module, SepNormLayerNorm))
         assert layer_norm.weight.dtype == torch.bfloat16
         assert {t.dtype for t in layer_norm.cls_norm.state_dict().values() if t.is_floating_point()} == {expected}
         for mode in (True, False):

@@ -10,9 +10,11 @@ A classification head, new for the task, is saved the same way.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, ModelCard
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
@@ -20,7 +22,14 @@ from transformers import PreTrainedModel
 
 from ..errors import InputError
 from ..families import family_of
-from ..hub.cards import render_adapter_card
+from ..hub.cards import (
+    hub_base_model,
+    hub_cache_repo,
+    hub_repo_id,
+    render_adapter_card,
+    render_model_card,
+    source_name,
+)
 from ..remote_code.sepnorm import SepNormLayerNorm
 
 # Heads whose weights are new for the task, by the Auto class the head is registered under: they are trained and
@@ -32,6 +41,8 @@ TASK_HEADS = {
     "AutoModelForMultipleChoice": None,
     "AutoModelForImageClassification": None,
 }
+
+logger = logging.getLogger(__name__)
 
 CLS_NORM_MODULE = "cls_norm"  # the child of every `SepNormLayerNorm` that normalizes [CLS]
 
@@ -103,10 +114,54 @@ def apply_peft(model, peft_args: PeftArguments):
         raise InputError(
             f"--use_peft on the stock checkpoint {source}, converted in memory: the adapter would name it as its base, "
             "which loads as a stock model without the [CLS] norms. Convert it to a folder first (`hf-sepnorm convert "
-            f"{source} converted --cls_norm {model.config.cls_norm}`) and train with --model_name_or_path converted."
+            f"{source} converted --cls_norm {model.config.cls_norm}"
+            f"{' --uncalibrated' if model.config.cls_norm == 'batch' else ''}`) and train with --model_name_or_path "
+            "converted."
         )
     model.add_model_tags(["sepnorm"])  # the adapter's model card lists the base model's tags
-    return get_peft_model(model, lora_config(model, peft_args))
+    peft_model = get_peft_model(model, lora_config(model, peft_args))
+    config = peft_model.peft_config[peft_model.active_adapter]
+    config.modules_to_save = list(dict.fromkeys(config.modules_to_save))  # peft adds a task head it was given again
+    config.base_model_name_or_path, revision = loadable_base(config.base_model_name_or_path)
+    config.revision = config.revision or revision
+    return peft_model
+
+
+def loadable_base(name_or_path: str | None) -> tuple[str | None, str | None]:
+    """What an adapter names as its base (`base_model_name_or_path`), so that a reader can load it, and the base's
+    revision when known: a Hub id as it is; a snapshot of the Hub cache, its repo id and commit; another local
+    folder, its absolute path (never a relative one, which loads from one directory only), with a warning: it loads
+    on this machine only, and `push_adapter_to_hub` refuses it."""
+    if not name_or_path or not os.path.exists(name_or_path):
+        return name_or_path, None
+    cached = hub_cache_repo(name_or_path)
+    if cached:
+        return cached
+    path = os.path.abspath(name_or_path)
+    logger.warning(
+        "The adapter names its base by the local path %s: it loads on this machine only, and cannot be pushed. To "
+        "publish it, push the base first (`hf-sepnorm push %s <repo id>`) and train on that repo id, or pass "
+        "base_model=<repo id> to push_adapter_to_hub.", path, path
+    )
+    return path, None
+
+
+def save_merged(model: PeftModel, output_dir: str | os.PathLike) -> PreTrainedModel:
+    """Merge `model`'s adapter into its base (peft's `merge_and_unload`, the [CLS] norms the adapter trained put in
+    place) and save the merged SepNorm model in `output_dir` with its model card, whose `base_model` names the Hub
+    checkpoint the adapter's base came from (`hub_base_model`: the base itself when it is on the Hub), with the
+    relation `finetune` (the base's weights, changed by the adapter). Returns the merged model."""
+    base = model.peft_config[model.active_adapter].base_model_name_or_path
+    merged = model.merge_and_unload()
+    merged.save_pretrained(output_dir)
+    render_model_card(
+        merged,
+        repo_id=f"<your-namespace>/{Path(output_dir).resolve().name}",  # `hf-sepnorm push` puts the real one
+        base_model=hub_base_model(base),
+        base_model_relation="finetune",
+        training_summary={"merged": f"a LoRA adapter merged into {source_name(base) if base else 'its base'}"},
+    ).save(Path(output_dir) / "README.md")
+    return merged
 
 
 def push_adapter_to_hub(
@@ -129,7 +184,7 @@ def push_adapter_to_hub(
     """
     config = model.peft_config[model.active_adapter]
     base_model = base_model or config.base_model_name_or_path
-    if not base_model or os.path.isdir(base_model):
+    if not hub_repo_id(base_model):
         raise ValueError(
             f"The adapter's base model is {base_model!r}, not a Hub repo id: the adapter could not be loaded from the "
             "Hub. Push the base first (`hf-sepnorm push`) and pass its repo id as `base_model=`."
@@ -160,4 +215,5 @@ __all__ = [
     "default_lora_target_modules",
     "lora_config",
     "push_adapter_to_hub",
+    "save_merged",
 ]

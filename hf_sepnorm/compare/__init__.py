@@ -20,6 +20,7 @@ from ..data.image_folders import check_split_folders
 from ..errors import InputError
 from ..hub.cards import weights_sha256
 from .console import Progress, plain, run_output
+from .lock import holding_output_dir
 from .publish import check_repo_prefix, publish_comparison
 from .recipes import (
     ARMS,
@@ -47,19 +48,20 @@ class ComparisonInputError(InputError):
     the push's checks raise their own `InputError`s, as they do for the scripts)."""
 
 
-def check_inputs(images: str | None, text: list[str] | None, glue_dir: str | None, pretrained_bert) -> None:
+def check_inputs(images: str | None, text: list[str] | None, glue_dir: str | None, pretrained) -> None:
     """Stop before any training when a data argument cannot work, naming the flag and the fix."""
     if images is not None:
         check_split_folders(images)
     for file in text or []:
         if not Path(file).is_file():
             raise ComparisonInputError(f"--text {file}: no such file (plain-text files for MLM pretraining).")
-    if (text or pretrained_bert) and glue_dir is None:
+    if (text or pretrained) and glue_dir is None:
         raise ComparisonInputError("The text tracks need --glue_dir, a folder of GLUE task folders (e.g. SST-2/).")
     if glue_dir is not None and not Path(glue_dir).is_dir():
         raise ComparisonInputError(f"--glue_dir {glue_dir}: no such folder (it holds SST-2/, CoLA/, ...).")
 
 
+@holding_output_dir  # one comparison at a time in output_dir
 def run_comparison(
     output_dir: str | Path,
     preset: str = "tiny",
@@ -68,7 +70,7 @@ def run_comparison(
     images: str | None = None,
     text: list[str] | None = None,
     glue_dir: str | None = None,
-    pretrained_bert: str | bool | None = None,
+    pretrained: str | bool | None = None,
     pretrain_steps: int | None = None,
     finetune_steps: int | None = None,
     recalibrate_cls_norm: bool = False,
@@ -83,7 +85,8 @@ def run_comparison(
 
     Tracks: images (MAE) on scikit-learn's digits or on `images` (`DIR/train`, `DIR/test` image folders) — the
     default, and run with `images`; text from scratch (MLM then GLUE) with `text` files and `glue_dir`; text from a
-    pretrained stock BERT with `pretrained_bert` (a checkpoint, or True for the bundled all-MiniLM-L6-v2) and
+    pretrained stock text model with `pretrained` (a BERT, RoBERTa or ModernBERT checkpoint, or True for the bundled
+    all-MiniLM-L6-v2) and
     `glue_dir` (SimCSE too when `text` is given). Each run's `results.json` is
     written as soon as it ends. `recalibrate_cls_norm` (default off: re-estimation hurt `batch-all` readouts on average
     in docs/cls_statistics.md) is passed to the scripts and applied before the readouts. Returns the summary written
@@ -103,16 +106,16 @@ def run_comparison(
         raise ComparisonInputError(f"--arms: unknown arm(s) {unknown}; choose from {sorted(ARMS)}.")
     if BASELINE_ARM not in arms:
         raise ComparisonInputError(f"--arms must include `{BASELINE_ARM}`: every other arm is compared with it.")
-    check_inputs(images, text, glue_dir, pretrained_bert)
+    check_inputs(images, text, glue_dir, pretrained)
     pushed_arms = list(push_arms or arms) if push_to_hub else []
     if set(pushed_arms) - set(arms):
         raise ComparisonInputError(f"--push_arms {' '.join(sorted(set(pushed_arms) - set(arms)))}: not compared; "
                                    f"choose among --arms {' '.join(arms)}.")  # fmt: skip
     controls = [arm for arm in arms if ARMS[arm].standardize_cls]
-    if controls and (images is not None or not (text or pretrained_bert)):
+    if controls and (images is not None or not (text or pretrained)):
         raise ComparisonInputError(
-            f"--arms {' '.join(controls)}: a control of text fine-tuning (it standardizes the [CLS] entering BERT's "
-            "pooler), and the image track has none: leave it out, or compare only text (--text / --pretrained_bert)."
+            f"--arms {' '.join(controls)}: a control of text fine-tuning (it standardizes the [CLS] of BERT's final "
+            "norm), and the image track has none: leave it out, or compare only text (--text / --pretrained)."
         )
     recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
@@ -123,16 +126,17 @@ def run_comparison(
 
     tracks: list[Track] = []
     inputs = {}  # what each track reads, beside its recipe (a run is reused only if both match)
-    if images is not None or not (text or pretrained_bert):
+    if images is not None or not (text or pretrained):
         tracks.append(ImageTrack(recipe.image, images, output_dir, recalibrate_cls_norm))
         inputs["image"] = {"images": images or f"scikit-learn {sklearn.__version__} load_digits"}
     if text:
         tracks.append(ScratchTextTrack(recipe.text, text, glue_dir, output_dir, recalibrate_cls_norm))
         inputs["text"] = {"text": text, "glue_dir": glue_dir}
-    if pretrained_bert:
-        checkpoint = pretrained_bert if isinstance(pretrained_bert, str) else None
+    if pretrained:
+        checkpoint = pretrained if isinstance(pretrained, str) else None
         track = PretrainedTextTrack(recipe.pretrained_text, checkpoint, glue_dir, output_dir, text, recalibrate_cls_norm)
         tracks.append(track)
+        # the key keeps its first name: earlier runs recorded it, and a run is reused only if its inputs match
         inputs["pretrained-text"] = {"pretrained_bert": track.checkpoint, "glue_dir": glue_dir, "text": text}
 
     if push_to_hub:

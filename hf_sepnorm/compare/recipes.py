@@ -12,8 +12,8 @@ class Arm:
     """One arm: `cls_norm` and `sepnorm_scope` as the scripts take them. The name says both, so that a reader can tell
     BatchNorm on [CLS] from merely separate affine parameters (`layer-final`: a separate LayerNorm, no batch
     statistics), and the paper's every-norm SepNorm from its final-norm variant. `standardize_cls` marks a control,
-    not a SepNorm arm: fine-tuning feeds the head the final [CLS] standardized per feature (`run_glue.py
-    --standardize_cls_features`)."""
+    not a SepNorm arm: fine-tuning standardizes the [CLS] per feature where a final [CLS] BatchNorm normalizes
+    (`run_glue.py --standardize_cls_features`)."""
 
     name: str
     cls_norm: str
@@ -32,8 +32,8 @@ ARMS = {
         Arm("layer-all", "layer", "all", "a separate LayerNorm on [CLS] at every norm"),
         Arm("rms-final", "rms", "final", "RMSNorm on [CLS] at the final norm"),
         Arm("shared-standardized", "shared", "all", "the control for what a [CLS] BatchNorm does by construction: "
-            "ShareNorm whose [CLS] enters the fine-tuning head standardized per feature (training-row statistics of "
-            "the start, frozen); text fine-tuning only", standardize_cls=True),
+            "ShareNorm whose final norm standardizes the [CLS] per feature before its affine map (training-row "
+            "statistics of the start, frozen; BatchNorm's epsilon); text fine-tuning only", standardize_cls=True),
     )
 }  # fmt: skip
 BASELINE_ARM = "shared"

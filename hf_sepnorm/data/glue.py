@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import httpx2
 import numpy as np
 from huggingface_hub import HfApi
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from ..errors import InputError, MissingInputError
+from ..hub.http_client import hub_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def _load_from_hub(task: GlueTask, cache_dir: str | None) -> datasets.DatasetDic
     if not datasets.config.HF_HUB_OFFLINE:  # offline, datasets answers from its cache at once
         try:  # one request, without the retries datasets makes over a dead connection
             HfApi().dataset_info(HUB_DATASET_ID, timeout=10)
-        except (OfflineModeIsEnabled, httpx2.TransportError) as error:
+        except (OfflineModeIsEnabled, hub_http_client().TransportError) as error:
             raise unreachable(error) from error
     try:
         return datasets.load_dataset(HUB_DATASET_ID, task.name, cache_dir=cache_dir)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image as PILImage
 
 from ..errors import InputError, MissingInputError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, to_8_bits
 
 
 def image_files(folder: Path) -> list[tuple[Path, str]]:
@@ -82,7 +82,7 @@ def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     the scripts' `imagefolder` loading numbers them) and the class names."""
     files = image_files(folder)
     classes = sorted({label for _, label in files})
-    arrays = [np.asarray(PILImage.open(path)) for path, _ in files]
+    arrays = [np.asarray(to_8_bits(PILImage.open(path))) for path, _ in files]  # 16-bit PNGs scaled, not raw
     pixels = torch.from_numpy(np.stack(arrays))
     pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
     labels = torch.tensor([classes.index(label) for _, label in files])

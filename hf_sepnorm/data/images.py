@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import logging
 import os
 import random
 from pathlib import Path
@@ -18,6 +19,8 @@ from transformers import BaseImageProcessor, ViTImageProcessorPil
 from ..errors import InputError, MissingInputError
 from .epochs import EpochCallback
 from .splits import with_validation_split
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_SPLITS = {"train": "train", "validation": "t10k"}
@@ -106,13 +109,70 @@ def make_image_processor(image_size: int, num_channels: int) -> BaseImageProcess
 
 
 def open_image(image: dict, num_channels: int) -> PILImage.Image:
-    """Decode one undecoded `image` entry, naming the file when it cannot be read."""
+    """Decode one undecoded `image` entry into 8-bit RGB or grey (`to_8_bits`), naming the file when it cannot be
+    read."""
     source = image.get("path") or "<in-memory image>"
     try:
         decoded = PILImage.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
-        return decoded.convert("RGB" if num_channels == 3 else "L")
+        return to_8_bits(decoded).convert("RGB" if num_channels == 3 else "L")
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"Cannot read image {source}: {error}") from error
+
+
+# PIL modes of more than 8 bits per pixel -> the range of values each one can hold, mapped to 0..255
+WIDE_MODE_RANGES = {"I;16": (0, 65535), "I;16L": (0, 65535), "I;16B": (0, 65535), "I;16N": (0, 65535),
+                    "I": (-(2**31), 2**31 - 1), "F": (0.0, 1.0)}  # fmt: skip
+
+
+def to_8_bits(image: PILImage.Image) -> PILImage.Image:
+    """`image` in an 8-bit mode PIL converts faithfully. A 16-bit, 32-bit or float grey image is scaled by its
+    mode's full range (65535 -> 255), where `convert` would clip every value above 255 to white: `I;16*` by 0..65535,
+    `I` by 0..65535 when all its values fit (PIL reads 16-bit PNG and TIFF files as `I`), else by the 32-bit range,
+    `F` by 0..1 (values outside clipped). Other modes are returned as they are."""
+    if image.mode not in WIDE_MODE_RANGES:
+        return image
+    values = np.asarray(image).astype(np.float64)
+    low, high = WIDE_MODE_RANGES[image.mode]
+    if image.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535:
+        low, high = 0, 65535
+    scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 255
+    return PILImage.fromarray(np.rint(scaled).astype(np.uint8))  # mode L
+
+
+def unreadable_images(split: Dataset) -> dict[int, str]:
+    """The images of `split` (an undecoded `image` column) that PIL cannot decode in full: missing, not an image,
+    truncated. Row -> its path (or row number)."""
+    unreadable = {}
+    for start in range(0, len(split), 1000):
+        for row, image in enumerate(split[start : start + 1000]["image"], start):
+            try:
+                with PILImage.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]) as decoded:
+                    decoded.load()
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+                unreadable[row] = image.get("path") or f"row {row} ({type(error).__name__}: {error})"
+    return unreadable
+
+
+def check_images(splits: DatasetDict, drop: bool = False) -> DatasetDict:
+    """Decode every image of every split before any training step: an unreadable one stops the run in one line
+    listing them (the first ten), or, with `drop`, they are left out and counted in a warning."""
+    checked = {}
+    for name, split in splits.items():
+        rows = unreadable_images(split)
+        unreadable = list(rows.values())
+        if unreadable and not drop:
+            shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
+            raise InputError(f"{len(unreadable)} unreadable image(s) in the {name} split: {shown}. Remove or replace "
+                             "them, or pass --drop_unreadable_images true to leave them out.")  # fmt: skip
+        if unreadable:
+            kept = [row for row in range(len(split)) if row not in rows]
+            logger.warning("Left out %d unreadable image(s) of the %s split (--drop_unreadable_images): %s",
+                           len(unreadable), name, ", ".join(unreadable[:5]))  # fmt: skip
+            split = split.select(kept)
+            if len(split) == 0:
+                raise InputError(f"Every image of the {name} split is unreadable: {', '.join(unreadable[:5])}.")
+        checked[name] = split
+    return DatasetDict(checked)
 
 
 def _random_resized_crop(image: PILImage.Image, scale: tuple[float, float], rng: random.Random) -> PILImage.Image:
@@ -185,6 +245,21 @@ def _load_splits(data_args, seed: int) -> DatasetDict:
     return splits.cast_column("image", Image(decode=False))
 
 
+def describe_image_folders(data_args, splits: DatasetDict) -> dict[str, str] | None:
+    """How a card names the images of local folders, by split: `train/` (400 images); None for a Hub data set, which
+    its id names."""
+    if data_args.dataset_name is not None:
+        return None
+    train = f"`{Path(data_args.train_dir).name}/`"
+    described = {"train": f"{train} ({len(splits['train'])} images)"}
+    if "validation" in splits:
+        described["validation"] = (
+            f"`{Path(data_args.validation_dir).name}/` ({len(splits['validation'])} images)" if data_args.validation_dir
+            else f"{len(splits['validation'])} images held out of {train}"
+        )
+    return described
+
+
 def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_channels: int) -> BaseImageProcessor:
     """The checkpoint's image processor when it has one, else a new one for this size and channel count."""
     if checkpoint is not None:
@@ -210,7 +285,7 @@ class PreparedImages:
 def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: int, augment: bool) -> PreparedImages:
     """Load the splits an `ImageDataArguments` names and set their transforms: the training split augmented (when
     `augment`), with the checkpoint's image processor or a new one for the images' size."""
-    splits = load_images(data_args, seed=seed)
+    splits = check_images(load_images(data_args, seed=seed), drop=data_args.drop_unreadable_images)
     image_size = data_args.image_size or first_image_size(splits["train"], num_channels)
     processor = load_or_make_image_processor(checkpoint, image_size, num_channels)
     train_transform = ImageTransform(processor, num_channels, augment=augment, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -32,25 +33,56 @@ SPECIAL_TOKENS = {
 }
 
 
-def check_text_files(files: list[str], argument: str) -> None:
-    """Stop at start-up, naming the file, if a text file is missing or holds no text."""
+def check_text_files(files: list[str], argument: str, encoding: str = "utf-8") -> None:
+    """Stop at start-up, naming the file, if a text file is missing, holds no text, or is not text in `encoding`
+    (then naming the offset of the first byte that cannot be decoded, and `--encoding`)."""
     for path in files:
         if not os.path.isfile(path):
             raise MissingInputError(f"{argument}: {path} does not exist.")
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            if not any(line.strip() for line in handle):
-                raise InputError(f"{argument}: {path} holds no text (empty or only blank lines).")
+        if decoded_text_is_blank(path, argument, encoding):
+            raise InputError(f"{argument}: {path} holds no text (empty or only blank lines).")
+
+
+def decoded_text_is_blank(path: str | os.PathLike, argument: str, encoding: str = "utf-8",
+                          block_size: int = 1 << 20) -> bool:  # fmt: skip
+    """Decode the whole file with `encoding`, block by block: True when it holds only whitespace. A byte that
+    cannot be decoded is one `InputError` naming the file, the byte's offset and the fix."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise InputError(f"--encoding {encoding}: no such text encoding (e.g. utf-8, latin-1, cp1252).") from None
+    blank, consumed = True, 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(block_size)
+            pending = len(decoder.getstate()[0])  # bytes of a character begun in the previous block
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                offset = consumed - pending + error.start
+                raise InputError(
+                    f"{argument}: {path} is not {encoding} text: byte {offset} (0x{error.object[error.start]:02x}) "
+                    f"cannot be decoded ({error.reason}). Pass --encoding with the file's encoding (e.g. --encoding "
+                    "latin-1), or convert the file to UTF-8."
+                ) from None
+            blank = blank and not text.strip()
+            consumed += len(block)
+            if not block:
+                return blank
 
 
 def load_text_corpus(
-    train_files: list[str], validation_files: list[str] | None = None, validation_split_percentage: int = 5
+    train_files: list[str], validation_files: list[str] | None = None, validation_split_percentage: int = 5,
+    encoding: str = "utf-8",
 ) -> DatasetDict:
     """A `DatasetDict` with a `text` column (one line per row, blank lines dropped); without validation files, the
-    last `validation_split_percentage` % of the training lines become the validation split."""
-    check_text_files(train_files, "--train_file")
-    check_text_files(validation_files or [], "--validation_file")
+    last `validation_split_percentage` % of the training lines become the validation split. The files are read as
+    `encoding` text, checked first (`check_text_files`)."""
+    check_text_files(train_files, "--train_file", encoding)
+    check_text_files(validation_files or [], "--validation_file", encoding)
     data_files = {"train": train_files, **({"validation": validation_files} if validation_files else {})}
-    corpus = load_dataset("text", data_files=data_files).filter(lambda row: bool(row["text"].strip()))
+    corpus = load_dataset("text", data_files=data_files, encoding=encoding)
+    corpus = corpus.filter(lambda row: bool(row["text"].strip()))
     return with_validation_split(corpus, validation_split_percentage, shuffle=False)
 
 

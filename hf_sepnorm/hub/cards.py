@@ -15,8 +15,8 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.resources
-import inspect
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -27,9 +27,11 @@ from huggingface_hub.repocard import metadata_load
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..families import family_of
+from .checks import code_summary, package_code_files, package_version
+
+logger = logging.getLogger(__name__)
 
 # The repository's model_cards/ folder is installed as the package hf_sepnorm.model_cards (package_dir in setup.cfg),
 # so the template is found the same way in an editable install and in a wheel.
@@ -94,6 +96,9 @@ def render_model_card(
     weights: dict[str, str] | None = None,
     base_model_relation: str | None = None,
     sentence_pooling: str | None = None,
+    code: dict[str, dict] | None = None,
+    code_modified: list[str] | None = None,
+    data_files: dict[str, str] | None = None,
 ) -> ModelCard:
     """The model card of a SepNorm checkpoint published as `repo_id`.
 
@@ -118,8 +123,12 @@ def render_model_card(
         which weights its numbers describe, and `hf-sepnorm push` refuses a card whose weights were since replaced.
     base_model_relation: how the model derives from `base_model`, as the Hub defines it ("finetune", "adapter",
         "merge", "quantized"); left out, the Hub infers it.
+    data_files: the user's own data, by split ("train", "validation", "test" -> "`train.csv` (440 rows)"), when it
+        is no Hub data set: the card's text names it, the metadata names no data set (so no `model-index`).
     sentence_pooling: the pooling of a folder that is also a sentence-transformers model (`sentence_pooling(folder)`:
         "cls", "mean", ...): the card is then a sentence-transformers card, with its snippet.
+    code: the modeling code files the card describes (`checks.code_summary`), default: the installed package's;
+    code_modified: those of them the uploader changed (the card says so).
     """
     config = model_or_config.config if isinstance(model_or_config, PreTrainedModel) else model_or_config
     family = family_of(config.model_type)
@@ -135,7 +144,7 @@ def render_model_card(
         tags += ["sentence-transformers", "sentence-similarity"]
     model_name = repo_id.split("/")[-1]
     metrics = evaluation_metrics(eval_results or {})
-    dataset_id = hub_dataset_id(dataset_name)
+    dataset_id = None if data_files else hub_dataset_id(dataset_name)
     columns = table_columns(comparison or [])
     card_data = ModelCardData(
         library_name="sentence-transformers" if sentence_pooling else "transformers",
@@ -161,12 +170,13 @@ def render_model_card(
         config=config,
         config_summary={field: getattr(config, field) for field in SUMMARIZED_CONFIG_FIELDS if hasattr(config, field)},
         supported_transformers=supported_transformers(),
-        code_files=code_files(family),
+        code_section=code_section(code or code_summary(package_code_files(family)), code_modified),
         dataset_name=dataset_name,
         task_name=task_name,
         base_model=base_model,
         results=metrics,
         eval_split=eval_split,
+        data_files=data_files or {},
         weights=weights or {},
         sentence_pooling=sentence_pooling,
         training_summary=training_summary or {},
@@ -182,35 +192,95 @@ def first_value(value: str | list[str] | None) -> str | None:
     return value
 
 
-READ_FIRST = "sepnorm.py"  # the code file a reviewer of a checkpoint's code reads first
+# the card's code section, between these markers: `hf-sepnorm push` replaces it by the files it pushes
+CODE_SECTION_START = "<!-- hf_sepnorm code files: the files pushed, as `hf-sepnorm push` lists them -->"
+CODE_SECTION_END = "<!-- /hf_sepnorm code files -->"
+CODE_SECTION = re.compile(re.escape(CODE_SECTION_START) + ".*?" + re.escape(CODE_SECTION_END), flags=re.DOTALL)
+# the code sentence of cards written before the section had markers
+LEGACY_CODE_SENTENCE = re.compile(r" It is\s+\d+ files, \d+ lines; read `sepnorm\.py` first:\s+(`[^`]+` \(\d+\)(, |\.))+")
+CODE_ROW = re.compile(r"^\| `(?P<file>[^`]+\.py)` \| \d+ \| `(?P<sha256>[0-9a-f]{64})` \|$", flags=re.MULTILINE)
 
 
-def code_files(family) -> dict[str, int]:
-    """The code files that travel with a checkpoint of `family`, as `save_pretrained` copies them (its modeling file
-    and what that imports, as transformers resolves it), with their lengths in lines; `sepnorm.py` first."""
-    modeling = inspect.getfile(family.backbone)
-    paths = sorted(
-        map(Path, [modeling, *get_relative_import_files(modeling)]), key=lambda path: (path.name != READ_FIRST, path.name)
-    )
-    return {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in paths}
+def code_section(code: dict[str, dict], modified: list[str] | None = None) -> str:
+    """The card's section on the modeling code: each file (`checks.code_summary`) with its length and sha256, so
+    that a reviewer can check that the revision they pin holds the code they read, and which files, if any, the
+    uploader changed from hf_sepnorm's."""
+    lines = [
+        CODE_SECTION_START,
+        f"It is {len(code)} files, {sum(file['lines'] for file in code.values())} lines; read `sepnorm.py` first. "
+        "The sha256 of each file lets you check that the revision you pin holds the code you read:",
+        "",
+        "| file | lines | sha256 |",
+        "|---|---|---|",
+        *(f"| `{name}` | {file['lines']} | `{file['sha256']}` |" for name, file in code.items()),
+    ]
+    if modified:
+        lines += ["", f"**Modified code**: {', '.join(f'`{name}`' for name in modified)} differ from the code of "
+                      f"hf_sepnorm {package_version()}: the uploader changed them. Review them before loading."]
+    return "\n".join([*lines, CODE_SECTION_END])
+
+
+def with_code_section(card: ModelCard, section: str) -> ModelCard:
+    """`card` with its code section replaced by `section` (cards of older releases: their code sentence)."""
+    text = str(card)
+    if CODE_SECTION.search(text):
+        return ModelCard(CODE_SECTION.sub(lambda _: section, text, count=1))
+    if LEGACY_CODE_SENTENCE.search(text):
+        return ModelCard(LEGACY_CODE_SENTENCE.sub(lambda _: f"\n\n{section}\n", text, count=1))
+    return ModelCard(text.replace("\n## Usage\n", f"\n## Usage\n\n{section}\n", 1))
+
+
+def card_code_sha256(card: ModelCard) -> dict[str, str]:
+    """The sha256 of each code file a SepNorm card's code section lists."""
+    match = CODE_SECTION.search(card.text)
+    return {row["file"]: row["sha256"] for row in CODE_ROW.finditer(match.group())} if match else {}
 
 
 def hub_base_model(source: str | os.PathLike | None) -> str | None:
-    """The Hub checkpoint a model was trained from, for `base_model`: `source` itself when it is a Hub id, else what
-    the SepNorm card of the local folder `source` names as its base (a folder this package converted or trained from
-    a Hub checkpoint), so that the lineage survives convert -> train -> push. None when no Hub checkpoint is known
-    (another card's `base_model` is its source's parent, not its source)."""
+    """The Hub checkpoint a model was trained or converted from, for `base_model`: `source` itself when it is a Hub
+    id; for a local folder, the repo it is a download of (a snapshot of the Hub cache, `models--org--name`), else
+    what the folder's own SepNorm card names as its base (a folder this package converted or trained from a Hub
+    checkpoint), so that the lineage survives convert -> train -> push. None when no Hub checkpoint is known, and
+    then a warning says that the card leaves `base_model` out (another card's `base_model` is its source's parent, not
+    its source; a local path means nothing on the Hub)."""
     if not source:
         return None
     folder = Path(source).expanduser()
     if not folder.exists():
-        return str(source)
+        return hub_repo_id(source)
+    cached = hub_cache_repo(folder)
+    if cached:
+        return cached[0]
     readme = folder / "README.md"
     metadata = (metadata_load(readme) or {}) if readme.is_file() else {}
-    if "sepnorm" not in (metadata.get("tags") or []):
-        return None
-    base_model = metadata.get("base_model")
-    return base_model[0] if isinstance(base_model, list) and base_model else base_model or None
+    if "sepnorm" in (metadata.get("tags") or []) and first_value(metadata.get("base_model")):
+        return first_value(metadata.get("base_model"))
+    logger.warning(
+        "The model card leaves base_model out: nothing in %s names the Hub checkpoint it came from. If it came from "
+        "the Hub, add `base_model: <repo id>` to the card's metadata before pushing.",
+        source_name(source),
+    )
+    return None
+
+
+# the Hub cache's folder of a model repo: models--{namespace}--{name}/snapshots/{commit}
+HUB_CACHE_SNAPSHOT = re.compile(r"models--(?P<repo>[^/]+)/snapshots/(?P<commit>[0-9a-f]{40})(/|$)")
+
+
+def hub_cache_repo(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """(repo id, commit) when `folder` is a snapshot of the Hub cache (what `snapshot_download` returns)."""
+    match = HUB_CACHE_SNAPSHOT.search(Path(folder).resolve().as_posix())
+    return (match["repo"].replace("--", "/"), match["commit"]) if match else None
+
+
+def source_name(source: str | os.PathLike) -> str:
+    """How a card names where a model came from: a Hub id as it is, a local folder by its name only (an absolute
+    path of the machine that wrote the card means nothing to its readers and shows that machine's layout)."""
+    folder = Path(source).expanduser()
+    if not folder.exists():
+        return str(source)
+    cached = hub_cache_repo(folder)
+    return cached[0] if cached else f"the local folder `{folder.resolve().name}`"
 
 
 def template_path(template=TEMPLATE) -> Path:
@@ -230,40 +300,55 @@ def render_adapter_card(
     revision: str = "main",
     eval_results: dict[str, float] | None = None,
     card: ModelCard | None = None,
+    dataset_name: str | None = None,
+    task_name: str | None = None,
+    eval_split: str | None = None,
 ) -> ModelCard:
     """The card of `model`'s LoRA adapter (a `peft.PeftModel` of a SepNorm model) published as `repo_id`: what it
     carries (the LoRA matrices, and the [CLS] norms with their statistics and any new head, saved whole) and how to
     load it on its base (`trust_remote_code=True`). `base_model` is the base's repo id or folder (default: the one the
     adapter names); the metadata starts from `card` (peft's, as `save_pretrained` writes it) and links the base as
-    `base_model` with `base_model_relation: adapter` when it is a Hub id."""
+    `base_model` with `base_model_relation: adapter` when it is a Hub id; a local base is named by its folder's name
+    only (the snippet then shows a placeholder). The evaluation metrics (`eval_results`, measured on `dataset_name`,
+    `task_name`, `eval_split` as in `render_model_card`) go into the card and its `model-index`."""
     lora = model.peft_config[model.active_adapter]
     base = model.get_base_model()
     family = family_of(base.config.model_type)
     base_model = base_model or lora.base_model_name_or_path
+    hub_base = hub_repo_id(base_model)
     data = card.data if card is not None else ModelCardData(library_name="peft")
-    data.tags = list(dict.fromkeys([*(data.tags or []), "sepnorm", "lora"]))
-    if hub_repo_id(base_model):  # what the Hub can link: a repo id, not a folder
-        data.base_model, data.base_model_relation = base_model, "adapter"
+    # the Trainer's and peft's metadata name the base as it was loaded, a local path included
+    data.tags = [tag for tag in dict.fromkeys([*(data.tags or []), "sepnorm", "lora"]) if not tag.startswith("base_model:")]
+    data.base_model, data.base_model_relation = (hub_base, "adapter") if hub_base else (None, None)
+    metrics = evaluation_metrics(eval_results or {})
+    auto_class = family.auto_class_of(type(base).__name__)
+    dataset_id = hub_dataset_id(dataset_name)
+    data.eval_results = model_index_results(metrics, family.pipeline_tag_of(auto_class), dataset_id, task_name,
+                                            eval_split)  # fmt: skip
+    data.model_name = repo_id.split("/")[-1] if data.eval_results else None
     return ModelCard.from_template(
         data,
         template_path=str(template_path(ADAPTER_TEMPLATE)),
         title=repo_id.split("/")[-1],
         repo_id=repo_id,
         revision=revision,
-        base_model=base_model,
+        base_model=hub_base or "<your-namespace>/<base-repo>",
+        base_folder=None if hub_base else source_name(base_model) if base_model else "unknown",
         base_revision=lora.revision,
         base_class=type(base).__name__,
-        auto_class=family.auto_class_of(type(base).__name__),
+        auto_class=auto_class,
         family=family,
         config=base.config,
         lora=lora,
-        results=evaluation_metrics(eval_results or {}),
+        results=metrics,
+        dataset_name=dataset_name,
+        eval_split=eval_split,
     )
 
 
 @functools.cache
 def supported_transformers() -> str:
-    """The transformers versions hf_sepnorm declares (setup.cfg), e.g. ">=5.24,<6": those the code is tested with."""
+    """The transformers versions hf_sepnorm declares (setup.cfg), e.g. ">=5.10.1,<6": those the code is tested with."""
     for line in importlib.metadata.requires("hf_sepnorm") or ():
         requirement = Requirement(line)
         if requirement.name == "transformers" and requirement.marker is None:

@@ -1,4 +1,5 @@
-"""`hf-sepnorm push FOLDER REPO_ID [--private] [--revision R] [--token T] [--commit-message M]` (parsed by
+"""`hf-sepnorm push FOLDER REPO_ID [--private] [--revision R] [--token T] [--commit-message M]
+[--modified-code-is-mine]` (parsed by
 `hf_sepnorm_cli`)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def run_push(args: argparse.Namespace) -> int:
             private=args.private or None,
             revision=args.revision,
             commit_message=args.commit_message,
+            modified_code_is_mine=args.modified_code_is_mine,
         )
     except CheckpointFolderError as error:  # the user's folder or arguments: nothing was sent
         print(f"hf-sepnorm push: error: {error}", file=sys.stderr)

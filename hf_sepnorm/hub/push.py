@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import (
     CommitInfo,
     CommitOperationAdd,
@@ -27,9 +26,29 @@ from huggingface_hub import (
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 from transformers.dynamic_module_utils import get_relative_imports
 
-from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, SepNormFamily
-from .cards import first_value, measured_weights, render_model_card, retarget_card, sentence_pooling, weights_sha256
+from .cards import (
+    card_code_sha256,
+    code_section,
+    first_value,
+    hub_repo_id,
+    measured_weights,
+    render_model_card,
+    retarget_card,
+    sentence_pooling,
+    weights_sha256,
+    with_code_section,
+)
+from .checks import (
+    CheckpointFolderError,
+    check_card_names_no_local_path,
+    check_weights_match_config,
+    code_summary,
+    folder_code_files,
+    modified_code_files,
+    refuse_modified_code,
+)
+from .http_client import hub_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +73,6 @@ NOT_PUBLISHED = [
 WEIGHT_FILES = ["*.safetensors", "*.safetensors.index.json"]
 
 
-class CheckpointFolderError(InputError):
-    """The folder cannot be published as it is; nothing was sent to the Hub."""
-
-
 class HubPushError(RuntimeError):
     """A step of a push failed on the Hub's side (an error answer after huggingface_hub's retries, or no answer)."""
 
@@ -73,6 +88,7 @@ def push_to_hub(
     card: ModelCard | None = None,
     create_pr: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
+    modified_code_is_mine: bool = False,
 ) -> CommitInfo:
     """Push the SepNorm checkpoint saved in `folder` to the Hub repo `repo_id` as one commit; returns its info.
 
@@ -86,6 +102,9 @@ def push_to_hub(
     card whose metrics were measured on weights other than the folder's is refused. Safetensors weights the branch
     holds and the folder does not are deleted. A branch that held a model gets a new version: the commit it replaces
     is logged (a warning), and stays in the repo's history.
+    Before any request, the folder's code files must be the installed package's (`modified_code_is_mine=True`
+    pushes the user's changes, and the card says so), and every weights file must read in full and match the
+    config; the card's code section lists the code files pushed, with their sha256.
     `create_pr` opens a pull request against `revision` instead of committing to it. `timeout` bounds every request,
     in seconds (None: wait forever).
 
@@ -99,8 +118,12 @@ def push_to_hub(
     except HFValidationError as error:
         raise CheckpointFolderError(f"{repo_id!r} is no Hub repo id: {error} Use 'namespace/name'.") from None
     files = files_to_publish(folder)
+    modified = check_code_is_the_packages(folder, files, family, modified_code_is_mine)
+    check_weights_match_config(folder, family)
     branch = revision or constants.DEFAULT_REVISION
-    readme = str(card if card is not None else card_for_folder(folder, family, repo_id, branch))
+    card = card if card is not None else card_for_folder(folder, family, repo_id, branch)
+    readme = str(with_code_section(card, code_section(code_summary(folder_code_files(folder, files, family)), modified)))
+    check_card_names_no_local_path(folder, readme)
     api = HfApi(token=token)
     with requests_timing_out_after(timeout):
         with hub_step(folder, repo_id, "creating the repository"):
@@ -137,7 +160,8 @@ def check_checkpoint_folder(folder: Path) -> SepNormFamily:
     family = FAMILIES.get(config.get("model_type"))
     if family is None:
         model_type = config.get("model_type")
-        fix = (f" Convert it first: `hf-sepnorm convert {folder} <new folder>`, then push that folder."
+        fix = (f" Convert it first: `hf-sepnorm convert {folder} <new folder> --calibration_file <texts or images>`, "
+               "then push that folder."
                if model_type in STOCK_MODEL_TYPES else "")  # fmt: skip
         raise CheckpointFolderError(
             f"{folder}/config.json has model_type={model_type!r}: not a SepNorm checkpoint "
@@ -154,6 +178,16 @@ def check_checkpoint_folder(folder: Path) -> SepNormFamily:
             f"`{preprocessor.kind}.save_pretrained(folder)`."
         )
     return family
+
+
+def check_code_is_the_packages(folder: Path, files: list[str], family: SepNormFamily, modified_is_mine: bool
+                               ) -> list[str]:  # fmt: skip
+    """The code files among `files` that differ from the installed package's: refused unless `modified_is_mine`."""
+    modified = modified_code_files(folder, files, family)
+    if modified and not modified_is_mine:
+        readme = folder / "README.md"
+        refuse_modified_code(folder, modified, card_code_sha256(ModelCard.load(readme)) if readme.is_file() else {})
+    return modified
 
 
 def read_config(folder: Path) -> dict:
@@ -246,7 +280,7 @@ def card_for_folder(folder: Path, family: SepNormFamily, repo_id: str, revision:
         repo_id=repo_id,
         eval_results=trainer_results(folder),
         dataset_name=first_value(trainer_card.get("datasets")),
-        base_model=first_value(trainer_card.get("base_model")),
+        base_model=hub_repo_id(first_value(trainer_card.get("base_model"))),  # a path means nothing on the Hub
         sentence_pooling=sentence_pooling(folder),
         revision=revision,
     )
@@ -257,10 +291,9 @@ def check_card_describes_the_weights(folder: Path, card: ModelCard) -> None:
     measured = measured_weights(card)
     if measured and measured != (saved := weights_sha256(folder)):
         raise CheckpointFolderError(
-            f"{folder}/README.md reports metrics measured on other weights than the folder holds now (sha256 "
-            f"{shorten(measured)} in the card, {shorten(saved)} saved): they would be published as these weights' "
-            "results. Evaluate the saved model again (the scripts' --do_eval writes a new card), or delete README.md "
-            "to push a card without those metrics."
+            f"{folder}/README.md reports metrics measured on weights with sha256 {shorten(measured)}, and the folder "
+            f"holds {shorten(saved)}: the weights changed since these metrics were measured, or the file is damaged: "
+            "re-run evaluation (the scripts' --do_eval writes a new card)."
         )
 
 
@@ -287,7 +320,7 @@ def requests_timing_out_after(seconds: float | None) -> Iterator[None]:
     session = get_session()
     previous = session.timeout
     if seconds is not None:
-        session.timeout = httpx2.Timeout(seconds)
+        session.timeout = hub_http_client().Timeout(seconds)
     try:
         yield
     finally:
@@ -299,12 +332,12 @@ def hub_step(folder: Path, repo_id: str, step: str) -> Iterator[None]:
     """Turn a failure of the Hub requests in the block into a `HubPushError` naming the repo and the step."""
     try:
         yield
-    except httpx2.TimeoutException as error:
+    except hub_http_client().TimeoutException as error:
         raise HubPushError(
             f"Pushing {folder} to the Hub repo {repo_id!r}: {step} got no answer in time ({error!r}). It may still "
             "have been applied: check the repo before pushing again. The local folder was not modified."
         ) from error
-    except (httpx2.HTTPError, OSError) as error:  # HfHubHTTPError is an httpx2.HTTPError
+    except (hub_http_client().HTTPError, OSError) as error:  # HfHubHTTPError is such an HTTPError
         raise HubPushError(
             f"Pushing {folder} to the Hub repo {repo_id!r}: {step} failed: {error}. The local folder was not modified."
         ) from error

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import evaluate
-import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+from ..hub.http_client import hub_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _why_hub_unusable() -> str | None:
         return "offline mode is set"
     try:  # one request, without the retries evaluate makes over a dead connection
         HfApi().space_info(HUB_GLUE_METRIC_ID, timeout=10)
-    except (OfflineModeIsEnabled, httpx2.TransportError) as error:
+    except (OfflineModeIsEnabled, hub_http_client().TransportError) as error:
         return f"the Hub cannot be reached: {type(error).__name__}: {error}"
     except HfHubHTTPError as error:  # a mirror or Hub that answers but lacks the Space, or fails (5xx)
         status = error.response.status_code if error.response is not None else "an error"

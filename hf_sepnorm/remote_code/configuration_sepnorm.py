@@ -9,9 +9,9 @@ import importlib.metadata
 import re
 from typing import ClassVar, Literal, get_args
 
-# The versions this code is written for: it uses transformers internals (`initialization`, `conversion_mapping`) and
-# huggingface_hub's `dataclasses.strict`, which other major versions lack or change. Checked before importing them.
-REQUIRED_VERSIONS = {"transformers": ("5.24", "6"), "huggingface_hub": ("2.4", "3")}
+# The transformers releases this code loads and trains on, as measured (docs/supported-versions.md), setup.cfg's range;
+# transformers itself checks, at import, that huggingface_hub is a release it requires.
+REQUIRED_VERSIONS = {"transformers": ("5.10.1", "6")}
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -25,6 +25,14 @@ for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
             f"This SepNorm model's code needs {_package}>={_lowest},<{_below}, and {_package} {_installed} is "
             f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
         )
+
+from huggingface_hub.dataclasses import validated_field  # noqa: E402 - after the version check
+
+
+def _check_momentum(value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"cls_norm_momentum={value} must lie in [0, 1].")
+
 
 ClsNormKind = Literal["batch", "layer", "rms", "shared"]
 SepNormScope = Literal["all", "final"]
@@ -47,7 +55,9 @@ class SepNormConfigMixin:
 
     cls_norm: ClsNormKind = "batch"
     sepnorm_scope: SepNormScope = "all"
-    cls_norm_momentum: float = 0.1
+    # a field validator (not a `validate_*` hook): it also checks every later assignment, such as the keyword
+    # overrides of `from_pretrained(folder, cls_norm_momentum=...)`, which set attributes on the built config
+    cls_norm_momentum: float = validated_field(_check_momentum, default=0.1)
 
     def __post_init__(self, **kwargs):
         # a stock config.json being converted says "bert"/"vit_mae": this config is of its own type
@@ -59,7 +69,3 @@ class SepNormConfigMixin:
                 "family's class (the Auto classes pick it)."
             )
         super().__post_init__(**kwargs)
-
-    def validate_cls_norm_momentum(self):
-        if not 0.0 <= self.cls_norm_momentum <= 1.0:
-            raise ValueError(f"cls_norm_momentum={self.cls_norm_momentum} must lie in [0, 1].")

@@ -19,10 +19,12 @@ def layer_norm_with_cls_batch_statistics(sepnorm: nn.LayerNorm, hidden_states: t
         # inside the autograd function must get the inputs that `nn.LayerNorm` would
         hidden_states, weight, bias = (None if t is None else t.float() for t in (hidden_states, weight, bias))
     cls_norm = sepnorm.cls_norm
-    # one copy of the [CLS] rows serves the BatchNorm and its running statistics
-    cls_states = hidden_states[:, 0].detach().float().contiguous()
+    leading_tokens = sepnorm.leading_tokens
+    # one copy of the [CLS] rows (batch x leading tokens of them) serves the BatchNorm and its running statistics
+    cls_states = hidden_states[:, :leading_tokens].detach().float().reshape(-1, hidden_states.shape[-1]).contiguous()
     normalized = _LayerNormWithClsBatchNorm.apply(
-        hidden_states, weight, bias, sepnorm.eps, cls_states, cls_norm.weight, cls_norm.bias, cls_norm.eps
+        hidden_states, weight, bias, sepnorm.eps, cls_states, cls_norm.weight, cls_norm.bias, cls_norm.eps,
+        leading_tokens,
     )
     cls_norm.track_batch_statistics(cls_states)
     return normalized
@@ -40,26 +42,28 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, weight, bias, eps, cls_states, cls_weight, cls_bias, cls_eps):
-        """`cls_states`: row 0 of `hidden_states` as a contiguous fp32 copy (its gradient goes to `hidden_states`)."""
+    def forward(ctx, hidden_states, weight, bias, eps, cls_states, cls_weight, cls_bias, cls_eps, leading_tokens):
+        """`cls_states`: the first `leading_tokens` rows of `hidden_states` as a contiguous fp32 (batch x
+        leading_tokens, hidden) copy (its gradient goes to `hidden_states`)."""
         normalized, mean, rstd = torch.native_layer_norm(hidden_states, hidden_states.shape[-1:], weight, bias, eps)
         cls_normalized, cls_mean, cls_invstd = torch.native_batch_norm(
             cls_states, cls_weight, cls_bias, None, None, True, 0.0, cls_eps
         )
-        normalized[:, 0] = cls_normalized.to(normalized.dtype)
+        normalized[:, :leading_tokens] = cls_normalized.view_as(normalized[:, :leading_tokens]).to(normalized.dtype)
         ctx.save_for_backward(hidden_states, mean, rstd, weight, bias, cls_states, cls_weight, cls_mean, cls_invstd)
-        ctx.cls_eps = cls_eps
+        ctx.cls_eps, ctx.leading_tokens = cls_eps, leading_tokens
         return normalized
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
         hidden_states, mean, rstd, weight, bias, cls_states, cls_weight, cls_mean, cls_invstd = ctx.saved_tensors
-        needs_states, needs_weight, needs_bias, _, _, needs_cls_weight, needs_cls_bias, _ = ctx.needs_input_grad
-        grad_cls_output = grad_output[:, 0].float().contiguous()
+        needs_states, needs_weight, needs_bias, _, _, needs_cls_weight, needs_cls_bias, _, _ = ctx.needs_input_grad
+        leading = slice(0, ctx.leading_tokens)
+        grad_cls_output = grad_output[:, leading].float().reshape(cls_states.shape).contiguous()
         # the incoming gradient may be shared with other nodes (e.g. both inputs of an addition): zero row 0 in a copy
         grad_tokens = grad_output.clone(memory_format=torch.contiguous_format)
-        grad_tokens[:, 0] = 0
+        grad_tokens[:, leading] = 0
         grad_states, grad_weight, grad_bias = torch.ops.aten.native_layer_norm_backward(
             grad_tokens, hidden_states, hidden_states.shape[-1:], mean, rstd, weight, bias,
             [needs_states, needs_weight, needs_bias],
@@ -69,5 +73,5 @@ class _LayerNormWithClsBatchNorm(torch.autograd.Function):
             [needs_states, needs_cls_weight, needs_cls_bias],
         )
         if needs_states:
-            grad_states[:, 0] = grad_cls_states.to(grad_states.dtype)
-        return grad_states, grad_weight, grad_bias, None, None, grad_cls_weight, grad_cls_bias, None
+            grad_states[:, leading] = grad_cls_states.view_as(grad_states[:, leading]).to(grad_states.dtype)
+        return grad_states, grad_weight, grad_bias, None, None, grad_cls_weight, grad_cls_bias, None, None

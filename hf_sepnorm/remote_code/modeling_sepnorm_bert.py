@@ -32,8 +32,9 @@ def bert_sepnorms_in_chunked_feed_forward(config) -> dict[str, str]:
     return {f"encoder.layer.{i}": "output.LayerNorm" for i in range(config.num_hidden_layers)}
 
 
-def check_text_inputs(inputs: dict, max_position_embeddings: int, reserved_positions: int = 0) -> None:
-    """Shape checks that transformers leaves to broadcasting (a mask of the wrong shape is silently broadcast)."""
+def check_text_inputs(inputs: dict, max_position_embeddings: int | None, reserved_positions: int = 0) -> None:
+    """Shape checks that transformers leaves to broadcasting (a mask of the wrong shape is silently broadcast).
+    `max_position_embeddings=None`: no length limit (rotary positions, ModernBERT's)."""
     input_ids, inputs_embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
     if input_ids is None and inputs_embeds is None:
         return  # transformers says that one of them is needed
@@ -42,7 +43,7 @@ def check_text_inputs(inputs: dict, max_position_embeddings: int, reserved_posit
         raise ValueError(f"input_ids must be (batch, sequence); got shape {shape}.")
     if shape[1] == 0:
         raise ValueError("Empty sequences: a SepNorm model needs at least the [CLS] token at position 0.")
-    if shape[1] > max_position_embeddings - reserved_positions:
+    if max_position_embeddings is not None and shape[1] > max_position_embeddings - reserved_positions:
         reserved = f" less {reserved_positions} reserved positions" if reserved_positions else ""
         raise ValueError(
             f"Sequences of {shape[1]} tokens exceed max_position_embeddings={max_position_embeddings}{reserved}: "

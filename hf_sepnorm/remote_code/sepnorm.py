@@ -18,7 +18,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import initialization as init
 
 from .activation_checkpointing import checkpoint_updating_statistics_once, is_recomputing_activations
 from .chunked_feed_forward import normalize_whole_output_of
@@ -64,9 +63,11 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
         self.register_buffer("nonfinite_batches", torch.zeros((), dtype=torch.long), persistent=False)
 
     def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        """`cls_states`: (batch, hidden), or (batch, tokens, hidden) for several leading tokens per sample (DINOv2's
+        [CLS] and registers), normalized together as batch x tokens rows."""
         # the [CLS] rows are a strided view of the hidden states: the BatchNorm kernel is ~2.5x faster on a copy
-        states = cls_states.float().contiguous()
-        if not self.uses_batch_statistics(states.shape[0]):
+        states = cls_states.float().reshape(-1, cls_states.shape[-1]).contiguous()
+        if not self.uses_batch_statistics(cls_states.shape[0]):
             if self.training:
                 self._warn_single_sample()
             elif not torch.compiler.is_compiling():
@@ -80,7 +81,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
             # updated apart, once per step.
             normalized = nn.functional.batch_norm(states, None, None, self.weight, self.bias, True, 0.0, self.eps)
             self.track_batch_statistics(states)
-        return normalized.to(cls_states.dtype)
+        return normalized.view(cls_states.shape).to(cls_states.dtype)
 
     def uses_batch_statistics(self, batch_size: int) -> bool:
         return self.training and batch_size > 1
@@ -140,14 +141,16 @@ def statistics_never_updated(norm: nn.modules.batchnorm._BatchNorm) -> bool:
     return bool((norm.running_mean == 0).all() and (norm.running_var == 1).all())
 
 
-def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1) -> nn.Module:
+def build_cls_norm(kind: str, hidden_size: int, eps: float, momentum: float = 0.1, bias: bool = True) -> nn.Module:
+    """`bias=False` (the replaced LayerNorm has none, as in ModernBERT) gives a [CLS] LayerNorm without bias too; a
+    BatchNorm keeps its bias whatever: it removes the batch mean, which only its bias can put back."""
     if kind == "batch":
         # fp32 whatever the default dtype the model is built in (`from_config(..., dtype=torch.bfloat16)`)
         return ClsBatchNorm(hidden_size, eps=eps, momentum=momentum, dtype=torch.float32)
     if kind not in ("layer", "rms"):
         raise ValueError(f"Unknown [CLS] norm {kind!r}: choose one of 'batch', 'layer', 'rms'.")
     if kind == "layer":
-        return nn.LayerNorm(hidden_size, eps=eps)
+        return nn.LayerNorm(hidden_size, eps=eps, bias=bias)
     return nn.RMSNorm(hidden_size, eps=eps)
 
 
@@ -161,15 +164,23 @@ class SepNormLayerNorm(nn.LayerNorm):
     row 0 in place under autograd, which is safe because the LayerNorm backward does not need its output.
     """
 
-    def __init__(self, normalized_shape, cls_norm: nn.Module, eps: float = 1e-5, **kwargs):
+    def __init__(self, normalized_shape, cls_norm: nn.Module, eps: float = 1e-5, leading_tokens: int = 1, **kwargs):
         super().__init__(normalized_shape, eps=eps, **kwargs)
         self.cls_norm = cls_norm
+        # how many leading positions `cls_norm` normalizes, as one set of rows: [CLS] alone (1), or [CLS] and the
+        # register tokens that follow it (DINOv2 with registers)
+        self.leading_tokens = leading_tokens
 
     @classmethod
-    def replacing(cls, layer_norm: nn.LayerNorm, kind: str, momentum: float = 0.1) -> "SepNormLayerNorm":
-        """A SepNorm of the same shape, eps, device and dtype as `layer_norm`, sharing its parameters."""
+    def replacing(
+        cls, layer_norm: nn.LayerNorm, kind: str, momentum: float = 0.1, leading_tokens: int = 1
+    ) -> "SepNormLayerNorm":
+        """A SepNorm of the same shape, eps, device and dtype as `layer_norm`, sharing its parameters (a bias-free
+        LayerNorm stays bias-free, its [CLS] LayerNorm too)."""
         (hidden_size,) = layer_norm.normalized_shape
-        sepnorm = cls(hidden_size, build_cls_norm(kind, hidden_size, layer_norm.eps, momentum), eps=layer_norm.eps)
+        has_bias = layer_norm.bias is not None
+        cls_norm = build_cls_norm(kind, hidden_size, layer_norm.eps, momentum, bias=has_bias)
+        sepnorm = cls(hidden_size, cls_norm, eps=layer_norm.eps, leading_tokens=leading_tokens, bias=has_bias)
         sepnorm.weight, sepnorm.bias = layer_norm.weight, layer_norm.bias
         if layer_norm.weight is not None:
             sepnorm.cls_norm.to(device=layer_norm.weight.device)
@@ -193,7 +204,11 @@ class SepNormLayerNorm(nn.LayerNorm):
 
     def _forward_calling_cls_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
         normalized = super().forward(hidden_states)
-        normalized[:, 0] = self.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
+        if self.leading_tokens == 1:
+            normalized[:, 0] = self.cls_norm(hidden_states[:, 0]).to(normalized.dtype)
+        else:
+            leading = slice(0, self.leading_tokens)
+            normalized[:, leading] = self.cls_norm(hidden_states[:, leading]).to(normalized.dtype)
         return normalized
 
 
@@ -214,8 +229,9 @@ def select_sepnorm_paths(
     return norms
 
 
-def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: float) -> None:
-    """Replace the LayerNorms at `paths` (relative to `module`) with SepNorms whose [CLS] norm is `kind`."""
+def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: float, leading_tokens: int = 1) -> None:
+    """Replace the LayerNorms at `paths` (relative to `module`) with SepNorms whose [CLS] norm is `kind`, normalizing
+    the first `leading_tokens` positions."""
     if kind == "shared":
         return
     for path in paths:
@@ -224,7 +240,7 @@ def install_sepnorm(module: nn.Module, paths: list[str], kind: str, momentum: fl
             continue
         if not isinstance(layer_norm, nn.LayerNorm):
             raise TypeError(f"SepNorm expected a LayerNorm at {path!r}, found {type(layer_norm).__name__}.")
-        module.set_submodule(path, SepNormLayerNorm.replacing(layer_norm, kind, momentum))
+        module.set_submodule(path, SepNormLayerNorm.replacing(layer_norm, kind, momentum, leading_tokens))
 
 
 class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
@@ -247,6 +263,9 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         # (`config.chunk_size_feed_forward > 0`) -> the path, in the layer, of the norm that feed-forward ends with
         return {}
 
+    def sepnorm_leading_tokens(self) -> int:
+        return 1  # how many leading positions the [CLS] norms normalize apart: [CLS] alone, unless a family says
+
     @staticmethod
     def check_base_model_inputs(config, inputs: dict) -> None:
         """Raise a clear error for base-model inputs (by name) that transformers would get wrong silently."""
@@ -256,7 +275,7 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         momentum = self.config.cls_norm_momentum
         for model, locations in ((base_model, self.sepnorm_locations()), (self, self.head_sepnorm_locations())):
             for kind_field, paths in locations.items():
-                install_sepnorm(model, paths, getattr(self.config, kind_field), momentum)
+                install_sepnorm(model, paths, getattr(self.config, kind_field), momentum, self.sepnorm_leading_tokens())
         for layer_path, norm_path in self.sepnorms_in_chunked_feed_forward().items():
             norm = base_model.get_submodule(f"{layer_path}.{norm_path}")
             if isinstance(norm, SepNormLayerNorm):
@@ -290,7 +309,8 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         # know it: zero it here for every [CLS] BatchNorm of the model.
         for module in self.modules():
             if isinstance(module, ClsBatchNorm):
-                init.zeros_(module.nonfinite_batches)
+                # torch's own zero_: the buffer is never loaded, so no transformers loading flag to respect
+                module.nonfinite_batches.zero_()
 
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None, **kwargs):
         if gradient_checkpointing_func is None:

@@ -1,18 +1,27 @@
-"""Fine-tuning SepNormBertForSequenceClassification on a GLUE task, with the HF Trainer.
+"""Fine-tuning a SepNorm sequence classifier on a GLUE task or on your own files, with the HF Trainer: the class of
+the checkpoint's family (BERT, RoBERTa, ModernBERT; stock checkpoints are converted), SepNormBertForSequenceClassification
+from scratch.
 
     hf-sepnorm glue --model_name_or_path mlm-checkpoint --task_name sst2 \
         --data_dir glue/SST-2 --output_dir out --do_train --do_eval --do_predict
+    hf-sepnorm glue --model_name_or_path checkpoint --train_file train.csv --validation_file dev.csv \
+        --output_dir out --do_train --do_eval
 
-Data comes from a folder of the official GLUE TSV files (--data_dir) or from the Hub (nyu-mll/glue). Metrics are
-GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric, or the identical copy shipped
-with this package when the Hub cannot be reached). --do_predict writes GLUE submission files. Evaluation uses the
+Data comes from a folder of the official GLUE TSV files (--data_dir), from the Hub (nyu-mll/glue), or from your own
+CSV or JSON-lines files (--train_file, --validation_file, --test_file, as transformers' run_glue.py and
+run_classification.py read them: `data.labelled_files`): class names become the config's id2label, float labels a
+regression. Metrics are GLUE's official ones per task, computed with `evaluate` (the Hub's `glue` metric, or the
+identical copy shipped with this package when the Hub cannot be reached); on your files, accuracy, or Pearson and
+Spearman correlations for a regression (the same module's). --do_predict writes GLUE submission files, or
+predict_results.tsv of predicted label names (scores) for your test file. Evaluation uses the
 [CLS] BatchNorm's running statistics of training; --recalibrate_cls_norm true re-estimates them on training batches
 first (off by default: measured to hurt on average, docs/cls_statistics.md). --use_peft trains LoRA adapters instead
-of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the [CLS] entering
-the head standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
+of the whole model. --standardize_cls_features is the control arm of a comparison, not SepNorm: the final norm's [CLS]
+standardized per feature with frozen training-row statistics, what a [CLS] BatchNorm does by construction.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader
@@ -28,6 +37,7 @@ from hf_sepnorm.data import (
     training_rows,
     write_glue_predictions,
 )
+from hf_sepnorm.data.labelled_files import FLAGS, load_labelled_files, own_files
 from hf_sepnorm.data.splits import first_rows
 from hf_sepnorm.data.text import train_tokenizer_once
 from hf_sepnorm.errors import InputError
@@ -38,20 +48,39 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    init_head_bias_from_labels,
     load_or_build_model,
+    model_class_for_checkpoint,
     parse_arguments,
     resumed_checkpoint,
     run_main,
-    standardize_pooler_input,
+    standardize_cls_features,
 )
 
 
 @dataclass
 class GlueArguments:
-    task_name: str = field(metadata={"help": "GLUE task.", "choices": list(GLUE_TASKS)})
+    task_name: str | None = field(
+        default=None,
+        metadata={"help": "GLUE task (leave out to train on your own files).", "choices": list(GLUE_TASKS)},
+    )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder of the task's official TSV files (default: the Hub's nyu-mll/glue)."}
     )
+    train_file: str | None = field(default=None, metadata={"help": "Your training data: a CSV or JSON-lines file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Your validation data (CSV or JSON lines)."})
+    test_file: str | None = field(
+        default=None, metadata={"help": "Your test data (CSV or JSON lines; labels optional)."}
+    )
+    text_column_names: str | None = field(
+        default=None,
+        metadata={"help": "Your files' text column(s), comma-separated, e.g. 'question,answer' (default: sentence1 and "
+                  "sentence2, else the columns besides the label)."},
+    )
+    label_column_name: str | None = field(
+        default=None, metadata={"help": "Your files' label column (default: label). Float labels mean regression."}
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Your files' text encoding (e.g. latin-1, cp1252)."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the checkpoint's."})
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of a tokenizer trained on the task's text."})
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
@@ -63,12 +92,37 @@ class GlueArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test rows."})
+    init_head_bias_from_labels: bool = field(
+        default=True,
+        metadata={"help": "Start a regression head's bias at the mean of the training labels (the same start for "
+                  "every norm; a [CLS] BatchNorm pins the pooled features' batch mean, so a head starting at 0 cannot "
+                  "reach the labels' offset in a short run). Classification heads are left as built."},
+    )
     standardize_cls_features: bool = field(
         default=False,
-        metadata={"help": "A control arm, not SepNorm: standardize the final [CLS] per feature before the head, with "
-                  "statistics of the training rows measured on the starting model, then frozen (what a [CLS] "
-                  "BatchNorm does by construction). Saved folded into the pooler: the checkpoint is a plain model."},
+        metadata={"help": "A control arm, not SepNorm: standardize the [CLS] per feature where a final [CLS] BatchNorm "
+                  "does (the final LayerNorm, before its affine map; variance + 1e-5), with statistics of the "
+                  "training rows measured on the starting model, then frozen (what a [CLS] BatchNorm does by "
+                  "construction). Saved folded into the pooler: the checkpoint is a plain model."},
     )
+
+    def __post_init__(self):
+        files = own_files(self.train_file, self.validation_file, self.test_file)
+        if self.task_name is None and not files:
+            raise InputError("Give your own files (--train_file, --validation_file, --test_file: CSV or JSON lines) or "
+                             "--task_name with a GLUE task.")  # fmt: skip
+        if self.task_name is not None and files:
+            raise InputError(
+                f"--task_name {self.task_name} runs the official GLUE task (from --data_dir or the Hub) and "
+                f"{', '.join(FLAGS[split] for split in files)} give your own data: leave out --task_name to train on "
+                "your files, or the files to run the GLUE task."
+            )
+        if files and self.data_dir is not None:
+            raise InputError("--data_dir is a folder of official GLUE files, for --task_name: leave it out with your "
+                             "own --train_file / --validation_file / --test_file.")  # fmt: skip
+
+    def splits_given(self) -> dict[str, str]:
+        return own_files(self.train_file, self.validation_file, self.test_file)
 
 
 def main(args=None):
@@ -88,6 +142,7 @@ def main(args=None):
             "pooler: use it with --do_train and without --use_peft."
         )
     check_checkpoint_kind(SepNormBertForSequenceClassification, model_args)
+    model_class = model_class_for_checkpoint(SepNormBertForSequenceClassification, model_args)
     set_seed(training_args.seed)
 
     tokenizer_source = data_args.tokenizer_name or model_args.model_name_or_path
@@ -95,15 +150,28 @@ def main(args=None):
     # before an evaluation, so an evaluation-only run reads them when they are there
     splits = [split for split, used in (("train", training_args.do_train or tokenizer_source is None),
                                         ("validation", training_args.do_eval), ("test", training_args.do_predict)) if used]  # fmt: skip
-    if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
-        data_args.task_name, data_args.data_dir
-    ):
-        splits.append("train")
-    raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)
-    features = next(iter(raw.values())).features
-    is_regression = features["label"].dtype in ("float32", "float64")
-    label_list = [] if is_regression else features["label"].names
-    text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
+    own = data_args.splits_given()
+    if own:
+        if missing := [split for split in splits if split not in own]:
+            reader = {"train": "--do_train" if training_args.do_train else "A model built from scratch (its tokenizer)",
+                      "validation": "--do_eval", "test": "--do_predict"}[missing[0]]  # fmt: skip
+            raise InputError(f"{reader} reads {FLAGS[missing[0]]}: give it (a CSV or JSON-lines file).")
+        if "train" not in splits and "train" in own:
+            splits.append("train")
+        files = load_labelled_files({split: own[split] for split in splits}, data_args.text_column_names,
+                                    data_args.label_column_name, data_args.encoding, model_args.cache_dir)  # fmt: skip
+        raw, is_regression, label_list = files.splits, files.is_regression, files.label_list
+        text_columns = files.text_columns
+    else:
+        if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
+            data_args.task_name, data_args.data_dir
+        ):
+            splits.append("train")
+        raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)
+        features = next(iter(raw.values())).features
+        is_regression = features["label"].dtype in ("float32", "float64")
+        label_list = [] if is_regression else features["label"].names
+        text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
 
     if tokenizer_source is not None:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -119,7 +187,7 @@ def main(args=None):
         )
 
     model = load_or_build_model(
-        SepNormBertForSequenceClassification,
+        model_class,
         model_args,
         new_model_fields={"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id},
         num_labels=1 if is_regression else len(label_list),
@@ -148,12 +216,15 @@ def main(args=None):
     eval_splits = {"eval_mm" if split.endswith("_mismatched") else "eval": split
                    for split in encoded if split.startswith("validation")}  # fmt: skip
     eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
-    metric = load_glue_metric(data_args.task_name)
+    # on your files: the GLUE module's accuracy, or its Pearson and Spearman correlations (STS-B's) for scores
+    metric = load_glue_metric(data_args.task_name or ("stsb" if is_regression else "sst2"))
+    if is_regression and data_args.init_head_bias_from_labels and training_args.do_train:
+        init_head_bias_from_labels(model, encoded["train"]["label"])
     if data_args.standardize_cls_features:
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
         rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
                           batch_size=training_args.per_device_eval_batch_size)  # fmt: skip
-        standardize_pooler_input(model.to(training_args.device), rows)
+        standardize_cls_features(model.to(training_args.device), rows)
 
     def compute_metrics(prediction):
         logits = prediction.predictions
@@ -184,14 +255,31 @@ def main(args=None):
             dataset = encoded[split].remove_columns("label")
             logits = trainer.predict(dataset, metric_key_prefix="predict").predictions
             predicted = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
-            if trainer.is_world_process_zero():
+            if trainer.is_world_process_zero() and own:
+                write_predictions(predicted, label_list, training_args.output_dir, indices=dataset["idx"])
+            elif trainer.is_world_process_zero():
                 write_glue_predictions(
                     data_args.task_name, predicted, training_args.output_dir, split=split, indices=dataset["idx"]
                 )
 
-    write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=HUB_DATASET_ID,
-                     dataset_args=data_args.task_name, eval_split=eval_splits.get("eval"))  # fmt: skip
+    if own:  # no Hub data set: the card names the files and the rows used
+        write_model_card(trainer, finetuned_from=model_args.model_name_or_path, eval_split=eval_splits.get("eval"),
+                         data_files={split: files.describe(split, len(kept[split])) for split in kept})  # fmt: skip
+    else:
+        write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=HUB_DATASET_ID,
+                         dataset_args=data_args.task_name, eval_split=eval_splits.get("eval"))  # fmt: skip
     return results
+
+
+def write_predictions(predicted, label_list: list[str], output_dir: str, indices) -> Path:
+    """predict_results.tsv: each test row's index and predicted label name (or score), as run_classification.py."""
+    path = Path(output_dir) / "predict_results.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as file:
+        file.write("index\tprediction\n")
+        for index, value in zip(indices, predicted, strict=True):
+            file.write(f"{index}\t{label_list[int(value)] if label_list else f'{float(value):.3f}'}\n")
+    return path
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from transformers import set_seed
 from hf_sepnorm import SepNormViTMAEForImageClassification
 from hf_sepnorm.adapters import PeftArguments, apply_peft
 from hf_sepnorm.errors import InputError
+from hf_sepnorm.data.images import describe_image_folders
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
 from hf_sepnorm.training import (
     ImageDataArguments,
@@ -106,7 +107,8 @@ def main(args=None):
         trainer.recalibrate_cls_batchnorm()  # the frozen encoder trains the head with these statistics
     results = train_and_evaluate(trainer, train_dataset=images.splits.get("train"))
     write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=data_args.dataset_name,
-                     dataset_args=data_args.dataset_config_name)  # fmt: skip
+                     dataset_args=data_args.dataset_config_name,
+                     data_files=describe_image_folders(data_args, images.splits))  # fmt: skip
     return results
 
 

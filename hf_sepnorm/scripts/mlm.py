@@ -39,6 +39,7 @@ from hf_sepnorm.training import (
 class DataArguments:
     train_file: list[str] = field(default_factory=list, metadata={"help": "Plain-text training file(s)."})
     validation_file: list[str] = field(default_factory=list, metadata={"help": "Plain-text validation file(s)."})
+    encoding: str = field(default="utf-8", metadata={"help": "The text files' encoding (e.g. latin-1, cp1252)."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub text dataset instead of files."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
     text_column: str = field(default="text", metadata={"help": "The Hub dataset's text column."})
@@ -58,7 +59,8 @@ class DataArguments:
 
 def load_corpus(data_args: DataArguments):
     if data_args.dataset_name is None:
-        return load_text_corpus(data_args.train_file, data_args.validation_file, data_args.validation_split_percentage)
+        return load_text_corpus(data_args.train_file, data_args.validation_file, data_args.validation_split_percentage,
+                                data_args.encoding)
     corpus = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
     return corpus.rename_column(data_args.text_column, "text") if data_args.text_column != "text" else corpus
 

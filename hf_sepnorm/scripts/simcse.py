@@ -53,6 +53,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    frozen_standardization,
     load_or_build_model,
     parse_arguments,
     run_main,
@@ -76,6 +77,7 @@ class SimCSEArguments:
             "Needed with --do_train; an evaluation without it skips the standardized control."
         },
     )
+    encoding: str = field(default="utf-8", metadata={"help": "The --train_file files' encoding (e.g. latin-1)."})
     sts_dir: str | None = field(
         default=None, metadata={"help": "STS-B in the official GLUE layout (train.tsv, dev.tsv). Default: the Hub's."}
     )
@@ -114,11 +116,12 @@ class SimCSETrainingArguments(SepNormTrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the tokenized columns as they are."})
 
 
-def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop_headings: bool = True) -> Dataset:
+def read_sentences(files: list[str], split_sentences: bool, min_words: int, drop_headings: bool = True,
+                   encoding: str = "utf-8") -> Dataset:  # fmt: skip
     """A `sentence` column: the files' non-blank lines (headings dropped when asked), each split into sentences when
-    asked, short ones dropped."""
-    check_text_files(files, "--train_file")
-    lines = load_dataset("text", data_files={"train": files})["train"]
+    asked, short ones dropped. The files are read as `encoding` text."""
+    check_text_files(files, "--train_file", encoding)
+    lines = load_dataset("text", data_files={"train": files}, encoding=encoding)["train"]
 
     def to_sentences(batch):
         kept = [line for line in batch["text"] if not (drop_headings and HEADING.match(line))]
@@ -208,7 +211,8 @@ class SimCSETrainer(SepNormTrainer):
         poolings = POOLINGS if self.reference_sentences else {k: v for k, v in POOLINGS.items() if v != "standardized_cls"}
         if self.reference_sentences:  # the control: [CLS] standardized with training-sentence statistics
             reference = self.embed(self.reference_sentences[: self.simcse_args.standardization_samples], max_length)
-            center, scale = reference["cls"].mean(0), reference["cls"].std(0) + 1e-12
+            # BatchNorm's epsilon: a feature constant on the training sentences maps to about 0, not to its noise
+            center, scale = (value.numpy() for value in frozen_standardization(torch.from_numpy(reference["cls"])))
         metrics = {}
         for name, pairs in self.sts_pairs.items():
             unique = sorted(set(pairs["sentence1"]) | set(pairs["sentence2"]))
@@ -279,7 +283,8 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if simcse_args.train_file:
         with training_args.main_process_first(desc="reading sentences"):
             sentences = read_sentences(
-                simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings
+                simcse_args.train_file, simcse_args.split_sentences, simcse_args.min_words, simcse_args.drop_headings,
+                simcse_args.encoding,
             )
         if simcse_args.max_train_samples is not None:
             sentences = sentences.select(range(min(simcse_args.max_train_samples, len(sentences))))

@@ -1,9 +1,11 @@
 """Training SepNorm models with the HF Trainer: `SepNormTrainer`, its arguments, the starting model, multi-process
-[CLS] statistics, and the standardized-[CLS] control arm of a comparison."""
+[CLS] statistics, a regression head's start at the label mean, and the standardized-[CLS] control arm of a comparison."""
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
-from .controls import standardize_pooler_input
+from .checkpoints import last_complete_checkpoint, resumed_checkpoint
+from .controls import BATCHNORM_EPS, frozen_standardization, standardize_cls_features
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
+from .heads import init_head_bias_from_labels
 from .models import (
     check_checkpoint_kind,
     checkpoint_config,
@@ -11,8 +13,9 @@ from .models import (
     image_input_settings,
     prepare_model_images,
     load_or_build_model,
+    model_class_for_checkpoint,
 )
-from .trainer import SepNormTrainer, last_complete_checkpoint, resumed_checkpoint
+from .trainer import SepNormTrainer
 
 __all__ = [
     "ImageDataArguments",
@@ -29,8 +32,12 @@ __all__ = [
     "image_input_settings",
     "prepare_model_images",
     "load_or_build_model",
+    "model_class_for_checkpoint",
     "SepNormTrainer",
     "last_complete_checkpoint",
     "resumed_checkpoint",
-    "standardize_pooler_input",
+    "standardize_cls_features",
+    "frozen_standardization",
+    "BATCHNORM_EPS",
+    "init_head_bias_from_labels",
 ]

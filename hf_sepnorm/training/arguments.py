@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
 from ..remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
+from .checkpoints import checkpoint_folders
 
 
 @dataclass
@@ -76,6 +79,11 @@ class SepNormTrainingArguments(TrainingArguments):
         },
     )
 
+    hub_modified_code_is_mine: bool = field(
+        default=False,
+        metadata={"help": "With --push_to_hub, push code files of output_dir that differ from the installed "
+                  "hf_sepnorm's: the change is yours, and the card says the code was modified (without it, refused)."},
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train even though --output_dir already holds a saved model or checkpoints: the new run's "
@@ -95,7 +103,6 @@ class SepNormTrainingArguments(TrainingArguments):
         """Training writes its model and checkpoints into output_dir: refuse, before anything runs, a folder holding
         another run's, so that nothing trained before is silently overwritten."""
         from ..conversion import saved_model_files
-        from .trainer import checkpoint_folders  # trainer.py imports this module
 
         folder = Path(self.output_dir)
         if weights := saved_model_files(folder):
@@ -111,12 +118,31 @@ class SepNormTrainingArguments(TrainingArguments):
 
 
 def parse_arguments(*dataclass_types, args: list[str] | None = None) -> tuple:
-    """Parse the command line (or a single `.json` file of arguments) into the given dataclasses."""
+    """Parse the command line (or a single `.json` file of arguments) into the given dataclasses. A flag (or json
+    key) that none of them has is one `InputError` naming it and the closest valid flag."""
     parser = HfArgumentParser(dataclass_types)
     argv = sys.argv[1:] if args is None else args
     if len(argv) == 1 and argv[0].endswith(".json"):
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(json.loads(Path(argv[0]).read_text(encoding="utf-8"))) - known)
+        if unknown:
+            raise InputError(f"{argv[0]}: {unknown_flag_message(unknown[0], sorted(known), prefix='')}")
         return parser.parse_json_file(json_file=argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        flags = [option for action in parser._actions for option in action.option_strings]
+        flag = next((word for word in remaining if word.startswith("-")), remaining[0])
+        raise InputError(unknown_flag_message(flag.split("=")[0], flags))
+    return tuple(parsed)
+
+
+def unknown_flag_message(flag: str, valid: list[str], prefix: str = "--") -> str:
+    """`flag` is not one of `valid`: the closest valid one (difflib), or where to find the list."""
+    if not flag.startswith("-"):
+        return f"unexpected argument {flag!r}: every value follows its flag (--name value); see --help."
+    closest = difflib.get_close_matches(flag, valid, n=1, cutoff=0.6)
+    hint = f"did you mean {closest[0]}?" if closest else "see --help for the valid flags."
+    return f"unknown flag {flag}: {hint}" if prefix else f"unknown key {flag!r}: {hint}"
 
 
 def run_main(main) -> None:
@@ -143,8 +169,13 @@ class ImageDataArguments:
     validation_dir: str | None = field(default=None, metadata={"help": "Validation image folder."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub image dataset instead of folders."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
-    image_column: str = field(default="image", metadata={"help": "The Hub dataset's image column."})
-    label_column: str = field(default="label", metadata={"help": "The Hub dataset's label column."})
+    # also under the names of transformers' run_image_classification.py
+    image_column: str = field(
+        default="image", metadata={"help": "The Hub dataset's image column.", "aliases": ["--image_column_name"]}
+    )
+    label_column: str = field(
+        default="label", metadata={"help": "The Hub dataset's label column.", "aliases": ["--label_column_name"]}
+    )
     # argparse formats help strings with %: a literal percent sign is written %%
     validation_split_percentage: int = field(default=5, metadata={"help": "Held-out %% without a validation set."})
     image_size: int | None = field(
@@ -152,6 +183,11 @@ class ImageDataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training images."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation images."})
+    drop_unreadable_images: bool = field(
+        default=False,
+        metadata={"help": "Leave out images that cannot be decoded (counted in a warning); by default any stops the "
+                  "run before training, listing them."},
+    )
 
     def __post_init__(self):
         if self.train_dir is None and self.dataset_name is None:

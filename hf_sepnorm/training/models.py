@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
@@ -20,7 +21,28 @@ def checkpoint_config(model_args: SepNormModelArguments) -> PreTrainedConfig | N
     """The config of the checkpoint a run starts from; None for a model trained from scratch."""
     if model_args.model_name_or_path is None:
         return None
-    return AutoConfig.from_pretrained(model_args.model_name_or_path, **_hub_kwargs(model_args))
+    source = model_args.model_name_or_path
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise InputError(
+            f"--model_name_or_path {source}: the folder holds no config.json, so no transformers checkpoint: give the "
+            "folder save_pretrained or a training run wrote, or a Hub model id."
+        )
+    try:
+        return AutoConfig.from_pretrained(source, **_hub_kwargs(model_args))
+    except (OSError, ValueError) as error:  # no such folder, no such (reachable) Hub repo, a config of no model type
+        reason = str(error).strip().splitlines()[0]
+        if folder.is_dir():
+            reason = "it names no model_type" if "model_type" in reason else reason
+            raise InputError(
+                f"--model_name_or_path {source}: {folder / 'config.json'} is no transformers config ({reason}): give "
+                "the folder save_pretrained or a training run wrote."
+            ) from None
+        raise InputError(
+            f"--model_name_or_path {source}: neither a checkpoint folder (with config.json) nor a Hub model that could "
+            f"be loaded ({reason}). Give a folder save_pretrained wrote or an existing Hub id (e.g. "
+            "bert-base-uncased), or leave it out to train from scratch."
+        ) from None
 
 
 def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNormModelArguments) -> None:
@@ -36,6 +58,21 @@ def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNor
             f"({config.model_type!r}), a model of {family.card_section}s, and this script trains "
             f"{model_class.__name__} on {expected.card_section}s: give a {names} checkpoint (stock or SepNorm)."
         )
+
+
+def model_class_for_checkpoint(default: type[PreTrainedModel], model_args: SepNormModelArguments) -> type[PreTrainedModel]:
+    """The head a script trains, in the family of the checkpoint it starts from: `default` (e.g. BERT's sequence
+    classifier) for a new model, else the same head (by Auto class) of the checkpoint's family, stock or SepNorm
+    (a ModernBERT checkpoint gets `SepNormModernBertForSequenceClassification`)."""
+    config = checkpoint_config(model_args)
+    family = (STOCK_MODEL_TYPES.get(config.model_type) or FAMILIES.get(config.model_type)) if config else None
+    if family is None:
+        return default
+    auto_class = family_of(default.config_class.model_type).auto_class_of(default.__name__)
+    if auto_class not in family.heads:
+        raise InputError(f"--model_name_or_path {model_args.model_name_or_path}: the {family.name} family has no "
+                         f"{auto_class} head, which this script trains.")  # fmt: skip
+    return family.heads[auto_class]
 
 
 def image_input_settings(

@@ -13,15 +13,14 @@ import torch
 import torch.distributed as dist
 import transformers.trainer as trainer_module
 from transformers import PreTrainedModel, Trainer, TrainerCallback
-from transformers.trainer import FSDP_MODEL_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
-from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+from transformers.trainer_utils import has_length
 from transformers.utils.hub import hf_api
 
-from ..cls_norms import cls_batchnorms
-from ..errors import InputError, MissingInputError
+from ..cls_norms import cls_batchnorms, nonfinite_cls_batches
+from ..errors import InputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .arguments import SepNormTrainingArguments
+from .checkpoints import last_complete_checkpoint, resumed_checkpoint
 from .distributed import (
     ClsStatisticsCallback,
     average_cls_statistics,
@@ -29,14 +28,9 @@ from .distributed import (
     cls_statistics,
     convert_cls_batchnorm_to_sync,
 )
+from .heads import CARD_NOTES
 
 logger = logging.getLogger(__name__)
-
-# What a checkpoint's weights are saved as: the model, sharded or not, a LoRA adapter, FSDP's own state dict files.
-CHECKPOINT_WEIGHTS = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, ADAPTER_SAFE_WEIGHTS_NAME, f"{FSDP_MODEL_NAME}*")
-# `resume_from_checkpoint` values that mean "the last complete checkpoint of output_dir"
-LAST_CHECKPOINT = ("true", "last")
-
 
 # What the Trainer's pushes leave out beside its own patterns: the pickled TrainingArguments (loading a pickle runs
 # code; nothing needs it, a resume from `last-checkpoint` included)
@@ -44,9 +38,9 @@ NOT_PUSHED = ("training_args.bin", "*/training_args.bin")
 
 
 @contextlib.contextmanager
-def _uploads_leaving_out(patterns: tuple[str, ...]):
+def _uploads_leaving_out(patterns: tuple[str, ...], check=lambda folder, ignore_patterns: None):
     """The Trainer uploads with `transformers.trainer.hf_api().upload_folder(..., ignore_patterns=[...])`, its own
-    patterns fixed: for the duration, those uploads also leave out `patterns`."""
+    patterns fixed: for the duration, those uploads also leave out `patterns`, after `check(folder, patterns)`."""
     real_hf_api = trainer_module.hf_api
 
     class LeavingOut:
@@ -55,6 +49,7 @@ def _uploads_leaving_out(patterns: tuple[str, ...]):
 
         def upload_folder(self, *args, ignore_patterns=None, **kwargs):
             ignored = [ignore_patterns] if isinstance(ignore_patterns, str) else list(ignore_patterns or [])
+            check(kwargs["folder_path"], [*ignored, *patterns])
             return real_hf_api().upload_folder(*args, ignore_patterns=[*ignored, *patterns], **kwargs)
 
     trainer_module.hf_api = LeavingOut
@@ -99,6 +94,7 @@ class SepNormTrainer(Trainer):
         self.re_estimations = 0
         # (global step, re-estimations) when the model was last saved to output_dir: what its card's metrics describe
         self.saved_as: tuple[int, int] | None = None
+        self.warned_nonfinite = False  # `log_nonfinite_cls_batches` warns once per run
 
     # ---- [CLS] BatchNorm statistics ----
 
@@ -206,7 +202,24 @@ class SepNormTrainer(Trainer):
             seconds = self.step_timer.seconds_per_step()
             if seconds is not None:
                 logs["step_seconds"] = round(seconds, 4)
+            self.log_nonfinite_cls_batches(logs)
         super().log(logs, start_time)
+
+    def log_nonfinite_cls_batches(self, logs: dict[str, float]) -> None:
+        """Count, in the training logs, the batches whose [CLS] BatchNorm inputs were not finite, and warn once.
+        Read here, once per log, rather than in the forward, which stays free of host syncs and compilable."""
+        count = nonfinite_cls_batches(self.model)
+        if not count:
+            return
+        logs["nonfinite_cls_batches"] = count
+        if not self.warned_nonfinite:
+            self.warned_nonfinite = True
+            logger.warning(
+                "nonfinite_cls_batches=%d: %d training batch(es) so far brought NaN/Inf values to a [CLS] BatchNorm. "
+                "In training it normalizes [CLS] with the statistics of the whole batch, so every sample of such a "
+                "batch, the clean ones too, got NaN outputs and a NaN loss; its running statistics were left as they "
+                "were. Find the non-finite inputs (e.g. NaN pixels or features) and fix or drop them.", count, count
+            )
 
     # ---- resuming ----
 
@@ -239,7 +252,7 @@ class SepNormTrainer(Trainer):
         if self.is_world_process_zero():
             for code_file in Path(checkpoint_folder).glob("*.py"):
                 shutil.copy(code_file, self.args.output_dir)
-        with _uploads_leaving_out(NOT_PUSHED):
+        with _uploads_leaving_out(NOT_PUSHED, self.check_pushed_code):
             super()._push_from_checkpoint(checkpoint_folder)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -252,8 +265,39 @@ class SepNormTrainer(Trainer):
         return self.saved_as == (self.state.global_step, self.re_estimations)
 
     def push_to_hub(self, *args, **kwargs):
-        with _uploads_leaving_out(NOT_PUSHED):
+        with _uploads_leaving_out(NOT_PUSHED, self.check_pushed_code):
             return super().push_to_hub(*args, **kwargs)
+
+    def pushed_code(self, folder: str | Path, ignore_patterns: list[str] | tuple[str, ...] = NOT_PUSHED):
+        """The code files of `folder` a push uploads (`checks.code_summary`), and those of them that differ from
+        the installed package's; None for a model of no SepNorm family (a PEFT adapter's folder has no code)."""
+        from huggingface_hub.utils import filter_repo_objects
+
+        from ..families import FAMILIES
+        from ..hub.checks import folder_code_files, modified_code_files
+
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        family = FAMILIES.get(getattr(config, "model_type", None))
+        if family is None:
+            return None
+        folder = Path(folder)
+        paths = [path.relative_to(folder).as_posix() for path in folder.glob("*.py")]
+        files = list(filter_repo_objects(paths, ignore_patterns=ignore_patterns))
+        return folder_code_files(folder, files, family), modified_code_files(folder, files, family)
+
+    def check_pushed_code(self, folder: str, ignore_patterns: list[str]) -> None:
+        """Refuse, before the upload, code files that are not the installed package's, unless
+        `hub_modified_code_is_mine` (then the card, written before, says so)."""
+        from huggingface_hub import ModelCard
+
+        from ..hub.cards import card_code_sha256
+        from ..hub.checks import refuse_modified_code
+
+        pushed = self.pushed_code(folder, ignore_patterns)
+        if pushed and pushed[1] and not sepnorm_option(self.args, "hub_modified_code_is_mine"):
+            readme = Path(folder) / "README.md"
+            card_code = card_code_sha256(ModelCard.load(readme)) if readme.is_file() else {}
+            refuse_modified_code(Path(folder), pushed[1], card_code, mine="pass --hub_modified_code_is_mine")
 
     def create_model_card(
         self,
@@ -267,6 +311,7 @@ class SepNormTrainer(Trainer):
         dataset: str | list[str] | None = None,
         dataset_args: str | list[str] | None = None,
         eval_split: str | None = None,
+        data_files: dict[str, str] | None = None,
     ) -> None:
         """Write this package's model card to `output_dir/README.md` (what `push_to_hub` publishes): usage with
         `trust_remote_code`, the [CLS] BatchNorm caveats, the training recipe and the evaluation results of the run.
@@ -276,27 +321,32 @@ class SepNormTrainer(Trainer):
         `finetuned_from` (by default the config's `_name_or_path`, as the Trainer's card) when it is a Hub id, else
         the `base_model` of that local folder's own card (`hub_base_model`). `tasks` and `dataset` are accepted for
         the Trainer's signature; the card derives its task from the model class. `eval_split` names the split the
-        metrics were measured on; the card names the weights they describe (the sha256 of the weights this run
+        metrics were measured on; `data_files` describes the user's own data by split (`train.csv` (440 rows)), for
+        a run on no Hub data set; the card names the weights they describe (the sha256 of the weights this run
         saved in `output_dir`, when the model has not changed since: save the model first), and a folder that is also a sentence-transformers model gets that
         library's card. A PEFT model gets the SepNorm adapter card (`render_adapter_card`) over the metadata of
         peft's and the Trainer's."""
         from huggingface_hub import ModelCard
 
         from ..hub import hub_base_model, render_model_card
-        from ..hub.cards import first_value, render_adapter_card, sentence_pooling, weights_sha256
+        from ..hub.cards import first_value, hub_repo_id, render_adapter_card, sentence_pooling, weights_sha256
 
         model = self.accelerator.unwrap_model(self.model)
         output_dir = Path(self.args.output_dir)
         eval_results = self.evaluation_results()
         repo_id = self.hub_model_id or self.args.hub_model_id or model_name or f"<your-namespace>/{output_dir.name}"
         if not isinstance(model, PreTrainedModel):  # a LoRA adapter: peft's metadata, the SepNorm adapter card
+            # the base as the adapter names it, if a Hub id: the Trainer's card looks any name up on the Hub ("": none)
+            base = hub_repo_id(model.peft_config[model.active_adapter].base_model_name_or_path) or ""
             super().create_model_card(
-                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+                language, license, tags, model_name, base, tasks, dataset_tags, dataset, dataset_args
             )
             if self.is_world_process_zero():
                 card = ModelCard.load(output_dir / "README.md")
                 render_adapter_card(model, repo_id=repo_id, revision=self.args.hub_revision or "main",
-                                    eval_results=eval_results, card=card).save(output_dir / "README.md")  # fmt: skip
+                                    eval_results=eval_results, card=card, dataset_name=first_value(dataset_tags),
+                                    task_name=first_value(dataset_args), eval_split=eval_split,
+                                    ).save(output_dir / "README.md")  # fmt: skip
             return
         if not self.is_world_process_zero():
             return
@@ -307,10 +357,12 @@ class SepNormTrainer(Trainer):
             dataset_name=first_value(dataset_tags),
             task_name=first_value(dataset_args),
             eval_split=eval_split,
+            data_files=data_files,
             weights=weights_sha256(output_dir) if eval_results and self.saved_model_is_current() else None,
             base_model=hub_base_model(finetuned_from or getattr(model.config, "_name_or_path", None)),
             base_model_relation="finetune" if self.state.global_step else None,
             sentence_pooling=sentence_pooling(output_dir),
+            **self.card_code(output_dir),
             language=language,
             training_summary={
                 "max_steps": self.state.max_steps,
@@ -319,6 +371,7 @@ class SepNormTrainer(Trainer):
                 "processes": self.args.world_size,
                 "seed": self.args.seed,
                 "bf16": self.args.bf16,
+                **getattr(model, CARD_NOTES, {}),
             },
             revision=self.args.hub_revision or "main",
             **({"license": license} if license else {}),
@@ -327,6 +380,16 @@ class SepNormTrainer(Trainer):
             if tag not in card.data.tags:
                 card.data.tags.append(tag)
         card.save(output_dir / "README.md")
+
+    def card_code(self, output_dir: Path) -> dict:
+        """The code section of the card: the code files saved in `output_dir` (what a push uploads), if any."""
+        from ..hub.checks import code_summary
+
+        pushed = self.pushed_code(output_dir)
+        if not pushed or not pushed[0]:
+            return {}
+        files, modified = pushed
+        return {"code": code_summary(files), "code_modified": modified}
 
     def evaluation_results(self) -> dict[str, float]:
         """The latest value of every `eval_*` entry the run logged (all eval datasets, resumed runs included), as
@@ -361,49 +424,3 @@ class StepTimer(TrainerCallback):
 def sepnorm_option(args, name: str):
     """A `SepNormTrainingArguments` option, with its default for a plain `TrainingArguments`."""
     return getattr(args, name, getattr(SepNormTrainingArguments, name))
-
-
-def resumed_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """The checkpoint a run resumes from: `True`/"true"/"last" is the last complete one of `output_dir`; a given
-    folder must be complete. None when the run does not resume."""
-    if resume_from_checkpoint is None or resume_from_checkpoint is False:
-        return None
-    if resume_from_checkpoint is True or resume_from_checkpoint.lower() in LAST_CHECKPOINT:
-        checkpoint = last_complete_checkpoint(output_dir)
-        if checkpoint is None:
-            raise MissingInputError(
-                f"--resume_from_checkpoint {resume_from_checkpoint}: no complete checkpoint in {output_dir}."
-            )
-        logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
-        return str(checkpoint)
-    if not checkpoint_is_complete(Path(resume_from_checkpoint)):
-        last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
-        raise InputError(
-            f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
-            f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."
-        )
-    return resume_from_checkpoint
-
-
-def checkpoint_is_complete(checkpoint: Path) -> bool:
-    """The Trainer writes a checkpoint's trainer_state.json last: a save killed before it ends leaves none, or a
-    partial one."""
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return any(next(checkpoint.glob(pattern), None) is not None for pattern in CHECKPOINT_WEIGHTS)
-
-
-def checkpoint_folders(output_dir: str) -> list[Path]:
-    """The `checkpoint-N` folders of `output_dir`, by increasing N (complete or not)."""
-    return sorted(
-        (path for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.name.split("-")[-1].isdigit()),
-        key=lambda path: int(path.name.split("-")[-1]),
-    )
-
-
-def last_complete_checkpoint(output_dir: str) -> Path | None:
-    """The highest-numbered complete `checkpoint-N` of `output_dir` (the Trainer's own choice for
-    `resume_from_checkpoint=True`, the highest-numbered one, may be a save that was killed half-way)."""
-    return next((path for path in reversed(checkpoint_folders(output_dir)) if checkpoint_is_complete(path)), None)

@@ -366,7 +366,7 @@ def test_an_adapter_on_a_stock_checkpoint_converted_in_memory_is_refused_with_th
     trained [CLS] norms have nowhere to go. Converted to a folder first, the adapter names that folder."""
     in_memory = convert_stock_checkpoint(minilm_dir, model_class=SepNormBertForSequenceClassification,
                                          allow_new_head=True, cls_norm="batch")  # fmt: skip
-    with pytest.raises(ValueError, match=r"converted in memory.*hf-sepnorm convert .* converted --cls_norm batch"):
+    with pytest.raises(ValueError, match=r"in memory.*hf-sepnorm convert .* converted --cls_norm batch --uncalibrated"):
         apply_peft(in_memory, LORA)
     saved = convert_stock_checkpoint(minilm_dir, tmp_path / "converted", model_class=SepNormBertForSequenceClassification,
                                      allow_new_head=True, cls_norm="batch")  # fmt: skip

@@ -12,7 +12,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def compare(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "hf_sepnorm.cli", "compare", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hf_sepnorm_cli", "compare", *args], capture_output=True, text=True,
                           timeout=timeout, env=ENV)  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from hf_sepnorm.compare.report import verdict_lines
 
 
 def compare(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "hf_sepnorm.cli", "compare", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hf_sepnorm_cli", "compare", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})  # HF_ENDPOINT: the local Hub
 
 
@@ -59,6 +59,22 @@ def test_each_arms_seed_0_model_is_pushed_with_its_card_and_the_comparisons_verd
     # every other run's weights were dropped, as without --push_to_hub
     kept = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.safetensors"))
     assert kept == ["runs/image/batch-final-seed0/mae/model.safetensors", "runs/image/shared-seed0/mae/model.safetensors"]
+
+    # the card lists the code files pushed, with their sha256; code changed since is refused, nothing pushed
+    from hf_sepnorm.hub.cards import card_code_sha256
+
+    files = hub_server.files(f"{prefix}-image-shared")
+    assert card_code_sha256(ModelCard(files["README.md"].decode())) == {
+        name: hashlib.sha256(content).hexdigest() for name, content in files.items() if name.endswith(".py")
+    }
+    commits = len(hub_server.history(f"{prefix}-image-shared"))
+    with open(tmp_path / "runs" / "image" / "shared-seed0" / "mae" / "sepnorm.py", "a") as handle:
+        handle.write("\nprint('changed')\n")
+    result = compare(*flags, "--push_to_hub", prefix)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("hf-sepnorm compare: error: The code files sepnorm.py of ") and "differ from" in error
+    assert len(hub_server.history(f"{prefix}-image-shared")) == commits
 
 
 def test_a_prefix_that_makes_no_repo_id_or_an_arm_not_compared_is_refused_before_training(tmp_path):

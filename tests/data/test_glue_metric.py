@@ -158,12 +158,13 @@ def test_a_hub_that_answers_without_the_glue_space_uses_the_local_module(
 
 
 def test_a_hub_answering_5xx_uses_the_local_module(glue_metrics, load_calls, online, monkeypatch, caplog):
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
+    from hf_sepnorm.hub.http_client import hub_http_client
+
     def failing(self, repo_id, **kwargs):
-        request = httpx2.Request("GET", "https://hub.invalid/api/spaces/evaluate-metric/glue")
-        raise HfHubHTTPError("503 Service Unavailable", response=httpx2.Response(503, request=request))
+        request = hub_http_client().Request("GET", "https://hub.invalid/api/spaces/evaluate-metric/glue")
+        raise HfHubHTTPError("503 Service Unavailable", response=hub_http_client().Response(503, request=request))
 
     monkeypatch.setattr(glue_metrics.HfApi, "space_info", failing)
     calls, _ = load_calls

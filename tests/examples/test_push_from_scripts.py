@@ -103,3 +103,59 @@ def test_checkpoint_pushes_to_a_new_branch_carry_the_modeling_code(trainer_hub, 
                          if name.endswith("training_args.bin")]  # fmt: skip
     assert pickled_arguments == []
     assert "sepnorm" in card_metadata(final["README.md"])["tags"]
+
+
+@pytest.mark.slow
+def test_the_trainers_push_refuses_code_other_than_the_packages_unless_told_it_is_the_users(
+    trainer_hub, tmp_path, capsys  # noqa: F811
+):
+    """A model of the code of a folder whose code was changed saves that code: the Trainer's
+    push refuses it in one line naming the file, before the upload; with --hub_modified_code_is_mine the card says
+    the code was modified and lists the pushed files' sha256."""
+    import hashlib
+
+    from huggingface_hub import ModelCard
+    from reviews import REVIEWS
+    from test_hub_push import build_tokenizer
+    from transformers import DataCollatorWithPadding
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    from hf_sepnorm import SepNormBertForSequenceClassification
+    from hf_sepnorm.hub import CheckpointFolderError, cards
+    from hf_sepnorm.training import SepNormTrainer, SepNormTrainingArguments
+    from conftest import tiny_bert_config
+
+    tokenizer = build_tokenizer()
+    SepNormBertForSequenceClassification(tiny_bert_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "base")
+    with open(tmp_path / "base" / "sepnorm.py", "a") as handle:
+        handle.write("\n# the user's change\n")
+    examples = [{**tokenizer(text), "labels": label} for text, label in REVIEWS]
+
+    def train_and_push(repo_id: str, **arguments):
+        # the folder's code, as trust_remote_code=True runs it where hf_sepnorm is not imported
+        model_class = get_class_from_dynamic_module("modeling_sepnorm_bert.SepNormBertForSequenceClassification",
+                                                    tmp_path / "base")  # fmt: skip
+        model = model_class.from_pretrained(tmp_path / "base")
+        assert type(model).__module__.startswith("transformers_modules.")
+        args = SepNormTrainingArguments(
+            output_dir=str(tmp_path / repo_id.split("/")[1]), max_steps=1, per_device_train_batch_size=4,
+            report_to=[], save_strategy="no", disable_tqdm=True, push_to_hub=True, hub_model_id=repo_id,
+            hub_token=TEST_TOKEN, **arguments,
+        )  # fmt: skip
+        trainer = SepNormTrainer(model=model, args=args, train_dataset=examples, processing_class=tokenizer,
+                                 data_collator=DataCollatorWithPadding(tokenizer))  # fmt: skip
+        trainer.train()
+        trainer.push_to_hub()
+
+    with pytest.raises(CheckpointFolderError, match=r"The code files sepnorm\.py of .* differ from the installed") as error:
+        train_and_push(f"{TEST_USER}/refused")
+    assert len(str(error.value).splitlines()) == 1 and "--hub_modified_code_is_mine" in str(error.value)
+    assert trainer_hub.calls("POST", r"/commit/") == 0
+
+    train_and_push(f"{TEST_USER}/mine", hub_modified_code_is_mine=True)
+    pushed = trainer_hub.files(f"{TEST_USER}/mine")
+    card = ModelCard(pushed["README.md"].decode())
+    assert "**Modified code**: `sepnorm.py` differ from the code of hf_sepnorm" in card.text
+    assert cards.card_code_sha256(card) == {
+        name: hashlib.sha256(content).hexdigest() for name, content in pushed.items() if name.endswith(".py")
+    }

@@ -116,3 +116,47 @@ def test_batch_of_one_in_training_warns_instead_of_crashing(monkeypatch):
         loss = model(**bert_inputs(batch_size=1), labels=torch.tensor([1])).loss
     loss.backward()
     assert any("batch of 1 sample" in str(w.message) for w in caught)
+
+
+# ---- config values are checked wherever they enter (issue 32) ----
+
+MOMENTUM_ERROR = r"cls_norm_momentum=-1.0 must lie in \[0, 1\]"
+
+
+@pytest.fixture
+def saved_bert(tmp_path):
+    SepNormBertForSequenceClassification(tiny_bert_config()).save_pretrained(tmp_path)
+    return tmp_path
+
+
+def constructor_error() -> str:
+    with pytest.raises(StrictDataclassFieldValidationError) as error:
+        SepNormBertConfig(cls_norm_momentum=-1.0)
+    return str(error.value)
+
+
+def test_a_keyword_override_of_from_pretrained_is_checked_as_the_constructor_checks(saved_bert):
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    for load in (AutoModel.from_pretrained, AutoModelForSequenceClassification.from_pretrained,
+                 AutoConfig.from_pretrained, SepNormBertForSequenceClassification.from_pretrained):  # fmt: skip
+        with pytest.raises(StrictDataclassFieldValidationError, match=MOMENTUM_ERROR) as error:
+            load(saved_bert, cls_norm_momentum=-1.0)
+        assert str(error.value) == constructor_error()
+
+
+def test_an_assignment_before_training_and_from_config_are_checked(saved_bert):
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(saved_bert)
+    with pytest.raises(StrictDataclassFieldValidationError, match=MOMENTUM_ERROR) as error:
+        config.cls_norm_momentum = -1.0
+    assert str(error.value) == constructor_error()
+    with pytest.raises(StrictDataclassFieldValidationError, match=MOMENTUM_ERROR):
+        config.update({"cls_norm_momentum": -1.0})
+    with pytest.raises(StrictDataclassFieldValidationError, match=MOMENTUM_ERROR):
+        SepNormBertConfig.from_dict({**config.to_dict(), "cls_norm_momentum": -1.0})
+    model = SepNormBertModel(tiny_bert_config())
+    with pytest.raises(StrictDataclassFieldValidationError, match=MOMENTUM_ERROR):
+        model.config.cls_norm_momentum = -1.0
+    assert config.cls_norm_momentum == 0.1 and AutoModel.from_config(config).config.cls_norm_momentum == 0.1

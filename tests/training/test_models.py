@@ -35,3 +35,19 @@ def test_config_overrides_with_a_checkpoint_is_an_error_not_ignored(checkpoint):
     arguments = SepNormModelArguments(model_name_or_path=checkpoint, config_overrides="hidden_size=16")
     with pytest.raises(ValueError, match="--config_overrides applies to a model built from scratch"):
         load_or_build_model(SepNormBertForMaskedLM, arguments)
+
+
+@pytest.mark.parametrize("stock_type", ["bert", "roberta", "modernbert"])
+def test_a_script_trains_the_head_of_the_checkpoints_own_family(stock_type, tmp_path):
+    """The GLUE script names BERT's sequence classifier; a RoBERTa or ModernBERT checkpoint, stock or converted, gets
+    its own family's, and a new model BERT's."""
+    from family_checkpoints import save_stock_checkpoint
+
+    from hf_sepnorm import FAMILIES, SepNormBertForSequenceClassification
+    from hf_sepnorm.training import SepNormModelArguments, model_class_for_checkpoint
+
+    folder = save_stock_checkpoint(stock_type, tmp_path / "stock")
+    expected = FAMILIES[f"sepnorm_{stock_type}"].heads["AutoModelForSequenceClassification"]
+    default = SepNormBertForSequenceClassification
+    assert model_class_for_checkpoint(default, SepNormModelArguments(model_name_or_path=str(folder))) is expected
+    assert model_class_for_checkpoint(default, SepNormModelArguments()) is default

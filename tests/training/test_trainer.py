@@ -1,6 +1,8 @@
 """SepNormTrainer: the [CLS] BatchNorm statistics re-estimated inside the Trainer's hooks, a setting that cannot work
 refused before training, nothing trained lost, this package's model card from `create_model_card`."""
 
+import logging
+
 import pytest
 import torch
 import yaml
@@ -181,3 +183,25 @@ def test_the_card_names_the_weights_its_metrics_were_measured_on_and_only_those(
     other.evaluate()
     other.create_model_card()
     assert measured_weights(ModelCard.load(tmp_path / "README.md")) == {}
+
+
+def test_a_nan_image_in_training_is_counted_in_the_logs_and_warned_about_once(tmp_path, caplog):
+    """One NaN image in the second batch: in train mode the [CLS] BatchNorm's batch statistics spread it to the clean
+    images beside it; the training log counts the batch and one warning names the counter and that effect."""
+    trainer = make_trainer(tmp_path, logging_steps=1, max_steps=4, dataloader_drop_last=True)
+    trainer.train_dataset.images[8 + 3] = float("nan")  # an image of the second batch
+    trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(  # in order, so that it is the second batch
+        trainer.train_dataset, batch_size=8, drop_last=True, collate_fn=trainer.data_collator)
+
+    with caplog.at_level(logging.WARNING, logger="hf_sepnorm"):
+        trainer.train()
+
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert "nonfinite_cls_batches" not in logged[0]  # a clean batch
+    counts = [entry["nonfinite_cls_batches"] for entry in logged[1:]]
+    # the NaN batch's gradients made the weights NaN (the Trainer does not skip them): every later batch counts too
+    assert counts[0] == 1 and counts == sorted(counts)
+    warnings = [record for record in caplog.records if "nonfinite_cls_batches" in record.getMessage()]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert "nonfinite_cls_batches=1" in message and "every sample of such a batch, the clean ones too" in message

@@ -59,6 +59,9 @@ RECIPE = {  # every setting of a run, the same for every task, arm and seed
     "weight_decay": 0.01,
     "max_seq_length": 128,
     "recalibrate_cls_norm": "false",  # evaluated with the [CLS] statistics as training left them
+    # the regression head's bias starts at 0, as in every record of runs/ (the default became true later:
+    # run_label_mean_head.py re-runs STS-B with it)
+    "init_head_bias_from_labels": "false",
     "eval_strategy": "epoch",  # the learning curve, on the full dev set (no model selection: the last epoch counts)
     "logging_steps": 10,
 }

