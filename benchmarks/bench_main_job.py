@@ -10,7 +10,7 @@ and the CPU times are the evidence that does not depend on it.
 
     python benchmarks/bench_main_job.py                      # the main job as the README gives it
     python benchmarks/bench_main_job.py --json /tmp/bench.json -- --seeds 1   # arguments after -- go to compare
-    python benchmarks/bench_main_job.py --as_module          # as it ran before `hf-sepnorm` set its thread environment
+    python benchmarks/bench_main_job.py --without_thread_settings   # as it ran before it set its thread environment
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--busy_limit", type=float, default=3600, help="the busy loop's longest life, seconds")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set in the job's environment")
     parser.add_argument("--only", choices=("idle", "busy"), help="measure one condition only")
-    parser.add_argument("--as_module", action="store_true", help="run `python -m hf_sepnorm.cli compare`, which imports "
-                        "torch before the thread settings of `hf-sepnorm` (so they have no effect): the job as it ran "
-                        "before them")  # fmt: skip
+    parser.add_argument("--without_thread_settings", action="store_true", help="import torch and numpy before "
+                        "`hf-sepnorm` sets its thread environment, which then has no effect: the job as it ran before "
+                        "those settings")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the measurements here too")
     parser.add_argument("compare_args", nargs="*", help="after --: extra arguments of hf-sepnorm compare")
     return parser.parse_args()
@@ -45,12 +45,15 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_main_job(compare_args: list[str], env: dict[str, str], busy: bool, busy_limit: float, as_module: bool) -> dict:
+def run_main_job(compare_args: list[str], env: dict[str, str], busy: bool, busy_limit: float,
+                 without_thread_settings: bool) -> dict:
     """One run of `hf-sepnorm compare` in a fresh output folder: wall seconds, CPU seconds of the job's process tree,
     the busy loop's CPU seconds, the load average at the start, and the console's line count."""
     output_dir = Path(tempfile.mkdtemp(prefix="bench-main-job-"))
     # the console script, as the README runs it: it sets the thread environment before torch loads
-    program = [sys.executable, "-m", "hf_sepnorm.cli"] if as_module else [str(Path(sys.executable).with_name("hf-sepnorm"))]
+    program = [str(Path(sys.executable).with_name("hf-sepnorm"))]
+    if without_thread_settings:  # OpenMP and OpenBLAS read their environment once, when torch and numpy load
+        program = [sys.executable, "-c", "import sys, numpy, torch, hf_sepnorm_cli; sys.exit(hf_sepnorm_cli.main())"]
     command = [*program, "compare", "--output_dir", str(output_dir), *compare_args]
     loop = None
     if busy:
@@ -81,10 +84,10 @@ def main() -> None:
     conditions = [args.only] if args.only else ["idle", "busy"]
     print(f"hf-sepnorm compare {' '.join(args.compare_args)} on {len(os.sched_getaffinity(0))} cores "
           f"(cpu_count {os.cpu_count()}); extra environment: {' '.join(args.env) or 'none'}"
-          f"{'; as a module (no thread settings)' if args.as_module else ''}", flush=True)  # fmt: skip
+          f"{'; without the thread settings' if args.without_thread_settings else ''}", flush=True)  # fmt: skip
     results = {}
     for condition in conditions:
-        results[condition] = run_main_job(args.compare_args, env, condition == "busy", args.busy_limit, args.as_module)
+        results[condition] = run_main_job(args.compare_args, env, condition == "busy", args.busy_limit, args.without_thread_settings)
         row = results[condition]
         print(f"{condition:>5}: wall {row['wall_seconds']:7.1f} s   CPU {row['cpu_seconds']:7.1f} s "
               f"(user {row['user_seconds']:.1f}, sys {row['sys_seconds']:.1f})   load average at start "
