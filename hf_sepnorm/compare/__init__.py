@@ -120,7 +120,7 @@ def run_comparison(
     recipe = with_overrides(PRESETS[preset], pretrain_steps, finetune_steps, finetune_learning_rate)
     seeds = seeds or recipe.seeds
     output_dir = Path(output_dir)
-    print(intro_line(preset, recipe.note, arms, seeds, images, text, pretrained_bert, output_dir), flush=True)
+    print(intro_line(preset, recipe.note, arms, seeds, images, text, pretrained, output_dir), flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_warning()
 
@@ -212,10 +212,10 @@ def run_comparison(
     return summary
 
 
-def intro_line(preset: str, note: str, arms, seeds: int, images, text, pretrained_bert, output_dir: Path) -> str:
+def intro_line(preset: str, note: str, arms, seeds: int, images, text, pretrained, output_dir: Path) -> str:
     """The console's first line: what this run checks, on what, and where an answer comes from."""
     data = [f"images in {images}" if images else "", "MLM on --text, then GLUE" if text else "",
-            "GLUE from a pretrained BERT" if pretrained_bert else ""]  # fmt: skip
+            "GLUE from a pretrained text model" if pretrained else ""]  # fmt: skip
     data = "; ".join(item for item in data if item) or "scikit-learn's digits (8x8 images)"
     line = (f"hf-sepnorm compare: ShareNorm (`{BASELINE_ARM}`) against {', '.join(a for a in arms if a != BASELINE_ARM)}"
             f", {seeds} seeds each, on {data}; preset {preset}: {note}. Report: {output_dir / 'report.md'}.")
