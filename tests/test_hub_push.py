@@ -407,6 +407,8 @@ PUSHED_HEADS = [
     pytest.param("sepnorm_bert", "AutoModelForSequenceClassification", id="bert"),
     pytest.param("sepnorm_roberta", "AutoModelForSequenceClassification", id="roberta"),
     pytest.param("sepnorm_vit_mae", "AutoModelForImageClassification", id="vit_mae"),
+    pytest.param("sepnorm_modernbert", "AutoModelForSequenceClassification", id="modernbert"),
+    pytest.param("sepnorm_dinov2", "AutoModelForImageClassification", id="dinov2"),
 ]
 
 

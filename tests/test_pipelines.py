@@ -218,3 +218,44 @@ def test_pipelines_by_repo_id_from_the_hub_with_and_without_the_package(pushed, 
         expected = in_process(*args, **kwargs)
         assert [a["label"] for a in results[task]["output"]] == [a["label"] for a in expected]
         np.testing.assert_allclose([a["score"] for a in results[task]["output"]], [a["score"] for a in expected])
+
+
+# ---- the families added after the table above, from a local folder (the same code paths by repo id) ----
+
+
+@pytest.mark.parametrize(
+    "model_type, task, head",
+    [
+        ("sepnorm_modernbert", "fill-mask", "AutoModelForMaskedLM"),
+        ("sepnorm_modernbert", "text-classification", "AutoModelForSequenceClassification"),
+        ("sepnorm_dinov2", "image-classification", "AutoModelForImageClassification"),
+        ("sepnorm_dinov2", "image-feature-extraction", "AutoModel"),
+    ],
+)
+def test_pipelines_of_the_newer_families_answer_what_their_model_computes(model_type, task, head, tmp_path):
+    from family_checkpoints import save_sepnorm_checkpoint
+
+    from hf_sepnorm import FAMILIES
+
+    model_class = FAMILIES[model_type].heads[head]
+    folder = save_sepnorm_checkpoint(model_class, tmp_path, **(LABELS if "classification" in task else {}))
+    pipe = pipeline(task, model=str(folder), trust_remote_code=True)
+    assert type(pipe.model).__name__ == model_class.__name__ and not pipe.model.training
+    if task.startswith("image"):
+        inputs = pipe.image_processor(image(), return_tensors="pt")
+        output = pipe(image(), **({"top_k": 3} if task == "image-classification" else {}))
+    else:
+        text = "sepnorm gives the [MASK] a norm" if task == "fill-mask" else "sepnorm gives a norm"
+        inputs = pipe.tokenizer(text, return_tensors="pt")
+        output = pipe(text, top_k=3 if task == "fill-mask" else None)
+    with torch.no_grad():
+        model_output = pipe.model(**inputs)
+    if task == "fill-mask":
+        position = (inputs["input_ids"][0] == pipe.tokenizer.mask_token_id).nonzero().item()
+        expected = model_output.logits[0, position].softmax(-1).topk(3)
+        assert [answer["token"] for answer in output] == expected.indices.tolist()
+    elif task.endswith("classification"):
+        best = model_output.logits[0].softmax(-1).argmax().item()
+        assert output[0]["label"] == LABELS["id2label"][best]
+    else:
+        np.testing.assert_allclose(np.array(output)[0], model_output.last_hidden_state[0].numpy(), rtol=1e-5, atol=1e-6)

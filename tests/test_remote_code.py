@@ -1,5 +1,6 @@
 """Saved SepNorm folders load with trust_remote_code in a fresh process where hf_sepnorm cannot be imported."""
 
+import functools
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import save_file
 
 from hf_sepnorm import (
+    FAMILIES,
     SepNormBertForMaskedLM,
     SepNormBertForSequenceClassification,
     SepNormRobertaForMaskedLM,
@@ -77,7 +79,15 @@ CASES = [
     (SepNormRobertaForMaskedLM, tiny_roberta_config, roberta_inputs, "AutoModelForMaskedLM"),
     (SepNormViTMAEForImageClassification, tiny_vit_mae_config, image_inputs, "AutoModelForImageClassification"),
     (SepNormViTMAEForPreTraining, tiny_vit_mae_config, image_inputs, "AutoModelForPreTraining"),
-]
+    *(  # the families added later, from the registry: their sequence / image classifier and base model
+        (FAMILIES[model_type].heads[auto_class_name], functools.partial(sepnorm_config, model_type),
+         functools.partial(inputs_for, model_type), auto_class_name)
+        for model_type, auto_class_name in (
+            ("sepnorm_modernbert", "AutoModelForSequenceClassification"), ("sepnorm_modernbert", "AutoModelForMaskedLM"),
+            ("sepnorm_dinov2", "AutoModelForImageClassification"), ("sepnorm_dinov2", "AutoModel"),
+        )
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import TINY_BERT, image_inputs, tiny_bert_config, tiny_vit_mae_config
 from datasets import Dataset
+from family_checkpoints import sepnorm_config
 from hub_server import TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub import ModelCard
 from peft import PeftModel
@@ -32,6 +33,8 @@ from hf_sepnorm import (
     SepNormBertForSequenceClassification,
     SepNormBertForTokenClassification,
     SepNormBertModel,
+    SepNormDinov2ForImageClassification,
+    SepNormModernBertForSequenceClassification,
     SepNormRobertaConfig,
     SepNormRobertaForSequenceClassification,
     SepNormRobertaForTokenClassification,
@@ -224,6 +227,9 @@ def test_vit_mae_classifier_adapter_round_trip(cls_norm, tmp_path):
         (SepNormViTMAEForImageClassification, tiny_vit_mae_config(), ["classifier"]),
         (SepNormRobertaForSequenceClassification, tiny_roberta_config(), ["classifier"]),
         (SepNormRobertaForTokenClassification, tiny_roberta_config(cls_norm="layer"), ["classifier"]),
+        # ModernBERT's classifier is `head` (dense, activation, norm) + `classifier`: both new, both trained
+        (SepNormModernBertForSequenceClassification, sepnorm_config("sepnorm_modernbert"), ["head", "classifier"]),
+        (SepNormDinov2ForImageClassification, sepnorm_config("sepnorm_dinov2"), ["classifier"]),
     ],
 )
 def test_every_head_trains_lora_its_cls_norms_and_its_new_head(model_class, config, trained_head):

@@ -12,6 +12,7 @@ the registers together? A short measurement, fixed before running:
   sign-flip permutation test over the 5 pairs (2^5 = 32 sign patterns).
 
     OMP_NUM_THREADS=1 python docs/results/dinov2-registers/run_measurement.py  # writes results.json next to it
+    OMP_NUM_THREADS=1 python docs/results/dinov2-registers/run_measurement.py 3 4  # only these seeds: results_3_4.json
 """
 
 import itertools
@@ -30,7 +31,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from hf_sepnorm import SepNormDinov2Config, SepNormDinov2ForImageClassification
 
 ARMS = ("cls", "cls_and_registers")
-SEEDS = range(5)
+SEEDS = [int(seed) for seed in sys.argv[1:]] or list(range(5))
 HERE = Path(__file__).parent
 
 
@@ -83,6 +84,7 @@ def main():
     differences = [results["cls_and_registers"][s] - results["cls"][s] for s in SEEDS]
     summary = {
         "primary": "held-out test accuracy (30% of digits)",
+        "seeds": SEEDS,
         "accuracy": {arm: [results[arm][s] for s in SEEDS] for arm in ARMS},
         "mean_accuracy": {arm: float(np.mean([results[arm][s] for s in SEEDS])) for arm in ARMS},
         "paired_differences_cls_and_registers_minus_cls": differences,
@@ -91,7 +93,8 @@ def main():
         "seconds": round(time.time() - started),
         "torch": torch.__version__,
     }
-    (HERE / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "results.json" if len(sys.argv) == 1 else f"results_{'_'.join(map(str, SEEDS))}.json"
+    (HERE / name).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
 
