@@ -13,8 +13,9 @@ from transformers import (
     BertPreTrainedModel,
 )
 
+from .auto_registration import register_family
 from .configuration_sepnorm_bert import SepNormBertConfig
-from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
+from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
 
 
 def bert_sepnorm_locations(config) -> dict[str, list[str]]:

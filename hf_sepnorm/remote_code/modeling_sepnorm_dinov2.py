@@ -21,9 +21,10 @@ from transformers.conversion_mapping import get_checkpoint_conversion_mapping, r
 from transformers.core_model_loading import WeightRenaming
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
+from .auto_registration import register_family
 from .configuration_sepnorm_dinov2 import SepNormDinov2Config
 from .modeling_sepnorm_vit_mae import check_pixel_values
-from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
+from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
 
 
 def _without_weight(module: torch.nn.Module, name: str) -> None:

@@ -19,9 +19,10 @@ from transformers import (
     ModernBertPreTrainedModel,
 )
 
+from .auto_registration import register_family
 from .configuration_sepnorm_modernbert import SepNormModernBertConfig
 from .modeling_sepnorm_bert import check_text_inputs
-from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
+from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
 
 
 def modernbert_sepnorm_locations(config) -> dict[str, list[str]]:

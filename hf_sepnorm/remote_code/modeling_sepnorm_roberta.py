@@ -11,13 +11,14 @@ from transformers import (
     RobertaPreTrainedModel,
 )
 
+from .auto_registration import register_family
 from .configuration_sepnorm_roberta import SepNormRobertaConfig
 from .modeling_sepnorm_bert import (
     bert_sepnorm_locations,
     bert_sepnorms_in_chunked_feed_forward,
     check_text_inputs,
 )
-from .sepnorm import SepNormPreTrainedMixin, register_family
+from .sepnorm import SepNormPreTrainedMixin
 
 
 class SepNormRobertaPreTrainedModel(SepNormPreTrainedMixin, RobertaPreTrainedModel):

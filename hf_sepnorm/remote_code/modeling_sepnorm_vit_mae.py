@@ -18,8 +18,9 @@ from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on; typin
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.utils import TransformersKwargs, can_return_tuple
 
+from .auto_registration import register_family
 from .configuration_sepnorm_vit_mae import SepNormViTMAEConfig
-from .sepnorm import SepNormPreTrainedMixin, register_family, select_sepnorm_paths
+from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
 
 
 def _block_norms(prefix: str, num_layers: int) -> list[str]:

@@ -6,7 +6,8 @@ child module `cls_norm` (by default a `ClsBatchNorm`). `SepNormPreTrainedMixin` 
 
 Of the files that travel with every checkpoint (remote code), read this one first. Beside it: `configuration_sepnorm.py`
 (the version check, the config fields), `activation_checkpointing.py`, `chunked_feed_forward.py`, `fused_layer_norm.py`
-(the training-time node: the same result, faster) and `loading_errors.py`, each on one concern its name says.
+(the training-time node: the same result, faster), `keeps_fp32.py`, `auto_registration.py` and `loading_errors.py`,
+each on one concern its name says.
 """
 
 from .configuration_sepnorm import SepNormConfigMixin  # isort: skip - first: it checks the installed versions
@@ -20,23 +21,11 @@ import torch
 from torch import nn
 
 from .activation_checkpointing import checkpoint_updating_statistics_once, is_recomputing_activations
+from .auto_registration import qualified_name
 from .chunked_feed_forward import normalize_whole_output_of
 from .fused_layer_norm import layer_norm_with_cls_batch_statistics
+from .keeps_fp32 import KeepsFp32
 from .loading_errors import ClearLoadingErrorsMixin
-
-
-class KeepsFp32:
-    """Mixed into a module whose fp32 parameters and buffers must stay fp32 whatever dtype the model is cast to
-    (`model.to(torch.bfloat16)`, `.half()`): running statistics accumulate updates that bf16 would round away."""
-
-    def _apply(self, fn, recurse=True):
-        def convert_keeping_fp32(tensor):
-            converted = fn(tensor)
-            if tensor.dtype == torch.float32 and converted.dtype != torch.float32:
-                return tensor.to(device=converted.device)
-            return converted
-
-        return super()._apply(convert_keeping_fp32, recurse)
 
 
 class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
@@ -296,8 +285,8 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
         if any(isinstance(module, ClsBatchNorm) for module in self.modules()):
             self._keep_in_fp32_modules_strict = {*(self._keep_in_fp32_modules_strict or ()), *ClsBatchNorm.fp32_keys}
         self.config.auto_map = {
-            "AutoConfig": _qualified_name(self.config_class),
-            **{auto: _qualified_name(model_class) for auto, model_class in self.sepnorm_auto_classes.items()},
+            "AutoConfig": qualified_name(self.config_class),
+            **{auto: qualified_name(model_class) for auto, model_class in self.sepnorm_auto_classes.items()},
         }
         super().post_init()
 
@@ -322,16 +311,3 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
 
 def _check_inputs_by_name(check, input_names, module, args, kwargs):
     check(module.config, {**dict(zip(input_names, args)), **kwargs})
-
-
-def _qualified_name(cls: type) -> str:
-    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
-
-
-def register_family(config_class, auto_classes: dict[str, type]) -> None:
-    """Mark a family's config and model classes as custom code, so that `save_pretrained` writes the code files next
-    to the weights and the config's `auto_map` lists every head of the family."""
-    config_class.register_for_auto_class()
-    for auto_class, model_class in auto_classes.items():
-        model_class.register_for_auto_class(auto_class)
-        model_class.sepnorm_auto_classes = auto_classes

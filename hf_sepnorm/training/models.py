@@ -52,11 +52,12 @@ def check_checkpoint_kind(model_class: type[PreTrainedModel], model_args: SepNor
     family = STOCK_MODEL_TYPES.get(config.model_type) or FAMILIES.get(config.model_type) if config else None
     expected = family_of(model_class.config_class.model_type)
     if family is not None and family.card_section != expected.card_section:
-        names = " or ".join(f.name for f in FAMILIES.values() if f.card_section == expected.card_section)
+        *others, last = [f.name for f in FAMILIES.values() if f.card_section == expected.card_section]
+        names = f"{', '.join(others)} or {last}" if others else last
         raise InputError(
             f"--model_name_or_path {model_args.model_name_or_path} is a {family.name} checkpoint "
-            f"({config.model_type!r}), a model of {family.card_section}s, and this script trains "
-            f"{model_class.__name__} on {expected.card_section}s: give a {names} checkpoint (stock or SepNorm)."
+            f"({config.model_type!r}), a model of {family.card_section}s, and this script trains a model of "
+            f"{expected.card_section}s: give a {names} checkpoint (stock or SepNorm)."
         )
 
 

@@ -35,11 +35,11 @@ def mistakes(data_dir, minilm_dir, tmp_path_factory) -> list[tuple[list[str], di
 @pytest.mark.parametrize(
     "index, expected",
     [
-        (0, "is a ViT-MAE checkpoint ('sepnorm_vit_mae'), a model of images, and this script trains "
-            "SepNormBertForSequenceClassification on texts: give a BERT or RoBERTa checkpoint"),
+        (0, "is a ViT-MAE checkpoint ('sepnorm_vit_mae'), a model of images, and this script trains a model of texts: "
+            "give a BERT, RoBERTa or ModernBERT checkpoint (stock or SepNorm)"),
         (1, "cannot read {tmp}/SST-2/train.tsv: Usecols do not match columns, columns expected but not found: "
             "['label']"),
-        (2, "is a BERT checkpoint ('bert'), a model of texts, and this script trains SepNormViTMAEForPreTraining"),
+        (2, "is a BERT checkpoint ('bert'), a model of texts, and this script trains a model of images"),
         (3, "--do_train needs --train_file"),
     ],
     ids=["image-model-to-run_glue", "train.tsv-without-labels", "text-model-to-run_mae", "simcse-without-sentences"],
