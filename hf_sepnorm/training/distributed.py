@@ -38,10 +38,11 @@ class ClsSyncBatchNorm(ClsBatchNorm):
     def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(cls_states)
-        states = cls_states.float()
-        local_count = torch.full((1,), states.shape[0], dtype=states.dtype, device=states.device)
-        count = distributed_functional.all_reduce(local_count, group=self.process_group)
-        if count.item() < 2:
+        # (batch x leading tokens, hidden): [CLS] alone, or DINOv2's [CLS] and registers as one set of rows
+        states = cls_states.float().reshape(-1, cls_states.shape[-1])
+        local_counts = torch.tensor([cls_states.shape[0], states.shape[0]], dtype=states.dtype, device=states.device)
+        samples, count = distributed_functional.all_reduce(local_counts, group=self.process_group)
+        if samples.item() < 2:
             return super().forward(cls_states)  # a global batch of one: running statistics, as ClsBatchNorm does
         mean = distributed_functional.all_reduce(states.sum(dim=0), group=self.process_group) / count
         centered = states - mean
@@ -49,7 +50,7 @@ class ClsSyncBatchNorm(ClsBatchNorm):
         normalized = centered * torch.rsqrt(variance + self.eps) * self.weight + self.bias
         if not is_recomputing_activations():
             self._update_running_statistics(mean.detach(), variance.detach() * count / (count - 1))
-        return normalized.to(cls_states.dtype)
+        return normalized.view(cls_states.shape).to(cls_states.dtype)
 
 
 def convert_cls_batchnorm_to_sync(model: nn.Module, process_group=None) -> int:

@@ -27,16 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def full_batch() -> torch.Tensor:
-    return torch.randn(10, HIDDEN, generator=torch.Generator().manual_seed(0)) * 3 + 1
+def full_batch(leading_tokens: int = 0) -> torch.Tensor:
+    """10 samples' [CLS] rows, or (with `leading_tokens`) their [CLS] and register rows, normalized as one set."""
+    shape = (10, leading_tokens, HIDDEN) if leading_tokens else (10, HIDDEN)
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)) * 3 + 1
 
 
-def synced_rank(rank: int, world_size: int, store: str, out_dir: str) -> None:
+def synced_rank(rank: int, world_size: int, store: str, out_dir: str, leading_tokens: int = 0) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     norm = ClsSyncBatchNorm(HIDDEN)
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
-    shard = full_batch()[rank * 5 : (rank + 1) * 5].requires_grad_()
+    shard = full_batch(leading_tokens)[rank * 5 : (rank + 1) * 5].requires_grad_()
     output = norm(shard)
     (output * torch.arange(HIDDEN)).sum().backward()
     torch.save(
@@ -48,14 +50,15 @@ def synced_rank(rank: int, world_size: int, store: str, out_dir: str) -> None:
 
 
 @pytest.mark.slow
-def test_sync_batchnorm_over_two_processes_equals_batchnorm_over_the_whole_batch(tmp_path):
-    mp.spawn(synced_rank, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("leading_tokens", [0, 3])
+def test_sync_batchnorm_over_two_processes_equals_batchnorm_over_the_whole_batch(tmp_path, leading_tokens):
+    mp.spawn(synced_rank, args=(2, str(tmp_path / "store"), str(tmp_path), leading_tokens), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
 
     reference = ClsBatchNorm(HIDDEN)
     with torch.no_grad():
         reference.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
-    batch = full_batch().requires_grad_()
+    batch = full_batch(leading_tokens).requires_grad_()
     output = reference(batch)
     (output * torch.arange(HIDDEN)).sum().backward()
 
