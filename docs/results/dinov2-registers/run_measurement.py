@@ -11,7 +11,7 @@ the registers together? A short measurement, fixed before running:
 - primary row: held-out test accuracy; paired difference (cls_and_registers - cls) per seed, with an exact
   sign-flip permutation test over the 5 pairs (2^5 = 32 sign patterns).
 
-    OMP_NUM_THREADS=1 python docs/results/dinov2-registers/run_measurement.py  # writes results.json next to it
+    OMP_NUM_THREADS=1 python docs/results/dinov2-registers/run_measurement.py  # writes measurement.json next to it (results.json names compare summaries, which docs/results/render.py reads)
     OMP_NUM_THREADS=1 python docs/results/dinov2-registers/run_measurement.py 3 4  # only these seeds: results_3_4.json
 """
 
@@ -93,7 +93,7 @@ def main():
         "seconds": round(time.time() - started),
         "torch": torch.__version__,
     }
-    name = "results.json" if len(sys.argv) == 1 else f"results_{'_'.join(map(str, SEEDS))}.json"
+    name = "measurement.json" if len(sys.argv) == 1 else f"measurement_{'_'.join(map(str, SEEDS))}.json"
     (HERE / name).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
