@@ -26,6 +26,17 @@ for _package, (_lowest, _below) in REQUIRED_VERSIONS.items():
             f'installed. Fix: pip install -U "{_package}>={_lowest},<{_below}"'
         )
 
+
+def check_family_release(family: str, lowest: str, reason: str) -> None:
+    """A family whose transformers classes changed after the lowest release above: one line saying from which on."""
+    installed = importlib.metadata.version("transformers")
+    if _release(installed) < _release(lowest):
+        raise ImportError(
+            f"The SepNorm {family} code needs transformers>={lowest} ({reason}), and transformers {installed} is "
+            f'installed. Fix: pip install -U "transformers>={lowest},<6"'
+        )
+
+
 from huggingface_hub.dataclasses import validated_field  # noqa: E402 - after the version check
 
 

@@ -22,6 +22,7 @@ from transformers.core_model_loading import WeightRenaming
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
 from .auto_registration import register_family
+from .configuration_sepnorm import check_family_release
 from .configuration_sepnorm_dinov2 import SepNormDinov2Config
 from .modeling_sepnorm_vit_mae import check_pixel_values
 from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
@@ -62,6 +63,8 @@ class SepNormDinov2PreTrainedModel(SepNormPreTrainedMixin, Dinov2WithRegistersPr
     check_base_model_inputs = staticmethod(check_pixel_values)
 
     def post_init(self):
+        # 5.18 renamed DINOv2's attention projections (q_proj, ...): an older release would not load these weights
+        check_family_release("DINOv2", "5.18", "its attention projections are named q_proj, k_proj, v_proj from 5.18 on")
         fit_embeddings_to_config(self.base_model.embeddings, self.config)
         super().post_init()
 
@@ -88,7 +91,8 @@ class SepNormDinov2Backbone(SepNormDinov2PreTrainedModel, Dinov2WithRegistersBac
 # Stock DINOv2 checkpoints use legacy key names (`attention.attention.query`, ...) that transformers renames by class
 # name or model type: give ours the same. A stock `Dinov2ForImageClassification` keeps its backbone under `dinov2.`,
 # ours (as transformers' registers classifier) under `dinov2_with_registers.`: renamed first.
-_stock_renamings = get_checkpoint_conversion_mapping(Dinov2WithRegistersModel.__name__)
+# (5.10.1 has none for DINOv2: SepNorm checkpoints load there, a legacy-named stock one needs a newer release)
+_stock_renamings = get_checkpoint_conversion_mapping(Dinov2WithRegistersModel.__name__) or []
 register_checkpoint_conversion_mapping(SepNormDinov2Config.model_type, _stock_renamings, overwrite=True)
 register_checkpoint_conversion_mapping(
     SepNormDinov2ForImageClassification.__name__,
