@@ -16,6 +16,14 @@ from hf_sepnorm.training import last_complete_checkpoint
 RUN_GLUE = Path(__file__).resolve().parents[2] / "examples" / "run_glue.py"
 
 
+def deliverable_sigint() -> None:
+    """Ctrl-C reaches a training process whose SIGINT has its default disposition and is not blocked. A child
+    inherits both from the process that starts it (exec keeps an ignored or blocked SIGINT), and the suite's process
+    may have either by then: in the full suite this test's child once ignored SIGINT for 300 s, alone never."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.slow
 def test_an_interrupted_run_says_how_to_resume_and_the_resumed_one_says_from_where(data_dir, tmp_path):
     output_dir = tmp_path / "run"
@@ -24,7 +32,8 @@ def test_an_interrupted_run_says_how_to_resume_and_the_resumed_one_says_from_whe
                "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "500", "--per_device_train_batch_size", "4",
                "--save_steps", "2", "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([*command, "--max_steps", "100000"], stderr=subprocess.PIPE, text=True, env=environment)
+    process = subprocess.Popen([*command, "--max_steps", "100000"], stderr=subprocess.PIPE, text=True, env=environment,
+                               preexec_fn=deliverable_sigint, start_new_session=True)
     deadline = time.time() + 600  # loaded cores: imports, tokenizer training and the first steps take minutes
     while last_complete_checkpoint(str(output_dir)) is None and process.poll() is None and time.time() < deadline:
         time.sleep(0.5)
