@@ -89,11 +89,15 @@ def claim(result_file: Path) -> bool:
     return False
 
 
-def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summary: Callable[[dict], str]) -> None:
-    """Run each `(name, result_file)` of `plan` not yet written and not claimed by a live process: `run(name)` returns
-    its record, written atomically to `result_file`; `summary(record)` is printed."""
-    started = time.time()
+def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summary: Callable[[dict], str],
+                 limit: int | None = None) -> int:
+    """Run each `(name, result_file)` of `plan` not yet written and not claimed by a live process, at most `limit` of
+    them: `run(name)` returns its record, written atomically to `result_file`; `summary(record)` is printed. Returns
+    how many ran."""
+    started, ran = time.time(), 0
     for index, (name, result_file) in enumerate(plan, 1):
+        if limit is not None and ran >= limit:
+            break
         if result_file.exists():
             continue
         if not claim(result_file):
@@ -107,8 +111,11 @@ def work_through(plan: list[tuple[str, Path]], run: Callable[[str], dict], summa
             partial.replace(result_file)
         finally:
             result_file.with_suffix(".claimed").unlink(missing_ok=True)
+        ran += 1
         print(f"[{index}/{len(plan)}] {name}: {summary(record)} ({record['seconds']:.0f} s)", flush=True)
-    print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
+    if limit is None or ran < limit:
+        print(f"no run left for this process ({time.time() - started:.0f} s)", flush=True)
+    return ran
 
 
 def render_experiment(folder: Path, render, plot, headline, readme_markers: tuple[str, str]) -> None:

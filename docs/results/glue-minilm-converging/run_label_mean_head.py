@@ -12,8 +12,9 @@
 
 Everything else is run_experiment.py's RECIPE. Records go to runs-label-mean-head/<task>/<arm>/seed<i>.json as each
 run finishes. The plan: STS-B seed-major over `shared`, `batch-final`, `batch-all` (paired seeds finish first), then
-the control rows (STS-B, then SST-2, seed-major). `--one` runs only the first run not yet recorded and exits 3 when
-none is left, so that a loop of processes picks up code changed between runs (run_label_mean_head.sh).
+the control rows (STS-B, then SST-2, seed-major). `--one` runs only the first run neither recorded nor claimed by a
+live process and exits 3 when none is left, so that a loop of processes picks up code changed between runs
+(run_label_mean_head.sh), and two loops side by side take different runs.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ def main() -> None:
 
     run_experiment.RECIPE = LABEL_MEAN_RECIPE  # what arguments() passes and run() records
     script = load_script("run_glue")
-    work_through(
-        todo[:1] if one else todo,
+    ran = work_through(
+        todo,
         lambda name: run(*runs[name], data_dir, script, options.threads),
         lambda record: ", ".join(f"{key} {record['metrics'][key]:.4f}" for key in (record["primary"], *record["secondary"])),
+        limit=1 if one else None,
     )
+    if one and not ran:
+        raise SystemExit(3)  # every run left is claimed by another live process
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def render(runs: Path) -> str:
         return "\n".join(lines)
     loss, unigram = mlm["metrics"]["eval_loss"], mlm["unigram_eval_loss"]
     learned = loss < unigram
-    lines += [f"{MLM_RECIPE['max_steps']} steps, {mlm['seconds'] / 3600:.1f} h. Held-out MLM loss {loss:.3f} against "
+    resumed = mlm.get("resumed_from") or []
+    timing = (f"{mlm['seconds'] / 3600:.1f} h in the process that finished it, resumed from {', '.join(resumed)}"
+              if resumed else f"{mlm['seconds'] / 3600:.1f} h")
+    lines += [f"{MLM_RECIPE['max_steps']} steps, {timing}. Held-out MLM loss {loss:.3f} against "
               f"{unigram:.3f} for the unigram predictor on the same blocks: "
               + ("**below it, the pretraining learned** (the gate passes)." if learned else
                  "**not below it: the pretraining did not learn; the experiment has no verdict.**"),

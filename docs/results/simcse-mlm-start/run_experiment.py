@@ -6,7 +6,9 @@ trained contrastively), then unsupervised SimCSE from it with `shared`, `batch-f
 
 README.md (the plan) fixes the recipe, the step-count rule and the primary row before any run. The stages, in order,
 each recorded as it finishes (a rerun skips what is recorded; `pretrained/` keeps the MLM checkpoint the later
-stages start from, not committed: its sha256 is in runs/mlm/pretraining.json):
+stages start from, not committed: its sha256 is in runs/mlm/pretraining.json). Stage 1 outlasts a 3-hour session on
+one core with the evaluations, so it saves a checkpoint every SAVE_STEPS steps in `pretraining-work/` (not committed)
+and a rerun resumes from the last complete one (`hf-sepnorm mlm` resumes to the weights of an uninterrupted run):
 
 1. runs/mlm/pretraining.json: masked-LM pretraining (`hf-sepnorm mlm`, ShareNorm), its learning curve and its eval
    loss against the unigram predictor's on the same held-out blocks;
@@ -84,6 +86,8 @@ PILOT_KEY = "eval_stsb_dev_spearman"
 PRIMARY = "eval_stsb_train_spearman"  # the 5,749 STS-B train pairs, never seen in training nor in the pilot's rule
 LAST = 3  # the primary: the mean of the last three evaluations (S - 200, S - 100, S)
 PRETRAINED = HERE / "pretrained"
+PRETRAINING_WORK = HERE / "pretraining-work"  # stage 1's output_dir and checkpoints, kept between sessions
+SAVE_STEPS = 250
 
 
 def mean_of_last(curve: list[dict], key: str, step: int) -> float | None:
@@ -125,29 +129,36 @@ def pretrain(data_dir: Path, threads: int) -> dict:
 
     from hf_sepnorm.compare.tracks.scratch_text import unigram_mlm_loss
     from hf_sepnorm.data.text import cls_led_blocks, load_text_corpus
+    from hf_sepnorm.training.checkpoints import last_complete_checkpoint
 
     script = load_script("run_mlm")
     recipe = {name: value for name, value in MLM_RECIPE.items() if name != "seed"}
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="mlm-start-") as work:
-        output_dir = os.path.join(work, "mlm")
-        text = [str(data_dir / name) for name in MLM_TEXT]
-        arguments = ["--train_file", *text, *flags(recipe), *common(MLM_RECIPE["seed"], output_dir), "--do_train",
-                     "--do_eval"]  # fmt: skip
-        metrics = script.main(arguments)
-        history = log_history(output_dir)
-        tokenizer = AutoTokenizer.from_pretrained(output_dir)
-        blocks = cls_led_blocks(load_text_corpus(text, [], MLM_RECIPE["validation_split_percentage"]), tokenizer,
-                                MLM_RECIPE["max_seq_length"])  # fmt: skip
-        unigram = unigram_mlm_loss(blocks["train"]["input_ids"],
-                                   blocks["validation"]["input_ids"][: MLM_RECIPE["max_eval_samples"]],
-                                   set(tokenizer.all_special_ids), len(tokenizer))  # fmt: skip
-        shutil.rmtree(PRETRAINED, ignore_errors=True)
-        shutil.copytree(output_dir, PRETRAINED, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    output_dir = str(PRETRAINING_WORK / "mlm")
+    resumed = last_complete_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if resumed is None:
+        shutil.rmtree(output_dir, ignore_errors=True)  # a start killed before its first checkpoint: start again
+    text = [str(data_dir / name) for name in MLM_TEXT]
+    arguments = ["--train_file", *text, *flags(recipe), "--output_dir", output_dir, "--seed", str(MLM_RECIPE["seed"]),
+                 "--save_strategy", "steps", "--save_steps", str(SAVE_STEPS), "--save_total_limit", "2",
+                 "--report_to", "none", "--disable_tqdm", "true", "--do_train", "--do_eval",
+                 *(["--resume_from_checkpoint", str(resumed)] if resumed else [])]  # fmt: skip
+    metrics = script.main(arguments)
+    history = log_history(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    blocks = cls_led_blocks(load_text_corpus(text, [], MLM_RECIPE["validation_split_percentage"]), tokenizer,
+                            MLM_RECIPE["max_seq_length"])  # fmt: skip
+    unigram = unigram_mlm_loss(blocks["train"]["input_ids"],
+                               blocks["validation"]["input_ids"][: MLM_RECIPE["max_eval_samples"]],
+                               set(tokenizer.all_special_ids), len(tokenizer))  # fmt: skip
+    shutil.rmtree(PRETRAINED, ignore_errors=True)
+    shutil.copytree(output_dir, PRETRAINED, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     return {"stage": "mlm", "recipe": MLM_RECIPE, "metrics": metrics, "unigram_eval_loss": unigram,
             "log_history": history, "curve": [entry for entry in history if "eval_loss" in entry],
-            "arguments": shown(arguments), "weights_sha256": sha256_of(PRETRAINED), "threads": threads,
-            "versions": versions(), "seconds": round(time.time() - started, 1)}  # fmt: skip
+            "resumed_from": [Path(resumed).name] if resumed else [],
+            "arguments": [argument.replace(output_dir, "<pretraining-work>") for argument in shown(arguments)],
+            "weights_sha256": sha256_of(PRETRAINED), "threads": threads, "versions": versions(),
+            "seconds": round(time.time() - started, 1)}  # fmt: skip
 
 
 def simcse(arm: str, seed: int, steps: int | None, data_dir: Path, threads: int) -> dict:
