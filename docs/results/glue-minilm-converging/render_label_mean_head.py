@@ -17,64 +17,75 @@ sys.path.insert(0, str(HERE.parents[2]))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from experiment_runner import write_readme_block  # noqa: E402
 from render_report import (  # noqa: E402
-    BASELINE, CONTROL, INCONCLUSIVE, LOSS_NAMES, beats_constant, higher_is_better, load_runs, mean_sd, metric_name,
-    values_of,
+    BASELINE, CONTROL, LOSS_NAMES, TASKS, comparison_rows, convergence, load_runs, mean_sd, metric_name, values_of,
+    verdict_lines,
 )
-from run_experiment import SEEDS, TASKS  # noqa: E402
 from run_label_mean_head import LABEL_MEAN_RECIPE, RUNS, STSB_ARMS, plan  # noqa: E402
 
 from hf_sepnorm.compare.report import wilcoxon_cell  # noqa: E402
-from hf_sepnorm.compare.statistics import holm_adjusted, holm_verdict, paired_comparison  # noqa: E402
 
 OLD, NEW = "old: head bias 0, old control", "new: head bias at the label mean, sound control"
 RECIPES = {OLD: HERE / "runs", NEW: RUNS}
 ARMS = [*STSB_ARMS, CONTROL]
+ANSWER_BEGIN = ("<!-- glue-label-mean-head: begin (written by "
+                "docs/results/glue-minilm-converging/render_label_mean_head.py) -->")
+ANSWER_END = "<!-- glue-label-mean-head: end -->"
 
 
-def gate(runs: dict, task: str, arm: str, constant: float) -> str:
-    """'yes' when the 95 % interval of the eval loss over seeds lies below the constant predictor's."""
-    losses = values_of(runs, task, arm, "eval_loss")
-    return {True: "yes", False: "no", None: "not yet (1 seed)" if losses else "–"}[beats_constant(losses, constant)]
+def status(checks: dict, task: str, arm: str) -> str:
+    """Whether the arm converged on the task: its eval loss's 95 % interval over seeds below the constant's."""
+    return {"yes": "yes", "no": "no", "not yet": "not yet (1 seed)"}.get(checks.get((task, arm), ("–",))[0], "–")
 
 
-def comparison_rows(runs: dict, baselines: dict) -> list[dict]:
-    """Per task and arm, against `shared` over the paired seeds: the primary row (fixed before the first recipe ran),
-    then the secondary rows Holm-adjusted together; a row whose arms did not both converge is inconclusive, one over
-    fewer paired seeds than planned preliminary."""
-    rows = []
-    for task, (_, primary, secondary) in TASKS.items():
-        constant = baselines[task]["constant_eval_loss"]
-        for arm in [a for a in ARMS if a != BASELINE]:
-            seeds = sorted(set(runs.get(task, {}).get(arm, {})) & set(runs.get(task, {}).get(BASELINE, {})))
-            if len(seeds) < 2:
-                continue
-            group = [{"task": task, "arm": arm, "key": key, "primary": key == primary and arm != CONTROL,
-                      "result": paired_comparison(values_of(runs, task, BASELINE, key, seeds),
-                                                  values_of(runs, task, arm, key, seeds), higher_is_better(key))}
-                     for key in (primary, *secondary)]  # fmt: skip
-            others = [row for row in group if not row["primary"]]
-            for row, adjusted in zip(others, holm_adjusted([row["result"].t_p for row in others])):
-                row["holm_p"] = adjusted
-                row["verdict"] = holm_verdict({**row["result"].__dict__, "holm_p": adjusted}, higher_is_better(row["key"]))
-            converged = all(gate(runs, task, name, constant) == "yes" for name in (arm, BASELINE))
-            for row in group:
-                row.setdefault("verdict", row["result"].verdict)
-                if not converged:
-                    row["verdict"] = INCONCLUSIVE
-                elif row["result"].n < len(SEEDS):
-                    row["verdict"] = f"preliminary (n = {row['result'].n} of {len(SEEDS)} planned seeds, no verdict)"
-            rows += group
-    return rows
+def by_recipe() -> dict[str, dict]:
+    """The runs of each recipe; the new recipe's SST-2 `shared` and SepNorm arms are the old runs (the head bias flag
+    leaves a classification head as built, so the same seed runs the same computation)."""
+    runs = {recipe: load_runs(folder) for recipe, folder in RECIPES.items()}
+    for arm in STSB_ARMS:
+        if runs[OLD].get("sst2", {}).get(arm):
+            runs[NEW].setdefault("sst2", {}).setdefault(arm, runs[OLD]["sst2"][arm])
+    return runs
+
+
+def rows_of(runs: dict, baselines: dict) -> list[dict]:
+    return comparison_rows(runs, convergence(runs, baselines))
+
+
+def difference(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    result = row["result"]
+    return f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}] (n = {result.n}), {row['verdict']}"
+
+
+def what_changed(old_rows: list[dict], new_rows: list[dict]) -> list[str]:
+    """Every comparison of the primary metric and of the eval loss, old recipe beside new."""
+    def index(rows):
+        return {(row["task"], row["arm"], row["reference"], row["key"]): row for row in rows}
+
+    old, new = index(old_rows), index(new_rows)
+    lines = ["| task | comparison | row | old recipe | new recipe |", "|---|---|---|---|---|"]
+    for key in sorted(set(old) | set(new), key=lambda k: (list(TASKS).index(k[0]), ARMS.index(k[1]), k[2], k[3])):
+        task, arm, reference, metric = key
+        if metric not in (TASKS[task][1], "eval_loss"):
+            continue
+        lines.append(f"| {task} | `{arm}` − `{reference}` | {metric_name(task, metric)} | {difference(old.get(key))} | "
+                     f"{difference(new.get(key))} |")  # fmt: skip
+    return lines
+
+
+def seeds_line(new: dict) -> str:
+    return "; ".join(f"{task}: " + ", ".join(f"`{arm}` {len(new.get(task, {}).get(arm, {}))}" for arm in ARMS)
+                     for task in TASKS)  # fmt: skip
 
 
 def render() -> str:
     baselines = json.loads((HERE / "baselines.json").read_text())
-    by_recipe = {recipe: load_runs(folder) for recipe, folder in RECIPES.items()}
-    new = by_recipe[NEW]
-    for arm in STSB_ARMS:  # --init_head_bias_from_labels leaves a classification head as built: the same runs
-        if by_recipe[OLD].get("sst2", {}).get(arm):
-            new.setdefault("sst2", {}).setdefault(arm, by_recipe[OLD]["sst2"][arm])
+    runs = by_recipe()
+    new = runs[NEW]
+    rows = {recipe: rows_of(recipe_runs, baselines) for recipe, recipe_runs in runs.items()}
     finished = sum(len(seeds) for task, arms in new.items() for arm, seeds in arms.items()
                    if task == "stsb" or arm == CONTROL)
     lines = ["# GLUE from all-MiniLM-L6-v2, converging budget: the regression head that can reach its labels, and the "
@@ -82,10 +93,8 @@ def render() -> str:
              "Generated by `render_label_mean_head.py` from `runs-label-mean-head/<task>/<arm>/seed<i>.json` (written "
              "by `run_label_mean_head.py`), `runs/` (the old recipe, `run_experiment.py`) and `baselines.json`.", ""]  # fmt: skip
     if finished < len(plan()):
-        per_arm = "; ".join(f"{task}: " + ", ".join(f"`{arm}` {len(new.get(task, {}).get(arm, {}))}" for arm in ARMS)
-                            for task in TASKS)  # fmt: skip
-        lines += [f"**PARTIAL RESULTS: {finished} of {len(plan())} runs of the new recipe finished** ({per_arm}). The "
-                  "runner continues where it stopped (it skips recorded runs).", ""]  # fmt: skip
+        lines += [f"**PARTIAL RESULTS: {finished} of {len(plan())} runs of the new recipe finished** "
+                  f"({seeds_line(new)}). The runner continues where it stopped (it skips recorded runs).", ""]  # fmt: skip
     lines += [
         "## The two recipes", "",
         f"- **{OLD}** (`runs/`): `run_experiment.py`'s recipe; the regression head's bias starts at 0, and the control "
@@ -102,36 +111,43 @@ def render() -> str:
         "bias flag leaves a classification head as built, so the same seed runs the same computation; only the "
         "control is re-run there.",
         "- Primary row, fixed before the first recipe ran and kept: STS-B dev Pearson (SST-2 dev accuracy), each "
-        "SepNorm arm against `shared`, paired by seed; secondary rows Holm-adjusted per task and arm: Spearman and "
-        "eval MSE (log-loss). Convergence gate: eval loss below the constant predictor's (95 % interval over seeds).",
+        "SepNorm arm against `shared`, paired by seed. Secondary rows, Holm-adjusted per task and arm: Spearman and "
+        "eval MSE (log-loss), and every metric against the control; the control's own rows against `shared`. "
+        "Convergence gate: eval loss below the constant predictor's (95 % interval over seeds); a row whose two arms "
+        "did not both pass it is inconclusive.",
+        "", "## Verdicts, new recipe", "", *verdict_lines(rows[NEW]),
+        "", "## What changed from the old recipe", "",
+        "Each comparison of the primary metric and of the eval loss (negative is better), mean difference [95 % CI] "
+        "over the paired seeds and its verdict, under each recipe. The old control's rows are the broken control's.",
+        "", *what_changed(rows[OLD], rows[NEW]),
         "", "## Per arm and recipe (mean ± sd over seeds, full dev sets)", "",
         "| recipe | task | arm | seeds | primary | Spearman | eval loss | constant predictor's loss | converged? |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for task, (_, primary, _) in TASKS.items():
         constant = baselines[task]["constant_eval_loss"]
-        for recipe, runs in by_recipe.items():
+        for recipe, recipe_runs in runs.items():
+            checks = convergence(recipe_runs, baselines)
             for arm in ARMS:
-                seeds = sorted(runs.get(task, {}).get(arm, {}))
+                seeds = sorted(recipe_runs.get(task, {}).get(arm, {}))
                 if not seeds:
                     continue
-                spearman = mean_sd(values_of(runs, task, arm, "eval_spearmanr")) if task == "stsb" else "–"
+                spearman = mean_sd(values_of(recipe_runs, task, arm, "eval_spearmanr")) if task == "stsb" else "–"
                 lines.append(f"| {recipe} | {task} | `{arm}` | {', '.join(map(str, seeds))} | {metric_name(task, primary)} "
-                             f"{mean_sd(values_of(runs, task, arm, primary))} | {spearman} | {LOSS_NAMES[task]} "
-                             f"{mean_sd(values_of(runs, task, arm, 'eval_loss'))} | {constant:.4f} | "
-                             f"{gate(runs, task, arm, constant)} |")  # fmt: skip
-    lines += ["", "The old control's rows are the broken control's; the new control's rows are the sound one's.", "",
-              "## Paired differences against `shared`, per recipe (arm − shared, same seed)", "",
+                             f"{mean_sd(values_of(recipe_runs, task, arm, primary))} | {spearman} | {LOSS_NAMES[task]} "
+                             f"{mean_sd(values_of(recipe_runs, task, arm, 'eval_loss'))} | {constant:.4f} | "
+                             f"{status(checks, task, arm)} |")  # fmt: skip
+    lines += ["", "## Paired differences, per recipe (arm − reference, same seed)", "",
               "95 % t-interval, paired t p, exact Wilcoxon p (smallest possible at 5 seeds: 0.0625), Holm p over each "
               "task and arm's secondary rows, the smallest true difference detected with 80 % power. For eval loss a "
               "negative difference is better.", "",
-              "| recipe | task | arm − shared | n | row | mean difference | 95 % CI | t p | Wilcoxon p | Holm p | "
+              "| recipe | task | arm − reference | n | row | mean difference | 95 % CI | t p | Wilcoxon p | Holm p | "
               "detectable | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for recipe, runs in by_recipe.items():
-        for row in comparison_rows(runs, baselines):
+    for recipe, recipe_rows in rows.items():
+        for row in recipe_rows:
             result = row["result"]
             holm = "(primary)" if row["primary"] else f"{row['holm_p']:.3g}"
-            lines.append(f"| {recipe} | {row['task']} | `{row['arm']}` | {result.n} | "
+            lines.append(f"| {recipe} | {row['task']} | `{row['arm']}` − `{row['reference']}` | {result.n} | "
                          f"{metric_name(row['task'], row['key'])} | {result.mean_difference:+.4f} | "
                          f"[{result.ci_low:+.4f}, {result.ci_high:+.4f}] | {result.t_p:.3g} | "
                          f"{wilcoxon_cell(result.__dict__)} | {holm} | {result.detectable_effect:.4f} | "
@@ -147,9 +163,25 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline() -> list[str]:
+    """The corrected recipe's verdicts as docs/results/answer.md states them."""
+    baselines = json.loads((HERE / "baselines.json").read_text())
+    new = by_recipe()[NEW]
+    checks = convergence(new, baselines)
+    failed = [f"`{arm}` on {task}" for (task, arm), (state, _) in checks.items() if state == "no"]
+    return [f"- **GLUE fine-tuning from all-MiniLM-L6-v2, the recipe corrected** (a regression head's bias starts at the "
+            "label mean; the sound control; otherwise the recipe above; seeds finished: " + seeds_line(new) + "; the "
+            "primary rows are the same, fixed before the first recipe ran).",
+            "  Not converged (eval loss not below the constant predictor's): " + (", ".join(failed) or "none") + ".",
+            *(f"  {line[2:]}" for line in verdict_lines(rows_of(new, baselines))),
+            "  [glue-minilm-converging/report-label-mean-head.md](glue-minilm-converging/report-label-mean-head.md) has "
+            "every row, the old recipe's beside the new, and the per-seed values."]  # fmt: skip
+
+
 def main() -> None:
     (HERE / "report-label-mean-head.md").write_text(render())
-    print(f"wrote {HERE / 'report-label-mean-head.md'}")
+    write_readme_block(HERE.parent / "answer.md", ANSWER_BEGIN, ANSWER_END, headline())
+    print(f"wrote {HERE / 'report-label-mean-head.md'} and its lines in docs/results/answer.md")
 
 
 if __name__ == "__main__":

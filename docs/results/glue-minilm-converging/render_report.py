@@ -117,23 +117,24 @@ def convergence(runs: dict, baselines: dict) -> dict:
 
 
 def comparison_rows(runs: dict, checks: dict) -> list[dict]:
-    """Per task and SepNorm arm, over the seeds the arm and `shared` (and the control) finished: the primary row
-    against `shared`, then the secondary rows, Holm-adjusted over the task-arm's secondary rows; the control arm's own
-    rows against `shared` last. A row whose arms did not both converge reads inconclusive; one over fewer paired seeds
-    than planned reads preliminary, without a verdict."""
+    """Per task and SepNorm arm, over the seeds the arm and its reference both finished: the primary row against
+    `shared`, then the secondary rows (against `shared`, then against the control), Holm-adjusted over the task-arm's
+    secondary rows; the control arm's own rows against `shared` last. A reference with fewer than 2 paired seeds has no
+    rows yet. A row whose arms did not both converge reads inconclusive; one over fewer paired seeds than planned
+    reads preliminary, without a verdict."""
     rows = []
     for task, (_, primary, secondary) in TASKS.items():
         for arm in [*SEPNORM_ARMS, CONTROL]:
             references = [BASELINE] if arm == CONTROL else [BASELINE, CONTROL]
-            seeds = sorted(set(runs.get(task, {}).get(arm, {})).intersection(
-                *(set(runs.get(task, {}).get(reference, {})) for reference in references)))  # fmt: skip
-            if len(seeds) < 2:
+            paired = {reference: sorted(set(runs.get(task, {}).get(arm, {})) & set(runs.get(task, {}).get(reference, {})))
+                      for reference in references}  # fmt: skip
+            specs = [(reference, key) for reference in references if len(paired[reference]) >= 2
+                     for key in (primary, *secondary)]  # fmt: skip
+            if not any(reference == BASELINE for reference, _ in specs):
                 continue
-            specs = [(BASELINE, primary), *((BASELINE, key) for key in secondary)]
-            if arm != CONTROL:
-                specs += [(CONTROL, primary), *((CONTROL, key) for key in secondary)]
             group = []
             for reference, key in specs:
+                seeds = paired[reference]
                 result = paired_comparison(values_of(runs, task, reference, key, seeds),
                                            values_of(runs, task, arm, key, seeds), higher_is_better(key))  # fmt: skip
                 converged = all(checks.get((task, name), ("no",))[0] == "yes" for name in (arm, reference))
@@ -389,17 +390,19 @@ def verdict_lines(rows: list[dict]) -> list[str]:
     lines = []
     for row in (row for row in rows if row["primary"]):
         result, task, arm = row["result"], row["task"], row["arm"]
-        control = next(r for r in rows if (r["task"], r["arm"], r["reference"], r["key"])
-                       == (task, arm, CONTROL, row["key"]))  # fmt: skip
+        control = next((r for r in rows if (r["task"], r["arm"], r["reference"], r["key"])
+                        == (task, arm, CONTROL, row["key"])), None)  # fmt: skip
         loss = next(r for r in rows if (r["task"], r["arm"], r["reference"], r["key"]) == (task, arm, BASELINE, "eval_loss"))
+        against_control = ("The control `shared-standardized` has no paired seeds yet" if control is None else
+                           f"Against the control `shared-standardized`: {control['result'].mean_difference:+.4f} "
+                           f"[{control['result'].ci_low:+.4f}, {control['result'].ci_high:+.4f}], "
+                           f"{after_holm(control['verdict'])}")  # fmt: skip
         lines.append(
             f"- **`{arm}` vs `shared`, {task} dev {NAMES[row['key']]}: {row['verdict']}** ({result.mean_difference:+.4f}, "
             f"95 % CI [{result.ci_low:+.4f}, {result.ci_high:+.4f}], paired t p {result.t_p:.3g}, n = {result.n}; "
             f"resolution at 80 % power ±{result.detectable_effect:.4f}). Eval {LOSS_NAMES[task]}: "
             f"{loss['result'].mean_difference:+.4f} [{loss['result'].ci_low:+.4f}, {loss['result'].ci_high:+.4f}], "
-            f"{after_holm(loss['verdict'])}. Against the control `shared-standardized`: "
-            f"{control['result'].mean_difference:+.4f} [{control['result'].ci_low:+.4f}, "
-            f"{control['result'].ci_high:+.4f}], {after_holm(control['verdict'])}."
+            f"{after_holm(loss['verdict'])}. {against_control}."
         )
     for row in (row for row in rows if row["arm"] == CONTROL and row["key"] == TASKS[row["task"]][1]):
         result = row["result"]
