@@ -175,12 +175,15 @@ class SepNormLayerNorm(nn.LayerNorm):
             sepnorm.cls_norm.to(device=layer_norm.weight.device)
         return sepnorm
 
-    # True while the layer this norm ends runs its feed-forward on sequence chunks (`chunked_feed_forward.py`)
+    # True when the layer this norm ends runs its feed-forward on sequence chunks (`chunked_feed_forward.py`)
     deferred_to_layer_output = False
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.deferred_to_layer_output:
             return hidden_states  # the layer normalizes its whole output after its chunks
+        return self.normalize(hidden_states)
+
+    def normalize(self, hidden_states: torch.Tensor) -> torch.Tensor:
         cls_norm = self.cls_norm
         if (
             type(cls_norm) is ClsBatchNorm
