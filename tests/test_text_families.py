@@ -154,6 +154,21 @@ def test_feed_forward_chunking_under_activation_checkpointing_gives_the_same_gra
 
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
+def test_a_prepared_4d_attention_mask_works_as_in_the_stock_model(family):
+    # 5 tokens: within the tiny ModernBERT's sliding window (4 each side), which a 4D mask replaces too
+    inputs = text_inputs(seq_length=5)
+    # the additive (batch, 1, 1, keys) mask the 2D one stands for, as transformers' models accept it
+    prepared = (1.0 - inputs["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+    sepnorm = family.backbone(config_of(family, cls_norm="batch")).train()  # dropout 0: deterministic
+    stock = stock_parent(family.backbone)(config_of(family, cls_norm="shared")).train()
+    for model in (sepnorm, stock):
+        expected = model(**inputs).last_hidden_state
+        actual = model(input_ids=inputs["input_ids"], attention_mask=prepared).last_hidden_state
+        torch.testing.assert_close(actual, expected)
+        assert not torch.equal(actual, model(input_ids=inputs["input_ids"]).last_hidden_state)  # the mask matters
+
+
+@pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
 @pytest.mark.parametrize("cls_norm", ["batch", "layer"])
 def test_models_built_in_another_default_dtype_work(family, cls_norm):
     config = config_of(family, cls_norm=cls_norm)
