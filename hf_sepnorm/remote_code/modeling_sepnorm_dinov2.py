@@ -91,7 +91,7 @@ class SepNormDinov2Backbone(SepNormDinov2PreTrainedModel, Dinov2WithRegistersBac
 # Stock DINOv2 checkpoints use legacy key names (`attention.attention.query`, ...) that transformers renames by class
 # name or model type: give ours the same. A stock `Dinov2ForImageClassification` keeps its backbone under `dinov2.`,
 # ours (as transformers' registers classifier) under `dinov2_with_registers.`: renamed first.
-# (5.10.1 has none for DINOv2: SepNorm checkpoints load there, a legacy-named stock one needs a newer release)
+# (`or []`: 5.10.1 has none for DINOv2, and this module still imports there; its models refuse it in `post_init`)
 _stock_renamings = get_checkpoint_conversion_mapping(Dinov2WithRegistersModel.__name__) or []
 register_checkpoint_conversion_mapping(SepNormDinov2Config.model_type, _stock_renamings, overwrite=True)
 register_checkpoint_conversion_mapping(

@@ -241,7 +241,7 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
     """Mixed into a family's `PreTrainedModel` subclass: installs the SepNorms before transformers' `post_init`.
 
     Every class of a family, base model and heads alike, keeps its transformers parent's modules and `forward`. The
-    family says only where the norms go, by overriding the four hooks below.
+    family says only where the norms go, by overriding the hooks below.
     """
 
     sepnorm_auto_classes: ClassVar[dict[str, type]] = {}
