@@ -43,6 +43,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     _warned_single_sample = False
     _warned_never_updated = False
     _checked_statistics_version = None
+    updates_running_statistics = True  # False: training batches do not move them (a DINOv2 Backbone's early stages)
     # what `from_pretrained(dtype=...)` keeps in fp32 (a pattern "cls_norm" would turn num_batches_tracked to float)
     fp32_keys = tuple(f"cls_norm.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
 
@@ -77,7 +78,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
 
     def track_batch_statistics(self, cls_states: torch.Tensor) -> None:
         """Update the running statistics with a training batch's, except while activation checkpointing recomputes."""
-        if not is_recomputing_activations():
+        if self.updates_running_statistics and not is_recomputing_activations():
             states = cls_states.detach().float()
             mean = states.mean(dim=0)
             centered = states - mean
