@@ -98,8 +98,9 @@ class SepNormDinov2Backbone(SepNormDinov2PreTrainedModel, Dinov2WithRegistersBac
 
 
 def _remember_last_stage(layernorm: torch.nn.Module, encoder, args, output) -> None:
-    # the Model normalizes the encoder's last hidden state; weak: the module must not keep the activations alive
-    layernorm.last_stage = weakref.ref(output.last_hidden_state)
+    # the last stage the Backbone iterates over: the encoder's output, which the Model normalizes; weak: the module
+    # must not keep the activations alive
+    layernorm.last_stage = weakref.ref(output.hidden_states[-1]) if output.hidden_states else None
 
 
 def _update_cls_statistics_on_the_last_stage_only(layernorm: torch.nn.Module, args) -> None:
