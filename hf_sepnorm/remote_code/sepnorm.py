@@ -99,7 +99,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
 
     def _warn_if_statistics_never_updated(self) -> None:
         # checked again only after the statistics changed in place (loading, training, re-estimation): one host sync;
-        # once only for inference tensors (a model built under `torch.inference_mode()`), which have no version
+        # once only for inference tensors (a model built under `torch.inference_mode()`): they have no version counter
         statistics = (self.running_mean, self.running_var)
         version = "inference" if self.running_mean.is_inference() else tuple(t._version for t in statistics)
         if ClsBatchNorm._warned_never_updated or version == self._checked_statistics_version:
