@@ -6,7 +6,13 @@ import torch
 from family_checkpoints import TINY_DINOV2, sepnorm_config
 from transformers import Dinov2Config, Dinov2ForImageClassification
 
-from hf_sepnorm import ClsBatchNorm, SepNormDinov2ForImageClassification, SepNormDinov2Model, SepNormLayerNorm
+from hf_sepnorm import (
+    ClsBatchNorm,
+    SepNormDinov2Backbone,
+    SepNormDinov2ForImageClassification,
+    SepNormDinov2Model,
+    SepNormLayerNorm,
+)
 from hf_sepnorm.conversion import convert_stock_checkpoint
 from hf_sepnorm.remote_code.sepnorm import build_cls_norm
 
@@ -69,3 +75,27 @@ def test_one_image_checkpointed_activations_and_bf16_keep_the_statistics_right(c
     assert {norm.running_mean.dtype for norm in batch_norms} == {torch.float32}
     output = model(torch.randn(4, 3, 32, 32, dtype=torch.bfloat16)).last_hidden_state
     assert output.dtype == torch.bfloat16 and torch.isfinite(output.float()).all()
+
+
+@pytest.mark.parametrize("out_features", [["stage1", "stage2"], ["stage2"], ["stage1"]])
+def test_a_backbone_updates_the_final_cls_statistics_from_the_last_stage_only(out_features):
+    """One `layernorm` normalizes every output stage: its [CLS] running statistics follow the last stage, the one the
+    Model normalizes, so that a trained backbone's checkpoint loads as a Model with statistics of its own stage."""
+    config = sepnorm_config("sepnorm_dinov2", cls_norm="batch", out_features=out_features, reshape_hidden_states=False)
+    backbone = SepNormDinov2Backbone(config).train()
+    model = SepNormDinov2Model(config).train()
+    model.load_state_dict(backbone.state_dict())
+    images = torch.randn(4, 3, 32, 32)
+    feature_maps = backbone(images).feature_maps
+    model(images)
+    final, expected = backbone.layernorm.cls_norm, model.layernorm.cls_norm
+    if "stage2" in out_features:  # the last of the 2 layers
+        assert final.num_batches_tracked.item() == 1
+        torch.testing.assert_close(final.running_mean, expected.running_mean, rtol=0, atol=0)
+        torch.testing.assert_close(final.running_var, expected.running_var, rtol=0, atol=0)
+    else:
+        assert final.num_batches_tracked.item() == 0 and (final.running_mean == 0).all()
+    # every stage is still normalized with its own batch statistics in training
+    for stage, feature_map in zip(out_features, feature_maps):
+        batch = feature_map[:, 0]
+        torch.testing.assert_close(batch.mean(0), final.bias.detach().expand_as(batch[0]), rtol=0, atol=1e-5)

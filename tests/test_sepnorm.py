@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import bert_inputs, tiny_bert_config
 from huggingface_hub.errors import (
     StrictDataclassFieldValidationError,
 )
@@ -14,6 +15,7 @@ from torch import nn
 from hf_sepnorm import (
     ClsBatchNorm,
     SepNormBertConfig,
+    SepNormBertForSequenceClassification,
     SepNormLayerNorm,
     SepNormViTMAEConfig,
 )
@@ -232,3 +234,20 @@ def test_unknown_config_values_name_the_field_and_the_allowed_ones(config_class,
 def test_cls_norm_momentum_outside_0_1_is_named():
     with pytest.raises(StrictDataclassFieldValidationError, match=r"cls_norm_momentum=1.5 must lie in \[0, 1\]"):
         SepNormBertConfig(cls_norm_momentum=1.5)
+
+
+def test_a_model_built_or_loaded_under_inference_mode_runs_in_eval_and_training(tmp_path, monkeypatch):
+    """A model built there has inference tensors for buffers, which have no version counter (the never-updated check
+    keys on it)."""
+    monkeypatch.setattr(ClsBatchNorm, "_warned_never_updated", False)
+    inputs = bert_inputs()
+    SepNormBertForSequenceClassification(tiny_bert_config()).save_pretrained(tmp_path)
+    with torch.inference_mode():
+        built = SepNormBertForSequenceClassification(tiny_bert_config()).eval()
+        loaded = SepNormBertForSequenceClassification.from_pretrained(tmp_path).eval()
+        with pytest.warns(UserWarning, match="never updated"):  # the statistics are checked all the same
+            built(**inputs)
+        for model in (built, loaded):
+            model.train()(**inputs)  # as a stock BatchNorm, training updates its statistics under inference mode
+            assert model.bert.encoder.layer[0].output.LayerNorm.cls_norm.num_batches_tracked.item() == 1
+            assert torch.isfinite(model.eval()(**inputs).logits).all()

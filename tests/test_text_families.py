@@ -134,6 +134,41 @@ def test_feed_forward_chunking_normalizes_only_position_0_as_cls(family, cls_nor
 
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_feed_forward_chunking_under_activation_checkpointing_gives_the_same_gradients(family, reentrant):
+    """The backward's recomputation of a checkpointed layer must defer its output norm to the whole output as the
+    forward did (transformers 5.25 checkpoints the layer's `forward`, without its hooks; 5.10.1 its `__call__`)."""
+    head = family.heads["AutoModelForSequenceClassification"]
+    config = config_of(family, cls_norm="batch", sepnorm_scope="all", chunk_size_feed_forward=5)
+    plain, checkpointed = head(config).train(), head(config).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    inputs = {**text_inputs(), "labels": torch.tensor([0, 1, 0, 1])}
+    for model in (plain, checkpointed):
+        model(**inputs).loss.backward()
+    gradients = [{name: p.grad for name, p in model.named_parameters() if p.grad is not None} for model in (plain, checkpointed)]
+    assert len(gradients[0]) > 10
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=0, atol=1e-6)
+    # and the [CLS] BatchNorms' running statistics were updated once, from the [CLS] rows
+    torch.testing.assert_close(checkpointed.state_dict(), plain.state_dict(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
+def test_a_prepared_4d_attention_mask_works_as_in_the_stock_model(family):
+    # 5 tokens: within the tiny ModernBERT's sliding window (4 each side), which a 4D mask replaces too
+    inputs = text_inputs(seq_length=5)
+    # the additive (batch, 1, 1, keys) mask the 2D one stands for, as transformers' models accept it
+    prepared = (1.0 - inputs["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+    sepnorm = family.backbone(config_of(family, cls_norm="batch")).train()  # dropout 0: deterministic
+    stock = stock_parent(family.backbone)(config_of(family, cls_norm="shared")).train()
+    for model in (sepnorm, stock):
+        expected = model(**inputs).last_hidden_state
+        actual = model(input_ids=inputs["input_ids"], attention_mask=prepared).last_hidden_state
+        torch.testing.assert_close(actual, expected)
+        assert not torch.equal(actual, model(input_ids=inputs["input_ids"]).last_hidden_state)  # the mask matters
+
+
+@pytest.mark.parametrize("family", TEXT_FAMILIES, ids=ids)
 @pytest.mark.parametrize("cls_norm", ["batch", "layer"])
 def test_models_built_in_another_default_dtype_work(family, cls_norm):
     config = config_of(family, cls_norm=cls_norm)

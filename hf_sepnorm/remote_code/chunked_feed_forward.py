@@ -25,7 +25,8 @@ def _defer_while_chunking(norm: nn.Module, layer: nn.Module, args) -> None:
 
 
 def _normalize_deferred_output(norm: nn.Module, layer: nn.Module, args, output: torch.Tensor):
+    # The flag stays set: transformers (5.25) checkpoints a layer's `forward` without its hooks, so the backward's
+    # recomputation of the layer sees only the flag the pre-hook left, and must defer as the forward did.
     if norm.deferred_to_layer_output:
-        norm.deferred_to_layer_output = False
-        return norm(output)
+        return norm.normalize(output)
     return None

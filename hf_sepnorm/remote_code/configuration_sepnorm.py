@@ -1,7 +1,8 @@
 """The SepNorm fields every SepNorm config has, and the check of the installed versions.
 
-Every SepNorm code file imports this one first, so that the version check runs before any transformers internal is
-imported. It travels with every checkpoint (remote code): standard library only.
+The configuration files and `sepnorm.py` import this one first, and the Auto classes load a configuration file before
+the modeling file: the check runs before SepNorm code imports a transformers internal. It travels with every
+checkpoint (remote code): the standard library, and huggingface_hub (which transformers requires) after the check.
 """
 
 import dataclasses
@@ -33,7 +34,7 @@ def check_family_release(family: str, lowest: str, reason: str) -> None:
     if _release(installed) < _release(lowest):
         raise ImportError(
             f"The SepNorm {family} code needs transformers>={lowest} ({reason}), and transformers {installed} is "
-            f'installed. Fix: pip install -U "transformers>={lowest},<6"'
+            f'installed. Fix: pip install -U "transformers>={lowest},<{REQUIRED_VERSIONS["transformers"][1]}"'
         )
 
 

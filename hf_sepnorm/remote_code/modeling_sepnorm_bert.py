@@ -52,7 +52,9 @@ def check_text_inputs(inputs: dict, max_position_embeddings: int | None, reserve
         )
     for name in ("attention_mask", "token_type_ids"):
         tensor = inputs.get(name)
-        if tensor is not None and tuple(tensor.shape) != shape:
+        if tensor is None or (name == "attention_mask" and tensor.dim() == 4):
+            continue  # a 4D mask comes prepared, (batch, heads, queries, keys), as transformers takes it
+        if tuple(tensor.shape) != shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the input ids have shape {shape}.")
 
 

@@ -8,7 +8,9 @@ does, as one set of rows. Each class inherits the transformers class and only sa
 `sepnorm.py`.
 """
 
+import functools
 import types
+import weakref
 
 import torch
 from transformers import (
@@ -25,7 +27,7 @@ from .auto_registration import register_family
 from .configuration_sepnorm import check_family_release
 from .configuration_sepnorm_dinov2 import SepNormDinov2Config
 from .modeling_sepnorm_vit_mae import check_pixel_values
-from .sepnorm import SepNormPreTrainedMixin, select_sepnorm_paths
+from .sepnorm import ClsBatchNorm, SepNormPreTrainedMixin, select_sepnorm_paths
 
 
 def _without_weight(module: torch.nn.Module, name: str) -> None:
@@ -84,14 +86,32 @@ class SepNormDinov2ForImageClassification(SepNormDinov2PreTrainedModel, Dinov2Wi
 
 
 class SepNormDinov2Backbone(SepNormDinov2PreTrainedModel, Dinov2WithRegistersBackbone):
-    """Feature maps for dense tasks. `layernorm` normalizes each output stage; with `cls_norm="batch"` its [CLS]
-    BatchNorm's running statistics are updated once per output stage in training."""
+    """Feature maps for dense tasks. `layernorm` normalizes each output stage, and one set of running statistics
+    cannot follow several: its [CLS] BatchNorm (`cls_norm="batch"`) updates them in training from the last stage only,
+    the one the Model normalizes (the others are normalized with their batch statistics alone)."""
+
+    def install_sepnorms(self) -> None:
+        super().install_sepnorms()
+        if isinstance(getattr(self.layernorm, "cls_norm", None), ClsBatchNorm):
+            self.encoder.register_forward_hook(functools.partial(_remember_last_stage, self.layernorm))
+            self.layernorm.register_forward_pre_hook(_update_cls_statistics_on_the_last_stage_only)
+
+
+def _remember_last_stage(layernorm: torch.nn.Module, encoder, args, output) -> None:
+    # the last stage the Backbone iterates over: the encoder's output, which the Model normalizes; weak: the module
+    # must not keep the activations alive
+    layernorm.last_stage = weakref.ref(output.hidden_states[-1]) if output.hidden_states else None
+
+
+def _update_cls_statistics_on_the_last_stage_only(layernorm: torch.nn.Module, args) -> None:
+    last_stage = getattr(layernorm, "last_stage", None)
+    layernorm.cls_norm.updates_running_statistics = last_stage is not None and args[0] is last_stage()
 
 
 # Stock DINOv2 checkpoints use legacy key names (`attention.attention.query`, ...) that transformers renames by class
 # name or model type: give ours the same. A stock `Dinov2ForImageClassification` keeps its backbone under `dinov2.`,
 # ours (as transformers' registers classifier) under `dinov2_with_registers.`: renamed first.
-# (5.10.1 has none for DINOv2: SepNorm checkpoints load there, a legacy-named stock one needs a newer release)
+# (`or []`: 5.10.1 has none for DINOv2, and this module still imports there; its models refuse it in `post_init`)
 _stock_renamings = get_checkpoint_conversion_mapping(Dinov2WithRegistersModel.__name__) or []
 register_checkpoint_conversion_mapping(SepNormDinov2Config.model_type, _stock_renamings, overwrite=True)
 register_checkpoint_conversion_mapping(

@@ -12,9 +12,9 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on; typing_extensions is a dependency of torch
 
 # The transformers internals this code needs, for want of a public API, as transformers' own modeling files use them
-# (unchanged from 5.10.1 to 5.25, the supported range): the legacy ViT-MAE key renamings, which transformers looks up
-# by class name (`register_checkpoint_conversion_mapping` takes a class name since 5.9); the keyword arguments a
-# model passes down to attention, and the decorator that honours `return_dict=False`.
+# (in every release of the supported range, `REQUIRED_VERSIONS` in configuration_sepnorm.py): the legacy ViT-MAE key
+# renamings, which transformers looks up by class name (`register_checkpoint_conversion_mapping` takes a class name
+# since 5.9); the keyword arguments a model passes down to attention, and the decorator honouring `return_dict=False`.
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.utils import TransformersKwargs, can_return_tuple
 

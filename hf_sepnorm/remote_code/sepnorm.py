@@ -43,6 +43,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
     _warned_single_sample = False
     _warned_never_updated = False
     _checked_statistics_version = None
+    updates_running_statistics = True  # False: training batches do not move them (a DINOv2 Backbone's early stages)
     # what `from_pretrained(dtype=...)` keeps in fp32 (a pattern "cls_norm" would turn num_batches_tracked to float)
     fp32_keys = tuple(f"cls_norm.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
 
@@ -77,7 +78,7 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
 
     def track_batch_statistics(self, cls_states: torch.Tensor) -> None:
         """Update the running statistics with a training batch's, except while activation checkpointing recomputes."""
-        if not is_recomputing_activations():
+        if self.updates_running_statistics and not is_recomputing_activations():
             states = cls_states.detach().float()
             mean = states.mean(dim=0)
             centered = states - mean
@@ -97,8 +98,10 @@ class ClsBatchNorm(KeepsFp32, nn.BatchNorm1d):
             running.copy_(torch.where(finite, torch.lerp(running, batch, momentum), running))
 
     def _warn_if_statistics_never_updated(self) -> None:
-        # checked again only after the statistics changed in place (loading, training, re-estimation): one host sync
-        version = (self.running_mean._version, self.running_var._version)
+        # checked again only after the statistics changed in place (loading, training, re-estimation): one host sync;
+        # once only for inference tensors (a model built under `torch.inference_mode()`): they have no version counter
+        statistics = (self.running_mean, self.running_var)
+        version = "inference" if self.running_mean.is_inference() else tuple(t._version for t in statistics)
         if ClsBatchNorm._warned_never_updated or version == self._checked_statistics_version:
             return
         self._checked_statistics_version = version
@@ -175,12 +178,15 @@ class SepNormLayerNorm(nn.LayerNorm):
             sepnorm.cls_norm.to(device=layer_norm.weight.device)
         return sepnorm
 
-    # True while the layer this norm ends runs its feed-forward on sequence chunks (`chunked_feed_forward.py`)
+    # True when the layer this norm ends runs its feed-forward on sequence chunks (`chunked_feed_forward.py`)
     deferred_to_layer_output = False
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.deferred_to_layer_output:
             return hidden_states  # the layer normalizes its whole output after its chunks
+        return self.normalize(hidden_states)
+
+    def normalize(self, hidden_states: torch.Tensor) -> torch.Tensor:
         cls_norm = self.cls_norm
         if (
             type(cls_norm) is ClsBatchNorm
@@ -236,7 +242,7 @@ class SepNormPreTrainedMixin(ClearLoadingErrorsMixin):
     """Mixed into a family's `PreTrainedModel` subclass: installs the SepNorms before transformers' `post_init`.
 
     Every class of a family, base model and heads alike, keeps its transformers parent's modules and `forward`. The
-    family says only where the norms go, by overriding the four hooks below.
+    family says only where the norms go, by overriding the hooks below.
     """
 
     sepnorm_auto_classes: ClassVar[dict[str, type]] = {}

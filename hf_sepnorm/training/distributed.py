@@ -48,7 +48,7 @@ class ClsSyncBatchNorm(ClsBatchNorm):
         centered = states - mean
         variance = distributed_functional.all_reduce((centered * centered).sum(dim=0), group=self.process_group) / count
         normalized = centered * torch.rsqrt(variance + self.eps) * self.weight + self.bias
-        if not is_recomputing_activations():
+        if self.updates_running_statistics and not is_recomputing_activations():
             self._update_running_statistics(mean.detach(), variance.detach() * count / (count - 1))
         return normalized.view(cls_states.shape).to(cls_states.dtype)
 

@@ -148,3 +148,19 @@ def test_two_process_image_classification_from_scratch_ends_with_identical_ranks
     )  # fmt: skip
     assert_ranks_identical(state, 3)
     assert 0 <= json.loads((output_dir / "all_results.json").read_text())["eval_accuracy"] <= 1
+
+
+def test_sync_batchnorm_leaves_its_statistics_when_told_to(tmp_path):
+    """As `ClsBatchNorm` does for a DINOv2 Backbone's stages before the last: normalized, not tracked."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        norm = ClsSyncBatchNorm(HIDDEN).train()
+        norm.updates_running_statistics = False
+        output = norm(full_batch())
+        assert norm.num_batches_tracked.item() == 0 and (norm.running_mean == 0).all()
+        norm.updates_running_statistics = True
+        torch.testing.assert_close(norm(full_batch()), output)
+        assert norm.num_batches_tracked.item() == 1
+        torch.testing.assert_close(norm.running_mean, 0.1 * full_batch().mean(0))
+    finally:
+        dist.destroy_process_group()
