@@ -158,11 +158,13 @@ def _hub_kwargs(model_args: SepNormModelArguments) -> dict:
 def freeze_backbone_for_linear_probe(model: PreTrainedModel) -> None:
     """Linear probing: only the head trains. The backbone's weights are frozen, and it stays in eval mode (the
     Trainer puts the whole model in train mode every step), so dropout is off and the [CLS] BatchNorms use and keep
-    their running statistics."""
+    their running statistics. Re-estimating those statistics puts the model in eval mode and only its [CLS] BatchNorms
+    in train mode: then the backbone is left as it is, so that they measure."""
     backbone = model.base_model
     backbone.requires_grad_(False)
     backbone.register_forward_pre_hook(_stay_in_eval_mode)
 
 
 def _stay_in_eval_mode(module, args) -> None:
-    module.eval()
+    if module.training:  # the Trainer's train mode; not the eval mode re-estimation sets around the [CLS] BatchNorms
+        module.eval()
