@@ -6,9 +6,11 @@ import json
 import datasets
 import huggingface_hub
 import pytest
+import torch
 from conftest import TINY_BERT_OVERRIDES
 from safetensors.torch import load_file
 
+from hf_sepnorm.adapters import apply_peft
 from hf_sepnorm.scripts import glue as run_glue
 from hf_sepnorm.scripts import mlm as run_mlm
 
@@ -150,3 +152,32 @@ def test_a_training_file_without_its_label_column_is_named_in_one_line(mlm_check
                        "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "1", *COMMON])  # fmt: skip
     message = str(raised.value)
     assert "\n" not in message and str(folder / "train.tsv") in message and "label" in message
+
+
+def test_an_adapter_on_a_checkpoint_without_pooler_reloads_as_the_model_that_was_trained(
+    mlm_checkpoint, data_dir, tmp_path, monkeypatch
+):
+    """An MLM checkpoint has no pooler: the classifier's new one is saved with the adapter, so that the adapter
+    reloaded on its base (as peft users load it) scores what the run trained and evaluated."""
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    trained = []
+
+    def apply_and_keep(model, peft_args):
+        trained.append(apply_peft(model, peft_args))
+        return trained[-1]
+
+    monkeypatch.setattr(run_glue, "apply_peft", apply_and_keep)
+    output_dir = tmp_path / "lora"
+    run_glue.main(
+        ["--model_name_or_path", str(mlm_checkpoint), "--task_name", "sst2", "--data_dir",
+         str(data_dir / "glue" / "SST-2"), "--output_dir", str(output_dir), "--do_train", "--max_steps", "2",
+         "--max_train_samples", "32", "--max_seq_length", "32", "--use_peft", "true", "--lora_r", "4", *COMMON]
+    )  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    probes = tokenizer(["a gripping , funny film .", "dull and far too long ."], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = trained[0].eval()(**probes).logits
+        reloaded = AutoPeftModelForSequenceClassification.from_pretrained(output_dir).eval()
+        assert torch.equal(reloaded(**probes).logits, expected)
