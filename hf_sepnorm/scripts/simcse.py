@@ -332,10 +332,9 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     results = train_and_evaluate(
         trainer, train_dataset=train_dataset, evaluate=trainer.evaluate, after_save=write_sentence_transformers_modules
     )
-    if training_args.do_train:  # an evaluation alone describes a checkpoint it did not make
-        # STS-B, from the official files or the Hub
-        write_model_card(trainer, finetuned_from=model_args.model_name_or_path, tags=["sentence-similarity", "simcse"],
-                         dataset_tags="nyu-mll/glue", dataset_args="stsb")  # fmt: skip
+    # STS-B, from the official files or the Hub
+    write_model_card(trainer, finetuned_from=model_args.model_name_or_path, tags=["sentence-similarity", "simcse"],
+                     dataset_tags="nyu-mll/glue", dataset_args="stsb")  # fmt: skip
     return results
 
 

@@ -181,3 +181,16 @@ def test_an_adapter_on_a_checkpoint_without_pooler_reloads_as_the_model_that_was
         expected = trained[0].eval()(**probes).logits
         reloaded = AutoPeftModelForSequenceClassification.from_pretrained(output_dir).eval()
         assert torch.equal(reloaded(**probes).logits, expected)
+
+
+def test_evaluating_a_trained_folder_in_place_leaves_its_model_card(mlm_checkpoint, data_dir, tmp_path):
+    """The card describes the training that made the folder: an evaluation alone (no --do_train) does not rewrite it."""
+    folder = tmp_path / "sst2"
+    data = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--max_seq_length", "32",
+            "--max_eval_samples", "16", *COMMON]  # fmt: skip
+    run_glue.main(["--model_name_or_path", str(mlm_checkpoint), "--output_dir", str(folder), "--do_train",
+                   "--max_steps", "2", "--max_train_samples", "32", *data])  # fmt: skip
+    card = (folder / "README.md").read_bytes()
+    results = run_glue.main(["--model_name_or_path", str(folder), "--output_dir", str(folder), "--do_eval", *data])
+    assert results["eval_samples"] == 16
+    assert (folder / "README.md").read_bytes() == card
