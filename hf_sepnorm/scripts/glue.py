@@ -163,8 +163,9 @@ def main(args=None):
         raw, is_regression, label_list = files.splits, files.is_regression, files.label_list
         text_columns = files.text_columns
     else:
-        if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
-            data_args.task_name, data_args.data_dir
+        # the Hub's copy always has the train split (and downloads it with the others); a folder, when it holds it
+        if "train" not in splits and (
+            data_args.data_dir is None or "train" in available_glue_splits(data_args.task_name, data_args.data_dir)
         ):
             splits.append("train")
         raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)

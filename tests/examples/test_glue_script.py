@@ -2,6 +2,7 @@
 
 import csv
 import json
+import warnings
 
 import datasets
 import huggingface_hub
@@ -194,3 +195,23 @@ def test_evaluating_a_trained_folder_in_place_leaves_its_model_card(mlm_checkpoi
     results = run_glue.main(["--model_name_or_path", str(folder), "--output_dir", str(folder), "--do_eval", *data])
     assert results["eval_samples"] == 16
     assert (folder / "README.md").read_bytes() == card
+
+
+def test_evaluating_a_stock_checkpoint_on_hub_data_estimates_its_cls_statistics_first(data_dir, tmp_path, monkeypatch):
+    """A stock checkpoint converted in memory has [CLS] statistics that describe nothing (mean 0, variance 1): an
+    evaluation alone estimates them on training rows, from the Hub's nyu-mll/glue as from --data_dir. The Hub is
+    stood in for by the same official files (no network here): it answers every split, as the Hub does."""
+    from family_checkpoints import save_stock_checkpoint
+
+    import hf_sepnorm.data.glue as glue_data
+
+    stock = save_stock_checkpoint("bert", tmp_path / "stock")
+    official = data_dir / "glue" / "SST-2"
+    arguments = ["--model_name_or_path", str(stock), "--task_name", "sst2", "--do_eval", "--max_eval_samples", "16",
+                 "--max_seq_length", "32", *COMMON]  # fmt: skip
+    from_files = run_glue.main([*arguments, "--data_dir", str(official), "--output_dir", str(tmp_path / "files")])
+    monkeypatch.setattr(glue_data, "_load_from_hub", lambda task, cache_dir: glue_data.load_glue(task.name, official))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*statistics that were never updated")
+        from_hub = run_glue.main([*arguments, "--output_dir", str(tmp_path / "hub")])
+    assert from_hub["eval_loss"] == from_files["eval_loss"] and from_hub["eval_samples"] == 16
