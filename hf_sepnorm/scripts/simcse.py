@@ -278,12 +278,11 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         raise InputError("--model_name_or_path is required: SimCSE starts from a pretrained BERT (stock or SepNorm).")
     check_checkpoint_kind(SepNormBertModel, model_args)
     model_class = model_class_for_checkpoint(SepNormBertModel, model_args)  # the checkpoint family's base model
-    if model_class.config_class.model_type not in POOLER_FAMILIES:
+    if (model_type := model_class.config_class.model_type) not in POOLER_FAMILIES:
         raise InputError(
-            f"--model_name_or_path {model_args.model_name_or_path} is a "
-            f"{FAMILIES[model_class.config_class.model_type].name} checkpoint, whose base model has no pooler (SimCSE's "
-            f"MLP over [CLS]): give a {' or '.join(FAMILIES[name].name for name in POOLER_FAMILIES)} checkpoint "
-            "(stock or SepNorm)."
+            f"--model_name_or_path {model_args.model_name_or_path} is a {FAMILIES[model_type].name} checkpoint, whose "
+            f"base model has no pooler (SimCSE's MLP over [CLS]): give a "
+            f"{' or '.join(FAMILIES[name].name for name in POOLER_FAMILIES)} checkpoint (stock or SepNorm)."
         )
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(

@@ -152,8 +152,9 @@ def load_or_build_model(
 
 def new_backbone_modules(model: PreTrainedModel, missing_keys) -> list[str]:
     """The names of `model`'s backbone modules whose weights are among `missing_keys`, [CLS] norms aside."""
-    prefix = model.base_model_prefix + "."
-    return sorted({key.rsplit(".", 1)[0] for key in missing_keys if key.startswith(prefix) and not is_cls_norm_key(key)})
+    prefix = "" if model.base_model is model else model.base_model_prefix + "."
+    return sorted({key.rsplit(".", 1)[0] for key in missing_keys
+                   if key.startswith(prefix) and not is_cls_norm_key(key)})  # fmt: skip
 
 
 def _hub_kwargs(model_args: SepNormModelArguments) -> dict:
