@@ -100,8 +100,6 @@ def _convert(args: argparse.Namespace) -> int:
             calibration_lines(args.calibration_file, args.encoding)
         else:
             calibration_images(args.calibration_file)
-    if args.overwrite_output_dir:
-        clear_output_dir(args.output_dir)
     model = convert_stock_checkpoint(
         args.checkpoint,
         init_cls_norm_from_token_norm=not args.fresh_cls_norm,
@@ -120,6 +118,8 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"Estimated the [CLS] BatchNorm statistics on {used} batches of {', '.join(args.calibration_file)}.")
     elif cls_statistics_never_updated(model):  # --uncalibrated
         statistics = "not estimated (--uncalibrated): mean 0 and variance 1 until trained"
+    if args.overwrite_output_dir:  # only now: a conversion or calibration that fails leaves the old model in place
+        clear_output_dir(args.output_dir)
     save_converted(model, args.checkpoint, args.output_dir, sentence_pooling=args.sentence_pooling)
     print(new_cls_norms_summary(model, initialized_from_token_norms=not args.fresh_cls_norm))
     pooling = sentence_pooling(args.output_dir)

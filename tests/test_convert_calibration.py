@@ -80,3 +80,25 @@ def test_calibration_files_too_small_or_in_another_encoding_are_named_in_one_lin
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Estimated the [CLS] BatchNorm statistics on 1 batches of {latin}" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_conversion_failing_on_its_calibration_images_leaves_the_model_it_would_replace(tmp_path):
+    """--overwrite_output_dir replaces the saved model only once the new one is converted and calibrated: a broken
+    calibration image ends the command in one line with every file of the folder as it was."""
+    from family_checkpoints import save_image
+
+    stock = save_stock_checkpoint("vit_mae", tmp_path / "stock")
+    out = tmp_path / "out"
+    assert run_cli("convert", stock, out, "--uncalibrated", cwd=tmp_path).returncode == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert {"model.safetensors", "config.json", "README.md"} <= before.keys()
+    images = tmp_path / "images"
+    images.mkdir()
+    save_image(images / "good.png")
+    (images / "broken.jpg").write_bytes(b"not a jpeg at all")
+    result = run_cli("convert", stock, out, "--calibration_file", images, "--overwrite_output_dir", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]  # after transformers' progress bar of the weights loaded
+    assert line.startswith("hf-sepnorm convert: error: Cannot read image") and "broken.jpg" in line, line
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before

@@ -87,7 +87,8 @@ def task_head(model: PreTrainedModel) -> tuple[list[str], TaskType | None]:
 
 def lora_config(model: PreTrainedModel, peft_args: PeftArguments) -> LoraConfig:
     """peft's `LoraConfig` for `model`: LoRA on `peft_args.lora_target_modules` (default: the family's), and the
-    [CLS] norms plus any new task head trained in full and saved with the adapter (`modules_to_save`)."""
+    [CLS] norms plus any new task head (and new backbone module, such as a pooler an MLM checkpoint lacked) trained
+    in full and saved with the adapter (`modules_to_save`)."""
     head, task_type = task_head(model)
     has_cls_norms = any(isinstance(module, SepNormLayerNorm) for module in model.modules())
     return LoraConfig(
@@ -96,7 +97,9 @@ def lora_config(model: PreTrainedModel, peft_args: PeftArguments) -> LoraConfig:
         lora_alpha=peft_args.lora_alpha,
         lora_dropout=peft_args.lora_dropout,
         target_modules=list(peft_args.lora_target_modules or default_lora_target_modules(model)),
-        modules_to_save=([CLS_NORM_MODULE] if has_cls_norms else []) + head,
+        # and backbone modules the checkpoint lacked (`load_or_build_model`), new like the head
+        modules_to_save=([CLS_NORM_MODULE] if has_cls_norms else []) + head
+        + list(getattr(model, "sepnorm_new_backbone_modules", [])),
     )
 
 

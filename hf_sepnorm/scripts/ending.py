@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sized
 
 from transformers import Trainer
+
+logger = logging.getLogger(__name__)
 
 
 def train_and_evaluate(
@@ -38,5 +41,10 @@ def train_and_evaluate(
 
 def write_model_card(trainer: Trainer, **card) -> None:
     """The model card of the output folder (`SepNormTrainer.create_model_card`), pushed with the folder under
-    `--push_to_hub`."""
+    `--push_to_hub`; only after training: an evaluation alone describes a checkpoint it did not make (and evaluated
+    in place, would replace the card of the training that made it)."""
+    if not trainer.args.do_train:
+        if trainer.args.push_to_hub:
+            logger.warning("--push_to_hub without --do_train: nothing was trained, so nothing is pushed")
+        return
     trainer.push_to_hub(**card) if trainer.args.push_to_hub else trainer.create_model_card(**card)

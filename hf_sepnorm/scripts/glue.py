@@ -48,6 +48,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    checkpoint_config,
     init_head_bias_from_labels,
     load_or_build_model,
     model_class_for_checkpoint,
@@ -163,8 +164,9 @@ def main(args=None):
         raw, is_regression, label_list = files.splits, files.is_regression, files.label_list
         text_columns = files.text_columns
     else:
-        if data_args.data_dir is not None and "train" not in splits and "train" in available_glue_splits(
-            data_args.task_name, data_args.data_dir
+        # the Hub's copy always has the train split (and downloads it with the others); a folder, when it holds it
+        if "train" not in splits and (
+            data_args.data_dir is None or "train" in available_glue_splits(data_args.task_name, data_args.data_dir)
         ):
             splits.append("train")
         raw = load_glue(data_args.task_name, data_args.data_dir, cache_dir=model_args.cache_dir, splits=splits)
@@ -172,6 +174,9 @@ def main(args=None):
         is_regression = features["label"].dtype in ("float32", "float64")
         label_list = [] if is_regression else features["label"].names
         text_columns = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
+
+    data_source = ", ".join(own[split] for split in splits) if own else f"GLUE {data_args.task_name}"
+    check_checkpoint_labels(model_args, label_list, data_source)
 
     if tokenizer_source is not None:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -269,6 +274,23 @@ def main(args=None):
         write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=HUB_DATASET_ID,
                          dataset_args=data_args.task_name, eval_split=eval_splits.get("eval"))  # fmt: skip
     return results
+
+
+def check_checkpoint_labels(model_args: SepNormModelArguments, label_list: list[str], data_source: str) -> None:
+    """Refuse data whose class names are not those of a fine-tuned classifier checkpoint (its config's id2label, when
+    not the default LABEL_i): the data's labels would replace them and relabel the classifier's rows silently."""
+    config = checkpoint_config(model_args)
+    if config is None or not label_list:
+        return
+    classes = [name for _, name in sorted(config.id2label.items(), key=lambda item: int(item[0]))]
+    same = [name.lower() for name in classes] == [str(label).lower() for label in label_list]  # POSITIVE = positive
+    if classes != [f"LABEL_{i}" for i in range(len(classes))] and not same:
+        raise InputError(
+            f"--model_name_or_path {model_args.model_name_or_path} classifies into {classes} (its config's id2label) "
+            f"and {data_source} is labelled {label_list}: its classifier's outputs would be relabelled. Give data "
+            "labelled with its classes, or start from a checkpoint without this classification head (e.g. the one it "
+            "was fine-tuned from)."
+        )
 
 
 def write_predictions(predicted, label_list: list[str], output_dir: str, indices) -> Path:

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, set_seed
 
 from hf_sepnorm import SepNormBertForMaskedLM
 from hf_sepnorm.data.epochs import EpochCallback
-from hf_sepnorm.data.splits import first_rows
+from hf_sepnorm.data.splits import first_rows, with_validation_split
 from hf_sepnorm.data.text import SeededMaskingCollator, cls_led_blocks, load_text_corpus, train_tokenizer_once
 from hf_sepnorm.errors import InputError
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
@@ -44,7 +44,9 @@ class DataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
     text_column: str = field(default="text", metadata={"help": "The Hub dataset's text column."})
     # argparse formats help strings with %: a literal percent sign is written %%
-    validation_split_percentage: int = field(default=5, metadata={"help": "Held-out %% without a validation file."})
+    validation_split_percentage: int = field(
+        default=5, metadata={"help": "Held-out %% without a validation file (or the data set's validation split)."}
+    )
     tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer to use instead of training one."})
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of the tokenizer trained on the text."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens per block, [CLS] and [SEP] included."})
@@ -62,7 +64,9 @@ def load_corpus(data_args: DataArguments):
         return load_text_corpus(data_args.train_file, data_args.validation_file, data_args.validation_split_percentage,
                                 data_args.encoding)
     corpus = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
-    return corpus.rename_column(data_args.text_column, "text") if data_args.text_column != "text" else corpus
+    corpus = corpus.rename_column(data_args.text_column, "text") if data_args.text_column != "text" else corpus
+    # a data set without a validation split: its last rows held out, as for --train_file
+    return with_validation_split(corpus, data_args.validation_split_percentage, shuffle=False)
 
 
 def load_tokenizer(model_args: SepNormModelArguments, data_args: DataArguments, corpus, training_args):

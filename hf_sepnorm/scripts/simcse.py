@@ -1,4 +1,4 @@
-"""Unsupervised SimCSE (Gao et al., 2021) with a SepNorm BERT and the HF Trainer, evaluated on STS-B.
+"""Unsupervised SimCSE (Gao et al., 2021) with a SepNorm BERT or RoBERTa and the HF Trainer, evaluated on STS-B.
 
     hf-sepnorm simcse --model_name_or_path bert-base-uncased --cls_norm batch \
         --train_file sentences.txt --sts_dir glue/STS-B --output_dir simcse --do_train --do_eval
@@ -47,6 +47,7 @@ from hf_sepnorm.adapters import PeftArguments, apply_peft
 from hf_sepnorm.data import load_glue
 from hf_sepnorm.data.text import check_text_files
 from hf_sepnorm.errors import InputError
+from hf_sepnorm.families import FAMILIES
 from hf_sepnorm.scripts.ending import train_and_evaluate, write_model_card
 from hf_sepnorm.training import (
     SepNormModelArguments,
@@ -55,6 +56,7 @@ from hf_sepnorm.training import (
     check_checkpoint_kind,
     frozen_standardization,
     load_or_build_model,
+    model_class_for_checkpoint,
     parse_arguments,
     run_main,
 )
@@ -64,6 +66,8 @@ logger = logging.getLogger(__name__)
 STS_SPLITS = {"stsb_dev": "validation", "stsb_train": "train"}  # metric name -> split of the GLUE STS-B folder
 POOLINGS = {"": "cls", "_mean_pooling": "mean", "_standardized_cls": "standardized_cls"}  # metric suffix -> pooling
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# the families whose base model has BERT's pooler (dense + tanh), SimCSE's MLP over [CLS]
+POOLER_FAMILIES = ("sepnorm_bert", "sepnorm_roberta")
 HEADING = re.compile(r"^\s*=(\s=)*\s.*\s=(\s=)*\s*$")  # a WikiText heading line: " = Title = ", " = = Section = = "
 
 
@@ -273,6 +277,13 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if model_args.model_name_or_path is None:
         raise InputError("--model_name_or_path is required: SimCSE starts from a pretrained BERT (stock or SepNorm).")
     check_checkpoint_kind(SepNormBertModel, model_args)
+    model_class = model_class_for_checkpoint(SepNormBertModel, model_args)  # the checkpoint family's base model
+    if (model_type := model_class.config_class.model_type) not in POOLER_FAMILIES:
+        raise InputError(
+            f"--model_name_or_path {model_args.model_name_or_path} is a {FAMILIES[model_type].name} checkpoint, whose "
+            f"base model has no pooler (SimCSE's MLP over [CLS]): give a "
+            f"{' or '.join(FAMILIES[name].name for name in POOLER_FAMILIES)} checkpoint (stock or SepNorm)."
+        )
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(
         simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision
@@ -299,7 +310,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
                        "BatchNorm statistics are used as the checkpoint holds them")  # fmt: skip
     sts_pairs = load_sts_pairs(simcse_args.sts_dir, simcse_args.max_eval_samples, model_args.cache_dir)
 
-    model = apply_peft(load_or_build_model(SepNormBertModel, model_args), peft_args)
+    model = apply_peft(load_or_build_model(model_class, model_args), peft_args)
     trainer = SimCSETrainer(
         model=model,
         args=training_args,
@@ -320,10 +331,9 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     results = train_and_evaluate(
         trainer, train_dataset=train_dataset, evaluate=trainer.evaluate, after_save=write_sentence_transformers_modules
     )
-    if training_args.do_train:  # an evaluation alone describes a checkpoint it did not make
-        # STS-B, from the official files or the Hub
-        write_model_card(trainer, finetuned_from=model_args.model_name_or_path, tags=["sentence-similarity", "simcse"],
-                         dataset_tags="nyu-mll/glue", dataset_args="stsb")  # fmt: skip
+    # STS-B, from the official files or the Hub
+    write_model_card(trainer, finetuned_from=model_args.model_name_or_path, tags=["sentence-similarity", "simcse"],
+                     dataset_tags="nyu-mll/glue", dataset_args="stsb")  # fmt: skip
     return results
 
 

@@ -87,7 +87,8 @@ class SepNormTrainingArguments(TrainingArguments):
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train even though --output_dir already holds a saved model or checkpoints: the new run's "
-                  "files replace theirs. Without it such a run stops before training."},
+                  "files replace theirs (its checkpoint-N folders are removed as training starts). Without it such a "
+                  "run stops before training."},
     )
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from transformers.trainer import FSDP_MODEL_NAME
@@ -67,3 +68,11 @@ def last_complete_checkpoint(output_dir: str) -> Path | None:
     """The highest-numbered complete `checkpoint-N` of `output_dir` (the Trainer's own choice for
     `resume_from_checkpoint=True`, the highest-numbered one, may be a save that was killed half-way)."""
     return next((path for path in reversed(checkpoint_folders(output_dir)) if checkpoint_is_complete(path)), None)
+
+
+def remove_checkpoints(output_dir: str) -> list[str]:
+    """Remove the `checkpoint-N` folders of `output_dir`; returns their names."""
+    folders = checkpoint_folders(output_dir)
+    for folder in folders:
+        shutil.rmtree(folder)
+    return [folder.name for folder in folders]

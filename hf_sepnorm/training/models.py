@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
-from ..conversion import check_nothing_left_random, convert_stock_checkpoint
+from ..conversion import check_nothing_left_random, convert_stock_checkpoint, is_cls_norm_key
 from ..data.images import PreparedImages, prepare_images
 from ..errors import InputError
 from ..families import FAMILIES, STOCK_MODEL_TYPES, family_of
@@ -144,7 +144,17 @@ def load_or_build_model(
         model_args.model_name_or_path, output_loading_info=True, **hub_kwargs, **config_fields, **sepnorm_fields
     )
     check_nothing_left_random(model, loading_info, model_args.model_name_or_path, allow_new_head=True)
+    # backbone weights the checkpoint lacked (BERT's pooler: an MLM checkpoint has none) start random, like the head:
+    # an adapter saves them with the head (`lora_config`), or the base it is reloaded on draws them anew
+    model.sepnorm_new_backbone_modules = new_backbone_modules(model, loading_info["missing_keys"])
     return model
+
+
+def new_backbone_modules(model: PreTrainedModel, missing_keys) -> list[str]:
+    """The names of `model`'s backbone modules whose weights are among `missing_keys`, [CLS] norms aside."""
+    prefix = "" if model.base_model is model else model.base_model_prefix + "."
+    return sorted({key.rsplit(".", 1)[0] for key in missing_keys
+                   if key.startswith(prefix) and not is_cls_norm_key(key)})  # fmt: skip
 
 
 def _hub_kwargs(model_args: SepNormModelArguments) -> dict:
@@ -158,11 +168,13 @@ def _hub_kwargs(model_args: SepNormModelArguments) -> dict:
 def freeze_backbone_for_linear_probe(model: PreTrainedModel) -> None:
     """Linear probing: only the head trains. The backbone's weights are frozen, and it stays in eval mode (the
     Trainer puts the whole model in train mode every step), so dropout is off and the [CLS] BatchNorms use and keep
-    their running statistics."""
+    their running statistics. Re-estimating those statistics puts the model in eval mode and only its [CLS] BatchNorms
+    in train mode: then the backbone is left as it is, so that they measure."""
     backbone = model.base_model
     backbone.requires_grad_(False)
     backbone.register_forward_pre_hook(_stay_in_eval_mode)
 
 
 def _stay_in_eval_mode(module, args) -> None:
-    module.eval()
+    if module.training:  # the Trainer's train mode; not the eval mode re-estimation sets around the [CLS] BatchNorms
+        module.eval()

@@ -20,7 +20,7 @@ from ..cls_norms import cls_batchnorms, nonfinite_cls_batches
 from ..errors import InputError
 from ..recalibration import cls_statistics_never_updated, recalibrate_cls_batchnorm
 from .arguments import SepNormTrainingArguments
-from .checkpoints import last_complete_checkpoint, resumed_checkpoint
+from .checkpoints import last_complete_checkpoint, remove_checkpoints, resumed_checkpoint
 from .distributed import (
     ClsStatisticsCallback,
     average_cls_statistics,
@@ -161,6 +161,10 @@ class SepNormTrainer(Trainer):
         if self.recalibrates():
             self.check_recalibration_can_run()  # now, rather than after training, with nothing saved yet
         checkpoint = self.complete_checkpoint(resume_from_checkpoint)
+        if checkpoint is None and sepnorm_option(self.args, "overwrite_output_dir") and self.args.should_save:
+            # the earlier run's checkpoints, which resuming or save_total_limit's rotation would take for this run's
+            if removed := remove_checkpoints(self.args.output_dir):
+                logger.warning("--overwrite_output_dir: removed the earlier run's %s", ", ".join(removed))
         if checkpoint is not None and self.is_world_process_zero():
             step = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
             logger.warning("Resuming from %s (step %d)", checkpoint, step)

@@ -157,3 +157,26 @@ def test_mistakes_end_in_one_line(emotions, arguments, expected, capsys, monkeyp
     assert lines[-1].startswith("hf-sepnorm glue: error: ") and expected.replace("{train}", str(train)) in lines[-1]
     assert "Traceback" not in "\n".join(lines)
     assert not (emotions / "out").exists()
+
+
+def test_data_labelled_otherwise_than_a_fine_tuned_classifier_is_refused_in_one_line(emotions, capsys):
+    """A fine-tuned classifier's rows are its classes (config id2label): data of other class names would relabel
+    them silently, so the run stops before loading the model, naming both label sets."""
+    hf_sepnorm("glue", "--train_file", emotions / "train.csv", "--validation_file", emotions / "dev.csv",
+               "--label_column_name", "sentiment", "--output_dir", emotions / "out", "--do_train", "--max_steps", "2",
+               *COMMON)  # fmt: skip
+    renamed = {"anger": "angry", "joy": "happy", "neutral": "neutral"}  # three classes again: the head's shape fits
+    rows = list(csv.reader((emotions / "dev.csv").open(encoding="utf-8")))[1:]
+    write_csv(emotions / "renamed.csv", ["text", "sentiment"], [[text, renamed[label]] for text, label in rows])
+    with pytest.raises(SystemExit):
+        hf_sepnorm("glue", "--model_name_or_path", emotions / "out", "--validation_file", emotions / "renamed.csv",
+                   "--label_column_name", "sentiment", "--output_dir", emotions / "evaluated", "--do_eval",
+                   "--report_to", "none")  # fmt: skip
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("hf-sepnorm glue: error: ") and "renamed.csv" in line
+    assert "['anger', 'joy', 'neutral']" in line and "['angry', 'happy', 'neutral']" in line
+    assert not (emotions / "evaluated").exists()
+    # the same classes as the checkpoint's are evaluated
+    hf_sepnorm("glue", "--model_name_or_path", emotions / "out", "--validation_file", emotions / "dev.csv",
+               "--label_column_name", "sentiment", "--output_dir", emotions / "evaluated", "--do_eval",
+               "--report_to", "none")  # fmt: skip

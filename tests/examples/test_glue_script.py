@@ -2,13 +2,16 @@
 
 import csv
 import json
+import warnings
 
 import datasets
 import huggingface_hub
 import pytest
+import torch
 from conftest import TINY_BERT_OVERRIDES
 from safetensors.torch import load_file
 
+from hf_sepnorm.adapters import apply_peft
 from hf_sepnorm.scripts import glue as run_glue
 from hf_sepnorm.scripts import mlm as run_mlm
 
@@ -150,3 +153,65 @@ def test_a_training_file_without_its_label_column_is_named_in_one_line(mlm_check
                        "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "1", *COMMON])  # fmt: skip
     message = str(raised.value)
     assert "\n" not in message and str(folder / "train.tsv") in message and "label" in message
+
+
+def test_an_adapter_on_a_checkpoint_without_pooler_reloads_as_the_model_that_was_trained(
+    mlm_checkpoint, data_dir, tmp_path, monkeypatch
+):
+    """An MLM checkpoint has no pooler: the classifier's new one is saved with the adapter, so that the adapter
+    reloaded on its base (as peft users load it) scores what the run trained and evaluated."""
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    trained = []
+
+    def apply_and_keep(model, peft_args):
+        trained.append(apply_peft(model, peft_args))
+        return trained[-1]
+
+    monkeypatch.setattr(run_glue, "apply_peft", apply_and_keep)
+    output_dir = tmp_path / "lora"
+    run_glue.main(
+        ["--model_name_or_path", str(mlm_checkpoint), "--task_name", "sst2", "--data_dir",
+         str(data_dir / "glue" / "SST-2"), "--output_dir", str(output_dir), "--do_train", "--max_steps", "2",
+         "--max_train_samples", "32", "--max_seq_length", "32", "--use_peft", "true", "--lora_r", "4", *COMMON]
+    )  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    probes = tokenizer(["a gripping , funny film .", "dull and far too long ."], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = trained[0].eval()(**probes).logits
+        reloaded = AutoPeftModelForSequenceClassification.from_pretrained(output_dir).eval()
+        assert torch.equal(reloaded(**probes).logits, expected)
+
+
+def test_evaluating_a_trained_folder_in_place_leaves_its_model_card(mlm_checkpoint, data_dir, tmp_path):
+    """The card describes the training that made the folder: an evaluation alone (no --do_train) does not rewrite it."""
+    folder = tmp_path / "sst2"
+    data = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--max_seq_length", "32",
+            "--max_eval_samples", "16", *COMMON]  # fmt: skip
+    run_glue.main(["--model_name_or_path", str(mlm_checkpoint), "--output_dir", str(folder), "--do_train",
+                   "--max_steps", "2", "--max_train_samples", "32", *data])  # fmt: skip
+    card = (folder / "README.md").read_bytes()
+    results = run_glue.main(["--model_name_or_path", str(folder), "--output_dir", str(folder), "--do_eval", *data])
+    assert results["eval_samples"] == 16
+    assert (folder / "README.md").read_bytes() == card
+
+
+def test_evaluating_a_stock_checkpoint_on_hub_data_estimates_its_cls_statistics_first(data_dir, tmp_path, monkeypatch):
+    """A stock checkpoint converted in memory has [CLS] statistics that describe nothing (mean 0, variance 1): an
+    evaluation alone estimates them on training rows, from the Hub's nyu-mll/glue as from --data_dir. The Hub is
+    stood in for by the same official files (no network here): it answers every split, as the Hub does."""
+    from family_checkpoints import save_stock_checkpoint
+
+    import hf_sepnorm.data.glue as glue_data
+
+    stock = save_stock_checkpoint("bert", tmp_path / "stock")
+    official = data_dir / "glue" / "SST-2"
+    arguments = ["--model_name_or_path", str(stock), "--task_name", "sst2", "--do_eval", "--max_eval_samples", "16",
+                 "--max_seq_length", "32", *COMMON]  # fmt: skip
+    from_files = run_glue.main([*arguments, "--data_dir", str(official), "--output_dir", str(tmp_path / "files")])
+    monkeypatch.setattr(glue_data, "_load_from_hub", lambda task, cache_dir: glue_data.load_glue(task.name, official))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*statistics that were never updated")
+        from_hub = run_glue.main([*arguments, "--output_dir", str(tmp_path / "hub")])
+    assert from_hub["eval_loss"] == from_files["eval_loss"] and from_hub["eval_samples"] == 16

@@ -8,8 +8,11 @@ import torch
 from conftest import TINY_VIT_OVERRIDES
 from safetensors.torch import load_file
 
+from hf_sepnorm import SepNormViTMAEForImageClassification
+from hf_sepnorm.cls_norms import cls_batchnorms
 from hf_sepnorm.scripts import image_classification as run_image_classification
 from hf_sepnorm.scripts import mae as run_mae
+from hf_sepnorm.training import ImageDataArguments, SepNormModelArguments, prepare_model_images
 
 COMMON = ["--report_to", "none", "--disable_tqdm", "true", "--per_device_train_batch_size", "8", "--seed", "3"]
 
@@ -44,17 +47,38 @@ def test_fine_tuning_on_cifar10_reports_top1_and_top5(cifar_mae_checkpoint, cifa
     assert not any(key.startswith("decoder.") for key in weights)
 
 
+def batch_statistics_of_final_cls_norm(checkpoint: Path, train_dir: Path, validation_dir: Path):
+    """The mean and (unbiased) variance of what the final [CLS] BatchNorm sees over all training images in one batch,
+    as re-estimation runs the model: in eval mode, its [CLS] BatchNorms normalizing with batch statistics."""
+    model = SepNormViTMAEForImageClassification.from_pretrained(checkpoint, num_labels=10).eval()
+    for norm in cls_batchnorms(model):
+        norm.train()
+    data = ImageDataArguments(train_dir=str(train_dir), validation_dir=str(validation_dir))
+    images = prepare_model_images(SepNormModelArguments(model_name_or_path=str(checkpoint)), data, None, seed=3,
+                                  augment=False)  # fmt: skip
+    pixel_values = torch.stack([row["pixel_values"] for row in images.splits["train"]])
+    seen = []
+    model.vit.layernorm.cls_norm.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    with torch.no_grad():
+        model(pixel_values=pixel_values)
+    return seen[0].mean(0), seen[0].var(0)
+
+
 def test_linear_probe_trains_only_the_head(cifar_mae_checkpoint, cifar10_dir, tmp_path):
     data = ["--train_dir", str(cifar10_dir / "train"), "--validation_dir", str(cifar10_dir / "test")]
+    # one batch of all 400 training images: the re-estimated statistics are those of the whole training set
     classify(cifar_mae_checkpoint, data, tmp_path / "probe", "--linear_probe", "--recalibrate_cls_norm", "true",
-             "--recalibration_batches", "5")  # fmt: skip
+             "--recalibration_batches", "1", "--per_device_train_batch_size", "400")  # fmt: skip
     pretrained = load_file(cifar_mae_checkpoint / "model.safetensors")
     probed = load_file(tmp_path / "probe" / "model.safetensors")
     encoder_weights = [key for key in probed if key.startswith("vit.") and "running_" not in key and "num_batches" not in key]
     assert encoder_weights and all(torch.equal(probed[key], pretrained[key]) for key in encoder_weights)
     # the [CLS] statistics were re-estimated on unmasked images, then left alone by the probe's training steps
-    running_mean = "vit.layernorm.cls_norm.running_mean"
-    assert not torch.equal(probed[running_mean], pretrained[running_mean])
+    true_mean, true_var = batch_statistics_of_final_cls_norm(cifar_mae_checkpoint, cifar10_dir / "train",
+                                                             cifar10_dir / "test")  # fmt: skip
+    assert (true_var - 1).abs().min() > 0.5  # far from the variance 1 of statistics that measured nothing
+    torch.testing.assert_close(probed["vit.layernorm.cls_norm.running_mean"], true_mean, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(probed["vit.layernorm.cls_norm.running_var"], true_var, rtol=1e-3, atol=1e-8)
     tracked = "vit.layernorm.cls_norm.num_batches_tracked"
     assert torch.equal(probed[tracked], pretrained[tracked])
     assert not torch.equal(probed["classifier.weight"], torch.zeros_like(probed["classifier.weight"]))

@@ -44,6 +44,24 @@ def test_run_mlm_trains_a_tokenizer_and_a_model_on_real_text(data_dir, tmp_path)
     assert model.bert.encoder.layer[0].output.LayerNorm.cls_norm.num_batches_tracked.item() == 4
 
 
+def test_run_mlm_on_a_dataset_with_only_a_train_split_holds_out_its_validation_rows(data_dir, tmp_path):
+    """--dataset_name of a data set with no validation split (a local folder `datasets.load_dataset` reads, as it
+    reads a Hub repo): --validation_split_percentage of its training rows are held out, as for --train_file."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    lines = [line for line in (data_dir / "text" / "ptb.valid.txt").read_text().splitlines() if line.strip()][:400]
+    (folder / "train.jsonl").write_text("".join(json.dumps({"content": line}) + "\n" for line in lines))
+    output_dir = tmp_path / "mlm"
+    run_mlm.main(
+        ["--dataset_name", str(folder), "--text_column", "content", "--validation_split_percentage", "10",
+         "--output_dir", str(output_dir), "--do_train", "--do_eval", "--max_steps", "2",
+         "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "500", "--max_seq_length", "32", *COMMON]
+    )  # fmt: skip
+    metrics = results(output_dir)
+    assert metrics["eval_samples"] > 0 and metrics["train_samples"] > 5 * metrics["eval_samples"]
+    assert metrics["eval_loss"] > 0
+
+
 @pytest.mark.slow
 def test_run_mlm_from_a_json_file_of_arguments(data_dir, tmp_path):
     arguments = {

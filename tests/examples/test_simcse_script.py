@@ -246,3 +246,29 @@ def test_evaluation_alone_needs_no_training_sentences(run_simcse, tmp_path, capl
     assert "without the standardized-[CLS] control" in caplog.text
     with pytest.raises(ValueError, match="--do_train needs --train_file"):
         run_simcse.main(["--model_name_or_path", str(folder), "--do_train", *common_arguments(tmp_path / "out2")])
+
+
+def test_a_roberta_checkpoint_trains_as_roberta_and_a_family_without_pooler_is_refused_at_once(run_simcse, tmp_path):
+    """Every text family with BERT's pooler (SimCSE's MLP) trains as its own base model; ModernBERT, which has none,
+    is refused in one line before any data is read."""
+    from family_checkpoints import save_stock_checkpoint
+
+    roberta = save_stock_checkpoint("roberta", tmp_path / "roberta")
+    out = tmp_path / "out"
+    metrics = run_simcse.main(
+        ["--model_name_or_path", str(roberta), "--train_file", wikitext(), "--max_train_samples", "32",
+         "--per_device_train_batch_size", "8", "--max_seq_length", "16", "--eval_max_seq_length", "32",
+         "--max_steps", "2", "--do_train",
+         "--do_eval", *common_arguments(out)]
+    )  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "sepnorm_roberta" and config["architectures"] == ["SepNormRobertaModel"]
+    assert -100 <= metrics["eval_stsb_dev_spearman"] <= 100
+
+    modernbert = save_stock_checkpoint("modernbert", tmp_path / "modernbert")
+    with pytest.raises(ValueError) as raised:
+        run_simcse.main(["--model_name_or_path", str(modernbert), "--train_file", "missing.txt", "--do_train",
+                         *common_arguments(tmp_path / "refused")])  # fmt: skip
+    message = str(raised.value)
+    assert "\n" not in message and "ModernBERT" in message and "BERT or RoBERTa" in message
+    assert not (tmp_path / "refused").exists()

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from hf_sepnorm import SepNormBertForSequenceClassification
 from hf_sepnorm.training import SepNormTrainingArguments
+from hf_sepnorm.training.checkpoints import checkpoint_folders, last_complete_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
@@ -45,3 +46,18 @@ def test_run_glue_twice_into_one_folder_stops_before_training_and_overwrites_onl
     run_glue.main([*arguments, "--seed", "2", "--overwrite_output_dir", "true"])
     second = load_file(tmp_path / "model.safetensors")
     assert any(not (second[name] == tensor).all() for name, tensor in first.items())
+
+
+@pytest.mark.slow
+def test_overwriting_a_folder_removes_the_earlier_runs_checkpoints(data_dir, tmp_path):
+    """--overwrite_output_dir replaces the earlier run's files, its checkpoint-N folders included: none is left for
+    --resume_from_checkpoint true (or save_total_limit's rotation) to take for the new run's."""
+    arguments = ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(tmp_path),
+                 "--do_train", "--max_train_samples", "32", "--max_seq_length", "32", "--per_device_train_batch_size",
+                 "8", "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "500", "--report_to", "none",
+                 "--disable_tqdm", "true"]  # fmt: skip
+    run_glue.main([*arguments, "--max_steps", "3", "--save_steps", "3"])
+    assert (tmp_path / "checkpoint-3").is_dir()
+    run_glue.main([*arguments, "--max_steps", "2", "--save_steps", "2", "--overwrite_output_dir", "true"])
+    assert [path.name for path in checkpoint_folders(str(tmp_path))] == ["checkpoint-2"]
+    assert last_complete_checkpoint(str(tmp_path)) == tmp_path / "checkpoint-2"
