@@ -77,8 +77,9 @@ def wilcoxon_cell(row: dict) -> str:
 
 def after_holm(verdict: str) -> str:
     """A secondary row's verdict in a sentence, saying that it follows the Holm-adjusted p (an inconclusive or
-    preliminary row has no verdict to adjust)."""
-    return verdict if "Holm" in verdict or verdict.startswith(("inconclusive", "preliminary")) else f"{verdict} after Holm"
+    preliminary or withdrawn row has no verdict to adjust)."""
+    no_verdict = ("inconclusive", "preliminary", "withdrawn")
+    return verdict if "Holm" in verdict or verdict.startswith(no_verdict) else f"{verdict} after Holm"
 
 
 def _direction(higher_is_better: bool) -> str:

@@ -90,8 +90,11 @@ def reestimated_arguments(trained_dir: str, seed: int, output_dir: str, data_dir
 def run(arm: str, seed: int, trained: bool, data_dir: Path, script, threads: int) -> dict:
     import torch
 
+    from hf_sepnorm.training.controls import BATCHNORM_EPS  # what the standardized [CLS] adds to the variance
+
     record = {"arm": arm, "seed": seed, "trained": trained, "primary": PRIMARY, "recipe": RECIPE, "threads": threads,
-              "device": "cuda" if torch.cuda.is_available() else "cpu", "versions": versions()}  # fmt: skip
+              "device": "cuda" if torch.cuda.is_available() else "cpu", "versions": versions(),
+              "standardization_epsilon": BATCHNORM_EPS}  # fmt: skip
     started = time.time()
     with tempfile.TemporaryDirectory(prefix=f"simcse-{arm}-") as work:
         output_dir = os.path.join(work, "run")

@@ -164,10 +164,13 @@ def pretrain(data_dir: Path, threads: int) -> dict:
 def simcse(arm: str, seed: int, steps: int | None, data_dir: Path, threads: int) -> dict:
     """Stage 2 (steps None: the untrained start, evaluated), 3 and 4 (SimCSE for `steps`, evaluated every
     EVAL_STEPS)."""
+    from hf_sepnorm.training.controls import BATCHNORM_EPS  # what the standardized [CLS] adds to the variance
+
     script = load_script("run_simcse")
     started = time.time()
     record = {"arm": arm, "seed": seed, "steps": steps, "primary": PRIMARY, "recipe": SIMCSE_RECIPE,
-              "pretrained_sha256": sha256_of(PRETRAINED), "threads": threads, "versions": versions()}  # fmt: skip
+              "pretrained_sha256": sha256_of(PRETRAINED), "threads": threads, "versions": versions(),
+              "standardization_epsilon": BATCHNORM_EPS}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=f"mlm-start-simcse-{arm}-") as work:
         output_dir = os.path.join(work, "run")
         base = ["--model_name_or_path", str(PRETRAINED), *ARMS[arm], *simcse_data(data_dir), *common(seed, output_dir)]
