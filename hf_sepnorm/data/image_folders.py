@@ -11,7 +11,7 @@ import torch
 from PIL import Image as PILImage
 
 from ..errors import InputError, MissingInputError
-from .images import IMAGE_SUFFIXES, to_8_bits
+from .images import IMAGE_SUFFIXES, open_image
 
 
 def image_files(folder: Path) -> list[tuple[Path, str]]:
@@ -77,12 +77,31 @@ def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_
     return folder
 
 
-def load_pixels(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Every image of an image folder, decoded once: uint8 (N, C, H, W), labels (class folders in sorted order, as
-    the scripts' `imagefolder` loading numbers them) and the class names."""
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def load_pixels(folder: Path, num_channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every image of an image folder, decoded once as the scripts decode it (`open_image`: 8-bit grey or RGB, palettes
+    as their colours, alpha dropped): uint8 (N, C, H, W), labels (class folders in sorted order, as the scripts'
+    `imagefolder` loading numbers them) and the class names. `num_channels` defaults to 1 when every image is grey,
+    else 3."""
     files = image_files(folder)
+    if num_channels is None:
+        modes = set()
+        for path, _ in files:
+            with PILImage.open(path) as image:  # reads the header only
+                modes.add(image.mode)
+        num_channels = 1 if modes <= set(GREY_MODES) else 3
     classes = sorted({label for _, label in files})
-    arrays = [np.asarray(to_8_bits(PILImage.open(path))) for path, _ in files]  # 16-bit PNGs scaled, not raw
+    arrays = []
+    for path, _ in files:
+        array = np.asarray(open_image({"path": str(path)}, num_channels))
+        if arrays and array.shape != arrays[0].shape:
+            raise InputError(
+                f"--images: {path} is {array.shape[1]}x{array.shape[0]}, {files[0][0]} is "
+                f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: the comparison reads images of one size; resize them to one."
+            )
+        arrays.append(array)
     pixels = torch.from_numpy(np.stack(arrays))
     pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
     labels = torch.tensor([classes.index(label) for _, label in files])

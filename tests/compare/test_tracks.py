@@ -11,6 +11,7 @@ from family_checkpoints import save_sepnorm_checkpoint
 from PIL import Image
 
 from hf_sepnorm import SepNormBertModel
+from hf_sepnorm.errors import InputError
 from hf_sepnorm.compare.readouts import SentenceReadouts
 from hf_sepnorm.compare.recipes import (
     ARMS,
@@ -186,3 +187,38 @@ def test_glue_training_rows_are_drawn_at_random_with_a_seed_and_the_constant_pre
     dev = np.asarray(sst2["validation"]["label"])
     frequencies = (np.bincount(train, minlength=2) + 1) / (len(train) + 2)
     assert constant_glue_loss("sst2", glue, 300, 1) == pytest.approx(-np.log(frequencies[dev]).mean())
+
+
+def test_image_pixels_are_the_scripts_pixels_whatever_the_file_mode(tmp_path):
+    """The comparison's readouts read the pixels the training scripts read (`open_image`): a palette PNG gives its
+    colours, not its palette indices, and an RGBA PNG its 3 RGB channels."""
+    from hf_sepnorm.data.images import open_image
+
+    folder = tmp_path / "train"
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3), dtype=np.uint8)
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    Image.fromarray(rgb[0]).quantize(colors=8).save(folder / "a" / "palette.png")  # mode P
+    Image.fromarray(np.dstack([rgb[1], np.full((6, 6), 128, np.uint8)])).save(folder / "b" / "rgba.png")
+    assert [Image.open(path).mode for path in sorted(folder.rglob("*.png"))] == ["P", "RGBA"]
+    pixels, labels, classes = load_pixels(folder)
+    assert pixels.shape == (2, 3, 6, 6) and classes == ["a", "b"] and labels.tolist() == [0, 1]
+    for index, path in enumerate(sorted(folder.rglob("*.png"))):
+        expected = np.asarray(open_image({"path": str(path)}, 3)).transpose(2, 0, 1)
+        np.testing.assert_array_equal(pixels[index].numpy(), expected)
+    np.testing.assert_array_equal(pixels[1].numpy(), rgb[1].transpose(2, 0, 1))  # RGBA: its colours, alpha dropped
+    # grey images stay one channel, as the scripts read them; the test split is read with the training split's channels
+    grey = tmp_path / "grey" / "a"
+    grey.mkdir(parents=True)
+    Image.fromarray(rgb[0, :, :, 0]).save(grey / "0.png")
+    assert load_pixels(grey.parent)[0].shape == (1, 1, 6, 6)
+    assert load_pixels(grey.parent, num_channels=3)[0].shape == (1, 3, 6, 6)
+
+
+def test_image_folder_of_mixed_sizes_is_refused_naming_the_file(tmp_path):
+    folder = tmp_path / "train" / "a"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((6, 6), np.uint8)).save(folder / "0.png")
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "1.png")
+    with pytest.raises(InputError, match=r"1\.png is 7x5.*6x6"):
+        load_pixels(folder.parent)

@@ -11,6 +11,7 @@ from transformers import set_seed
 from ...analysis import readout_summary
 from ...analysis.readouts import majority_class_accuracy
 from ...data.image_folders import link_image_subset, load_pixels, write_digits_folders
+from ...errors import InputError
 from ...remote_code.configuration_sepnorm_vit_mae import SepNormViTMAEConfig
 from ...remote_code.modeling_sepnorm_vit_mae import SepNormViTMAEForImageClassification
 from ..readouts import Metric, batches, prefixed, read_out, readout_metrics
@@ -51,7 +52,11 @@ class ImageTrack:
                                             recipe.max_test_images)  # fmt: skip
             self.dataset = images
         self.train_pixels, self.train_labels, self.classes = load_pixels(self.folder / "train")
-        self.test_pixels, self.test_labels, _ = load_pixels(self.folder / "test")
+        self.test_pixels, self.test_labels, _ = load_pixels(self.folder / "test", self.train_pixels.shape[1])
+        if self.test_pixels.shape[2:] != self.train_pixels.shape[2:]:
+            raise InputError(f"--images {images}: the test images are {self.test_pixels.shape[-1]}x"
+                             f"{self.test_pixels.shape[-2]}, the training images {self.train_pixels.shape[-1]}x"
+                             f"{self.train_pixels.shape[-2]}; resize them to one size.")  # fmt: skip
         self.channels, self.image_size = self.train_pixels.shape[1], self.train_pixels.shape[-1]
         self.title = f"Images: MAE from scratch on {self.dataset}"
         self.data = {"train images": len(self.train_labels), "test images": len(self.test_labels),
