@@ -4,6 +4,8 @@ image track, which decodes every image once for its readouts and baselines (the 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +58,22 @@ def check_split_folders(images_dir: str | Path) -> None:
 
 def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_test: int | None) -> Path:
     """`images_dir/train` and `images_dir/test` as given, or a fixed random subset (seed 0) of them linked into
-    `folder`: every arm and seed trains and is measured on the same images."""
+    `folder`: every arm and seed trains and is measured on the same images. A subset is reused only when its record
+    (written last) names the same source and limits: another `--images`, other limits or an interrupted linking
+    rebuild it."""
     check_split_folders(images_dir)
     source = Path(images_dir)
     if max_train is None and max_test is None:
         return source
+    record = {"images": str(source.resolve()), "max_train_images": max_train, "max_test_images": max_test}
+    record_file = folder / "subset.json"
+    if record_file.is_file() and json.loads(record_file.read_text()) == record:
+        return folder
+    record_file.unlink(missing_ok=True)  # no record of the old subset stays valid for a half-rebuilt one
+    for split in ("train", "test"):  # links this function made, never the images they point to
+        shutil.rmtree(folder / split, ignore_errors=True)
     for split, limit in (("train", max_train), ("test", max_test)):
         target = folder / split
-        if target.is_dir():
-            continue
         files = image_files(source / split)
         if not files:
             raise InputError(f"--images {images_dir}: {source / split} holds no images in <class>/<image> folders.")
@@ -74,6 +83,7 @@ def link_image_subset(images_dir: str, folder: Path, max_train: int | None, max_
             link = target / label / path.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(path.resolve())
+    record_file.write_text(json.dumps(record))
     return folder
 
 

@@ -222,3 +222,32 @@ def test_image_folder_of_mixed_sizes_is_refused_naming_the_file(tmp_path):
     Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "1.png")
     with pytest.raises(InputError, match=r"1\.png is 7x5.*6x6"):
         load_pixels(folder.parent)
+
+
+def write_image_folders(source, value, train=6, test=4):
+    for split, count in (("train", train), ("test", test)):
+        for index in range(count):
+            path = source / split / f"class{index % 2}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 4), value, dtype=np.uint8)).save(path)
+    return source
+
+
+def test_image_track_rebuilds_its_subset_for_other_images_or_limits(tmp_path):
+    """A second comparison in the same output folder with another `--images` folder, other limits, or after an
+    interrupted linking, reads the images it names, not the subset an earlier run linked."""
+    import dataclasses
+
+    from hf_sepnorm.compare.tracks.image import ImageTrack
+
+    recipe = dataclasses.replace(PRESETS["tiny"].image, max_train_images=4, max_test_images=None)
+    first, second = write_image_folders(tmp_path / "first", 10), write_image_folders(tmp_path / "second", 20, test=5)
+    work = tmp_path / "out"
+    assert ImageTrack(recipe, str(first), work).test_pixels.unique().tolist() == [10]
+    track = ImageTrack(recipe, str(second), work)
+    assert track.test_pixels.unique().tolist() == [20] and len(track.test_labels) == 5 and len(track.train_labels) == 4
+    assert len(ImageTrack(dataclasses.replace(recipe, max_train_images=3), str(second), work).train_labels) == 3
+    # an interrupted linking (a split folder without the record written last) is rebuilt, not reused
+    (work / "data" / "images" / "subset.json").unlink()
+    next((work / "data" / "images" / "test").rglob("*.png")).unlink()
+    assert len(ImageTrack(recipe, str(second), work).test_labels) == 5
