@@ -49,6 +49,7 @@ from hf_sepnorm.training import (
     SepNormTrainingArguments,
     check_checkpoint_kind,
     checkpoint_config,
+    fit_to_positions,
     init_head_bias_from_labels,
     load_or_build_model,
     model_class_for_checkpoint,
@@ -143,6 +144,7 @@ def main(args=None):
             "pooler: use it with --do_train and without --use_peft."
         )
     check_checkpoint_kind(SepNormBertForSequenceClassification, model_args)
+    data_args.max_seq_length = fit_to_positions(data_args.max_seq_length, "--max_seq_length", model_args)
     model_class = model_class_for_checkpoint(SepNormBertForSequenceClassification, model_args)
     set_seed(training_args.seed)
 

@@ -28,6 +28,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    fit_to_positions,
     load_or_build_model,
     parse_arguments,
     resumed_checkpoint,
@@ -87,6 +88,7 @@ def main(args=None):
         SepNormModelArguments, DataArguments, SepNormTrainingArguments, args=args
     )
     check_checkpoint_kind(SepNormBertForMaskedLM, model_args)
+    data_args.max_seq_length = fit_to_positions(data_args.max_seq_length, "--max_seq_length", model_args)
     set_seed(training_args.seed)
     corpus = load_corpus(data_args)
     tokenizer = load_tokenizer(model_args, data_args, corpus, training_args)

@@ -54,6 +54,7 @@ from hf_sepnorm.training import (
     SepNormTrainer,
     SepNormTrainingArguments,
     check_checkpoint_kind,
+    fit_to_positions,
     frozen_standardization,
     load_or_build_model,
     model_class_for_checkpoint,
@@ -277,6 +278,8 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if model_args.model_name_or_path is None:
         raise InputError("--model_name_or_path is required: SimCSE starts from a pretrained BERT (stock or SepNorm).")
     check_checkpoint_kind(SepNormBertModel, model_args)
+    for name in ("max_seq_length", "eval_max_seq_length"):
+        setattr(simcse_args, name, fit_to_positions(getattr(simcse_args, name), f"--{name}", model_args))
     model_class = model_class_for_checkpoint(SepNormBertModel, model_args)  # the checkpoint family's base model
     if (model_type := model_class.config_class.model_type) not in POOLER_FAMILIES:
         raise InputError(

@@ -9,6 +9,7 @@ from .heads import init_head_bias_from_labels
 from .models import (
     check_checkpoint_kind,
     checkpoint_config,
+    fit_to_positions,
     freeze_backbone_for_linear_probe,
     image_input_settings,
     prepare_model_images,
@@ -28,6 +29,7 @@ __all__ = [
     "convert_cls_batchnorm_to_sync",
     "check_checkpoint_kind",
     "checkpoint_config",
+    "fit_to_positions",
     "freeze_backbone_for_linear_probe",
     "image_input_settings",
     "prepare_model_images",

@@ -76,6 +76,22 @@ def model_class_for_checkpoint(default: type[PreTrainedModel], model_args: SepNo
     return family.heads[auto_class]
 
 
+def fit_to_positions(length: int, flag: str, model_args: SepNormModelArguments) -> int:
+    """`length` (the value of `flag`), or the positions of the checkpoint a run starts from when it has fewer, with a
+    warning, as transformers' run_glue.py and run_mlm.py clamp `--max_seq_length` to the tokenizer's model_max_length:
+    longer inputs would fail in the first forward, after the data work."""
+    config = checkpoint_config(model_args)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return length
+    if "roberta" in config.model_type:  # RoBERTa's position ids start after its padding index
+        positions -= config.pad_token_id + 1
+    if length > positions:
+        logger.warning("%s %d is more than the %d positions of %s: using %s %d.", flag, length, positions,
+                       model_args.model_name_or_path, flag, positions)  # fmt: skip
+    return min(length, positions)
+
+
 def image_input_settings(
     model_args: SepNormModelArguments, num_channels: int | None, image_size: int | None
 ) -> tuple[int, int | None]:
