@@ -69,6 +69,9 @@ def main(args=None):
         SepNormModelArguments, ImageDataArguments, ClassificationArguments, PeftArguments, SepNormTrainingArguments,
         args=args,
     )  # fmt: skip
+    if task_args.linear_probe and peft_args.use_peft:
+        raise InputError("--linear_probe trains only the classifier, and --use_peft trains LoRA weights inside the "
+                         "encoder: give one of them, not both.")  # fmt: skip
     training_args.remove_unused_columns = False  # the transform needs the raw image column
     check_checkpoint_kind(SepNormViTMAEForImageClassification, model_args)
     set_seed(training_args.seed)

@@ -110,3 +110,25 @@ def test_unreadable_image_is_named(cifar10_dir, tmp_path):
              "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "2", "--image_size", "32",
              "--config_overrides", f"patch_size=8,{TINY_VIT_OVERRIDES}", *COMMON]
         )  # fmt: skip
+
+
+def test_linear_probe_with_lora_is_refused_before_any_work(tmp_path):
+    """LoRA's weights train inside the encoder, so `--linear_probe --use_peft` would be no linear probe: refused in one
+    line, before the images are read or anything is written."""
+    import numpy as np
+    from PIL import Image
+
+    from hf_sepnorm.errors import InputError
+
+    for index in range(8):
+        path = tmp_path / "images" / f"class{index % 2}" / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((32, 32, 3), index * 30, dtype=np.uint8)).save(path)
+    checkpoint = Path(__file__).resolve().parents[1] / "fixtures" / "sepnorm_vit_mae_v0.1"
+    with pytest.raises(InputError, match="--linear_probe.*--use_peft"):
+        run_image_classification.main(
+            ["--model_name_or_path", str(checkpoint), "--train_dir", str(tmp_path / "images"), "--output_dir",
+             str(tmp_path / "out"), "--validation_split_percentage", "50", "--do_train", "--max_steps", "1",
+             "--linear_probe", "--use_peft", *COMMON]
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()
