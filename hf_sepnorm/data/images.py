@@ -92,13 +92,18 @@ def load_image_folders(
             data_files["validation"] = f"{validation_dir}/**"
         splits = load_dataset("imagefolder", data_files=data_files)
         splits = with_validation_split(splits, validation_split_percentage, seed=seed, stratify_by_column="label")
-        splits = DatasetDict(
-            {
-                name: split.shuffle(seed=seed).select(range(min(len(split), limit or len(split))))
-                for (name, split), limit in zip(splits.items(), (max_train_samples, max_eval_samples))
-            }
-        )
+        splits = sampled(splits, max_train_samples, max_eval_samples, seed)
     return splits.cast_column("image", Image(decode=False))
+
+
+def sampled(splits: DatasetDict, max_train_samples: int | None, max_eval_samples: int | None, seed: int) -> DatasetDict:
+    """`train` and `validation` shuffled with `seed`, each cut to its limit (None: all of it)."""
+    return DatasetDict(
+        {
+            name: splits[name].shuffle(seed=seed).select(range(min(len(splits[name]), limit or len(splits[name]))))
+            for name, limit in (("train", max_train_samples), ("validation", max_eval_samples))
+        }
+    )
 
 
 def make_image_processor(image_size: int, num_channels: int) -> BaseImageProcessor:
@@ -241,8 +246,11 @@ def _load_splits(data_args, seed: int) -> DatasetDict:
     splits = splits.rename_columns(
         {old: new for old, new in ((data_args.image_column, "image"), (data_args.label_column, "label")) if old != new}
     )
-    splits = with_validation_split(splits, data_args.validation_split_percentage, seed=seed)
-    return splits.cast_column("image", Image(decode=False))
+    used = DatasetDict({name: split for name, split in splits.items() if name in ("train", "validation")})
+    splits = with_validation_split(used, data_args.validation_split_percentage, seed=seed)
+    return sampled(splits, data_args.max_train_samples, data_args.max_eval_samples, seed).cast_column(
+        "image", Image(decode=False)
+    )
 
 
 def describe_image_folders(data_args, splits: DatasetDict) -> dict[str, str] | None:

@@ -193,3 +193,8 @@ class ImageDataArguments:
     def __post_init__(self):
         if self.train_dir is None and self.dataset_name is None:
             raise InputError("Give --train_dir DIR or --dataset_name NAME.")
+        folders = [flag for flag, folder in (("--train_dir", self.train_dir), ("--validation_dir", self.validation_dir))
+                   if folder is not None]  # fmt: skip
+        if self.dataset_name is not None and folders:
+            raise InputError(f"--dataset_name {self.dataset_name} and {' / '.join(folders)} are two sources of images: "
+                             "give the data set or the folders, not both.")  # fmt: skip

@@ -92,3 +92,43 @@ def test_unreadable_images_stop_the_run_before_training_or_are_dropped(folders, 
     card = (tmp_path / "kept" / "README.md").read_text()  # the folders by name and the images used, no data set
     assert "Data: local files, not a Hub data set: train `train/` (24 images), validation `val/` (12 images)." in card
     assert "Measured on the local validation data, `val/` (12 images)" in card and "datasets:" not in card
+
+
+@pytest.fixture
+def local_image_dataset(tmp_path):
+    """A data set `datasets.load_dataset` reads by path, offline: `train/`, `validation/` and `test/` image folders
+    (imagefolder's split names); the unused test split holds an unreadable image."""
+    for split, count in (("train", 8), ("validation", 6), ("test", 2)):
+        for index in range(count):
+            path = tmp_path / "dataset" / split / f"class{index % 2}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((16, 16, 3), index * 20, dtype=np.uint8)).save(path)
+    (tmp_path / "dataset" / "test" / "class0" / "0.png").write_bytes(b"not a png")
+    return tmp_path / "dataset"
+
+
+def test_a_dataset_keeps_the_sample_limits_and_only_the_splits_used(local_image_dataset):
+    from hf_sepnorm.data.images import check_images, load_images
+    from hf_sepnorm.training import ImageDataArguments
+
+    data = ImageDataArguments(dataset_name=str(local_image_dataset), max_train_samples=3, max_eval_samples=2)
+    splits = check_images(load_images(data, seed=3))  # the unused test split's unreadable image is not decoded
+    assert sorted(splits) == ["train", "validation"]
+    assert (len(splits["train"]), len(splits["validation"])) == (3, 2)
+    # the same images as the folder branch keeps: a shuffle with the run's seed, then the first rows
+    folders = load_images(ImageDataArguments(train_dir=str(local_image_dataset / "train"),
+                                             validation_dir=str(local_image_dataset / "validation"),
+                                             max_train_samples=3, max_eval_samples=2), seed=3)  # fmt: skip
+    for split in ("train", "validation"):
+        names = lambda rows: [image["path"].split("/")[-2:] for image in rows["image"]]  # noqa: E731
+        assert names(splits[split]) == names(folders[split])
+
+
+def test_a_dataset_and_image_folders_together_are_refused(local_image_dataset):
+    from hf_sepnorm.errors import InputError
+    from hf_sepnorm.training import ImageDataArguments
+
+    with pytest.raises(InputError, match="--dataset_name.*--train_dir"):
+        ImageDataArguments(dataset_name=str(local_image_dataset), train_dir=str(local_image_dataset / "train"))
+    with pytest.raises(InputError, match="--dataset_name.*--validation_dir"):
+        ImageDataArguments(dataset_name=str(local_image_dataset), validation_dir=str(local_image_dataset / "test"))
