@@ -186,7 +186,8 @@ def train_tokenizer_once(
     The main process trains; the others load its copy, so that every process holds the same vocabulary."""
     if checkpoint is not None and (Path(checkpoint) / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(checkpoint)
-    with training_args.main_process_first(desc="training the tokenizer"):
+    # local=False: global rank 0 writes it, so the first process of every other node waits too (a shared output_dir)
+    with training_args.main_process_first(local=False, desc="training the tokenizer"):
         if training_args.process_index != 0:
             return AutoTokenizer.from_pretrained(save_dir)
         texts = list(texts())

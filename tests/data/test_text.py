@@ -50,3 +50,49 @@ def test_masks_depend_on_seed_epoch_and_index_only(data_dir):
     assert not torch.equal(collator(examples)["labels"], batch["labels"])
     collator.epoch, collator.seed = 0, 8
     assert not torch.equal(collator(examples)["labels"], batch["labels"])
+
+
+TWO_NODES_SCRIPT = """
+import json, sys, time
+from transformers import TrainingArguments
+from hf_sepnorm.data.text import train_tokenizer_once
+
+output_dir, rank = sys.argv[1], int(sys.argv[2])
+args = TrainingArguments(output_dir=output_dir, use_cpu=True, report_to="none")
+assert (args.process_index, args.local_process_index, args.world_size) == (rank, 0, 2)
+
+def texts():
+    time.sleep(3)  # global rank 0 is slow to train: another node's first process must wait for its files
+    return iter(["the quick brown fox jumps over the lazy dog %d" % i for i in range(200)])
+
+tokenizer = train_tokenizer_once(texts, 100, output_dir, args)
+print(json.dumps(sorted(tokenizer.get_vocab().items())))
+"""
+
+
+@pytest.mark.slow
+def test_the_tokenizer_is_trained_once_across_nodes(tmp_path):
+    """Two nodes of one process each (global ranks 0 and 1, both local rank 0) sharing the output folder: the second
+    node's process reads the tokenizer global rank 0 trained and saved, after it is written."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from training.test_distributed import free_port
+
+    script = tmp_path / "two_nodes.py"
+    script.write_text(TWO_NODES_SCRIPT)
+    port = str(free_port())
+    processes = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "out"), str(rank)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+                              "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
+        for rank in (0, 1)
+    ]  # fmt: skip
+    results = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, results):
+        assert process.returncode == 0, err[-3000:]
+    vocabularies = [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
+    assert vocabularies[0] == vocabularies[1] and len(vocabularies[0]) > 20
