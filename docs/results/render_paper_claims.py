@@ -118,7 +118,7 @@ def image_line() -> str:
     track = json.loads((HERE / "image-digits-tiny" / "results.json").read_text())["tracks"]["image"]
     trivial = track["baselines"]["MAE loss, predicting zeros"][0]
     losses = {arm: statistics.mean(run["mae_eval_loss"] for run in runs) for arm, runs in track["runs"].items()}
-    return (f"a 4-layer MAE from scratch on 8x8 digits (`image-digits-tiny`): eval loss "
+    return ("a 4-layer MAE from scratch on 8x8 digits (`image-digits-tiny`): eval loss "
             + ", ".join(f"`{arm}` {loss:.4f}" for arm, loss in losses.items())
             + f" against {trivial:.4f} for predicting zeros: it did not learn, no verdict")
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from experiment_runner import write_readme_block  # noqa: E402
 from render_report import (  # noqa: E402
-    BASELINE, CONTROL, LOSS_NAMES, TASKS, comparison_rows, convergence, load_runs, mean_sd, metric_name, values_of,
+    CONTROL, LOSS_NAMES, TASKS, comparison_rows, convergence, load_runs, mean_sd, metric_name, values_of,
     verdict_lines,
 )
 from run_label_mean_head import LABEL_MEAN_RECIPE, RUNS, STSB_ARMS, plan  # noqa: E402
@@ -169,7 +169,7 @@ def headline() -> list[str]:
     new = by_recipe()[NEW]
     checks = convergence(new, baselines)
     failed = [f"`{arm}` on {task}" for (task, arm), (state, _) in checks.items() if state == "no"]
-    return [f"- **GLUE fine-tuning from all-MiniLM-L6-v2, the recipe corrected** (a regression head's bias starts at the "
+    return ["- **GLUE fine-tuning from all-MiniLM-L6-v2, the recipe corrected** (a regression head's bias starts at the "
             "label mean; the sound control; otherwise the recipe above; seeds finished: " + seeds_line(new) + "; the "
             "primary rows are the same, fixed before the first recipe ran).",
             "  Not converged (eval loss not below the constant predictor's): " + (", ".join(failed) or "none") + ".",
