@@ -19,8 +19,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from experiment_runner import write_readme_block  # noqa: E402
 from render_report import (  # noqa: E402
-    CONTROL, LOSS_NAMES, TASKS, comparison_rows, convergence, load_runs, mean_sd, metric_name, values_of,
-    verdict_lines,
+    CONTROL, LOSS_NAMES, TASKS, comparison_rows, convergence, load_runs, mean_sd, metric_name, plot_runs,
+    values_of, verdict_lines,
 )
 from run_label_mean_head import LABEL_MEAN_RECIPE, RUNS, STSB_ARMS, plan  # noqa: E402
 
@@ -32,6 +32,7 @@ ARMS = [*STSB_ARMS, CONTROL]
 ANSWER_BEGIN = ("<!-- glue-label-mean-head: begin (written by "
                 "docs/results/glue-minilm-converging/render_label_mean_head.py) -->")
 ANSWER_END = "<!-- glue-label-mean-head: end -->"
+PLOTS = "-label-mean-head"  # the figures' suffix beside the first report's
 
 
 def status(checks: dict, task: str, arm: str) -> str:
@@ -120,6 +121,13 @@ def render() -> str:
         "Each comparison of the primary metric and of the eval loss (negative is better), mean difference [95 % CI] "
         "over the paired seeds and its verdict, under each recipe. The old control's rows are the broken control's.",
         "", *what_changed(rows[OLD], rows[NEW]),
+        "", "## Learning curves and paired differences, new recipe", "",
+        f"![learning curves, new recipe](learning_curves{PLOTS}.png)", "",
+        "Dev primary metric and eval loss after each epoch, mean over seeds (band: lowest to highest seed); dashed "
+        "grey: the constant predictor's loss; dashed line: the control `shared-standardized`.", "",
+        f"![paired differences, new recipe](paired_differences{PLOTS}.png)", "",
+        "Each dot is one seed's difference in the dev primary metric (arm − reference, same seed) under the new "
+        "recipe; above 0, the first arm scores higher. SST-2's `shared` and SepNorm arms are the old recipe's runs.",
         "", "## Per arm and recipe (mean ± sd over seeds, full dev sets)", "",
         "| recipe | task | arm | seeds | primary | Spearman | eval loss | constant predictor's loss | converged? |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -180,8 +188,9 @@ def headline() -> list[str]:
 
 def main() -> None:
     (HERE / "report-label-mean-head.md").write_text(render())
+    plot_runs(by_recipe()[NEW], PLOTS)
     write_readme_block(HERE.parent / "answer.md", ANSWER_BEGIN, ANSWER_END, headline())
-    print(f"wrote {HERE / 'report-label-mean-head.md'} and its lines in docs/results/answer.md")
+    print(f"wrote {HERE / 'report-label-mean-head.md'}, its plots and its lines in docs/results/answer.md")
 
 
 if __name__ == "__main__":

@@ -462,12 +462,16 @@ def headline(runs_dir: Path) -> list[str]:
 
 
 def plot(runs_dir: Path) -> None:
+    plot_runs(load_runs(runs_dir))
+
+
+def plot_runs(runs: dict, suffix: str = "") -> None:
+    """learning_curves{suffix}.png and paired_differences{suffix}.png of `runs` (task -> arm -> seed -> record)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = load_runs(runs_dir)
     baselines = json.loads((HERE / "baselines.json").read_text())
     tasks = [task for task in TASKS if task in runs]
     if not tasks:
@@ -497,7 +501,7 @@ def plot(runs_dir: Path) -> None:
             axis.set_title(f"{TASK_LABELS[task]}: {metric_name(task, key)}")
             axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(HERE / "learning_curves.png", dpi=110)
+    figure.savefig(HERE / f"learning_curves{suffix}.png", dpi=110)
     plt.close(figure)
 
     figure, axes = plt.subplots(1, len(tasks), figsize=(8.5 * len(tasks), 4.6), squeeze=False)
@@ -515,7 +519,7 @@ def plot(runs_dir: Path) -> None:
         axis.set_ylabel(f"paired difference, dev {NAMES[primary]}")
         axis.set_title(f"{TASK_LABELS[task]} (seeds per pair in brackets)")
     figure.tight_layout()
-    figure.savefig(HERE / "paired_differences.png", dpi=110)
+    figure.savefig(HERE / f"paired_differences{suffix}.png", dpi=110)
     plt.close(figure)
 
 
