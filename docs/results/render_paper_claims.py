@@ -11,6 +11,7 @@ record here, none typed by hand.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 import sys
@@ -123,13 +124,36 @@ def image_line() -> str:
             + f" against {trivial:.4f} for predicting zeros: it did not learn, no verdict")
 
 
+def mlm_start_runner():
+    """simcse-mlm-start/run_experiment.py under its own module name (every experiment names its runner alike)."""
+    spec = importlib.util.spec_from_file_location("mlm_start_runner", HERE / "simcse-mlm-start" / "run_experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def mlm_start_state() -> str:
     """How far `simcse-mlm-start` got, from its records."""
-    found = sorted(path.relative_to(HERE / "simcse-mlm-start" / "runs").as_posix()
-                   for path in (HERE / "simcse-mlm-start" / "runs").glob("*/*.json"))  # fmt: skip
+    runs = HERE / "simcse-mlm-start" / "runs"
+    found = sorted(path.relative_to(runs).as_posix() for path in runs.glob("*/*.json"))
     if not found:
         return "planned, no stage recorded yet; its masked-LM pretraining resumes across sessions"
-    return f"under way, {len(found)} record(s) so far: {', '.join(found)}; see `simcse-mlm-start/report.md`"
+    read = lambda name: json.loads((runs / name).read_text()) if (runs / name).exists() else None  # noqa: E731
+    pilot, start = read("pilot/shared-seed0.json"), read("shared/untrained.json")
+    if pilot is None or start is None or mlm_start_runner().step_count(pilot, start) is not None:
+        return f"under way, {len(found)} record(s) so far; see `simcse-mlm-start/report.md`"
+    dev = "eval_stsb_dev_spearman"
+    state = (f"stopped by its pilot rule, without a verdict on SepNorm: SimCSE did not lift `shared`'s [CLS] from its "
+             f"masked-LM start (STS-B dev Spearman {start['metrics'][dev]:.2f} at step 0, "
+             f"{pilot['metrics'][dev]:.2f} after {pilot['steps']:,} steps; 5 points were needed)")
+    if baselines := read("diagnostics/baselines.json"):
+        state += f", and that start is below the bag-of-words baseline ({baselines['stsb_dev_spearman']:.2f})"
+    for path in found:
+        if path.startswith("diagnostics/pilot-lr"):
+            record = read(path)
+            state += (f"; at the paper's SimCSE rate ({record['recipe']['learning_rate']:g}) it reached "
+                      f"{record['metrics'][dev]:.2f}")
+    return state + "; see `simcse-mlm-start/report.md`"
 
 
 def glue_sentences() -> list[str]:
