@@ -50,6 +50,7 @@ from hf_sepnorm.training import (
     check_checkpoint_kind,
     checkpoint_config,
     fit_to_positions,
+    init_head_bias_from_class_frequencies,
     init_head_bias_from_labels,
     load_or_build_model,
     model_class_for_checkpoint,
@@ -98,7 +99,14 @@ class GlueArguments:
         default=True,
         metadata={"help": "Start a regression head's bias at the mean of the training labels (the same start for "
                   "every norm; a [CLS] BatchNorm pins the pooled features' batch mean, so a head starting at 0 cannot "
-                  "reach the labels' offset in a short run). Classification heads are left as built."},
+                  "reach the labels' offset in a short run). Classification heads: see "
+                  "--init_head_bias_from_class_frequencies."},
+    )
+    init_head_bias_from_class_frequencies: bool = field(
+        default=False,
+        metadata={"help": "Start a classification head's bias at the log class frequencies of the training rows (its "
+                  "untrained softmax is then the class prior; the same start for every norm). Off by default: "
+                  "measured on SST-2 in docs/results/glue-minilm-converging/report-class-prior-head.md."},
     )
     standardize_cls_features: bool = field(
         default=False,
@@ -225,8 +233,11 @@ def main(args=None):
     eval_datasets = {prefix: encoded[split] for prefix, split in eval_splits.items()}
     # on your files: the GLUE module's accuracy, or its Pearson and Spearman correlations (STS-B's) for scores
     metric = load_glue_metric(data_args.task_name or ("stsb" if is_regression else "sst2"))
-    if is_regression and data_args.init_head_bias_from_labels and training_args.do_train:
+    new_head = training_args.do_train and not has_trained_head(model_args)  # a fine-tuned head keeps what it learned
+    if new_head and is_regression and data_args.init_head_bias_from_labels:
         init_head_bias_from_labels(model, encoded["train"]["label"])
+    if new_head and not is_regression and data_args.init_head_bias_from_class_frequencies:
+        init_head_bias_from_class_frequencies(model, encoded["train"]["label"], len(label_list))
     if data_args.standardize_cls_features:
         model_inputs = [name for name in tokenizer.model_input_names if name in encoded["train"].column_names]
         rows = DataLoader(encoded["train"].select_columns(model_inputs), collate_fn=DataCollatorWithPadding(tokenizer),
@@ -276,6 +287,12 @@ def main(args=None):
         write_model_card(trainer, finetuned_from=model_args.model_name_or_path, dataset_tags=HUB_DATASET_ID,
                          dataset_args=data_args.task_name, eval_split=eval_splits.get("eval"))  # fmt: skip
     return results
+
+
+def has_trained_head(model_args: SepNormModelArguments) -> bool:
+    """Whether the checkpoint is a fine-tuned sequence classifier (its config names the head's architecture)."""
+    config = checkpoint_config(model_args)
+    return config is not None and any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
 
 
 def check_checkpoint_labels(model_args: SepNormModelArguments, label_list: list[str], data_source: str) -> None:

@@ -1,11 +1,12 @@
 """Training SepNorm models with the HF Trainer: `SepNormTrainer`, its arguments, the starting model, multi-process
-[CLS] statistics, a regression head's start at the label mean, and the standardized-[CLS] control arm of a comparison."""
+[CLS] statistics, a head's start where the constant predictor is, and the standardized-[CLS] control arm of a
+comparison."""
 
 from .arguments import ImageDataArguments, SepNormModelArguments, SepNormTrainingArguments, parse_arguments, run_main
 from .checkpoints import last_complete_checkpoint, resumed_checkpoint
 from .controls import BATCHNORM_EPS, frozen_standardization, standardize_cls_features
 from .distributed import ClsStatisticsCallback, ClsSyncBatchNorm, convert_cls_batchnorm_to_sync
-from .heads import init_head_bias_from_labels
+from .heads import init_head_bias_from_class_frequencies, init_head_bias_from_labels
 from .models import (
     check_checkpoint_kind,
     checkpoint_config,
@@ -42,4 +43,5 @@ __all__ = [
     "frozen_standardization",
     "BATCHNORM_EPS",
     "init_head_bias_from_labels",
+    "init_head_bias_from_class_frequencies",
 ]

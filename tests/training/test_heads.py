@@ -1,4 +1,5 @@
-"""A regression head that can reach its labels: its bias starts at the training labels' mean."""
+"""A head that starts where the constant predictor is: a regression head's bias at the training labels' mean, a
+classification head's at their log class frequencies; a fine-tuned head keeps what it learned."""
 
 import json
 
@@ -66,3 +67,52 @@ def test_a_short_run_of_a_cls_batchnorm_model_predicts_around_the_labels(data_di
     at_zero, _, card = _stsb_predictions(data_dir, tmp_path, "false")
     assert abs(at_zero - label_mean) > 1.5, (at_zero, label_mean)
     assert "head bias start" not in card
+
+
+def test_a_classification_head_bias_starts_at_the_log_class_frequencies():
+    from hf_sepnorm.training import init_head_bias_from_class_frequencies
+
+    model = SepNormBertForSequenceClassification(tiny_bert_config(cls_norm="batch", num_labels=3))
+    weight = model.classifier.weight.detach().clone()
+    labels = [0, 0, 0, 1, 1, 0]  # class 2 absent: add-one counts 5, 3, 1 of 9
+    bias = init_head_bias_from_class_frequencies(model, labels, 3)
+    expected = np.log([5 / 9, 3 / 9, 1 / 9])
+    assert bias.tolist() == pytest.approx(expected.tolist(), rel=1e-6)
+    assert model.classifier.bias.tolist() == pytest.approx(expected.tolist(), rel=1e-6)
+    torch.testing.assert_close(model.classifier.weight, weight)
+    assert "log class frequencies of the 6 training labels" in model.sepnorm_card_notes["head bias start"]
+    with pytest.raises(InputError, match="--init_head_bias_from_class_frequencies needs training labels that are class"):
+        init_head_bias_from_class_frequencies(model, [0, 3], 3)
+
+
+def _run_glue(data_dir, output_dir, *options):
+    run_glue.main(
+        ["--task_name", "sst2", "--data_dir", str(data_dir / "glue" / "SST-2"), "--output_dir", str(output_dir),
+         "--do_train", "--max_train_samples", "64", "--per_device_train_batch_size", "32", "--max_seq_length", "32",
+         "--report_to", "none", "--disable_tqdm", "true", "--seed", "0", "--save_strategy", "no", *options]
+    )  # fmt: skip
+
+
+def test_glue_starts_a_new_classifier_at_the_class_prior_and_leaves_a_fine_tuned_one_as_trained(data_dir, tmp_path):
+    """The flag sets a new head's bias (the card says so); continuing from a fine-tuned classifier keeps the bias it
+    learned (a zero learning rate: the saved bias comes back unchanged), whatever the flags."""
+    from hf_sepnorm.data import load_glue
+
+    first = tmp_path / "first"
+    _run_glue(data_dir, first, "--cls_norm", "batch", "--config_overrides", TINY_BERT_OVERRIDES, "--vocab_size", "2000",
+              "--init_head_bias_from_class_frequencies", "true", "--max_steps", "1", "--learning_rate", "0")
+    labels = load_glue("sst2", str(data_dir / "glue" / "SST-2"), splits=["train"])["train"]["label"][:64]
+    counts = np.bincount(labels, minlength=2) + 1
+    started = SepNormBertForSequenceClassification.from_pretrained(first).classifier.bias
+    assert started.tolist() == pytest.approx(np.log(counts / counts.sum()).tolist(), rel=1e-5)
+    assert "log class frequencies of the 64 training labels" in (first / "README.md").read_text()
+
+    with torch.no_grad():  # a bias no start would give, then continue training from that fine-tuned classifier
+        model = SepNormBertForSequenceClassification.from_pretrained(first)
+        model.classifier.bias.copy_(torch.tensor([0.25, -0.75]))
+        model.save_pretrained(first)
+    second = tmp_path / "second"
+    _run_glue(data_dir, second, "--model_name_or_path", str(first), "--init_head_bias_from_class_frequencies", "true",
+              "--max_steps", "1", "--learning_rate", "0")
+    kept = SepNormBertForSequenceClassification.from_pretrained(second).classifier.bias
+    assert kept.tolist() == pytest.approx([0.25, -0.75])
