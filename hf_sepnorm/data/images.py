@@ -268,14 +268,17 @@ def describe_image_folders(data_args, splits: DatasetDict) -> dict[str, str] | N
     return described
 
 
-def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_channels: int) -> BaseImageProcessor:
-    """The checkpoint's image processor when it has one, else a new one for this size and channel count."""
+def load_or_make_image_processor(checkpoint: str | None, image_size: int, num_channels: int,
+                                 hub_kwargs: dict | None = None) -> BaseImageProcessor:  # fmt: skip
+    """The checkpoint's image processor when it has one (at the `revision` and from the `cache_dir` of `hub_kwargs`,
+    as its weights), else a new one for this size and channel count."""
     if checkpoint is not None:
         from transformers import AutoImageProcessor
         from transformers.utils import cached_file
 
-        if cached_file(checkpoint, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False):
-            return AutoImageProcessor.from_pretrained(checkpoint)
+        hub_kwargs = hub_kwargs or {}
+        if cached_file(checkpoint, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs):
+            return AutoImageProcessor.from_pretrained(checkpoint, **hub_kwargs)
     return make_image_processor(image_size, num_channels)
 
 
@@ -290,12 +293,14 @@ class PreparedImages:
     augmentation_callback: EpochCallback
 
 
-def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: int, augment: bool) -> PreparedImages:
+def prepare_images(data_args, num_channels: int, checkpoint: str | None, seed: int, augment: bool,
+                   hub_kwargs: dict | None = None) -> PreparedImages:  # fmt: skip
     """Load the splits an `ImageDataArguments` names and set their transforms: the training split augmented (when
-    `augment`), with the checkpoint's image processor or a new one for the images' size."""
+    `augment`), with the checkpoint's image processor (`hub_kwargs`: its revision and cache folder) or a new one for
+    the images' size."""
     splits = check_images(load_images(data_args, seed=seed), drop=data_args.drop_unreadable_images)
     image_size = data_args.image_size or first_image_size(splits["train"], num_channels)
-    processor = load_or_make_image_processor(checkpoint, image_size, num_channels)
+    processor = load_or_make_image_processor(checkpoint, image_size, num_channels, hub_kwargs)
     train_transform = ImageTransform(processor, num_channels, augment=augment, seed=seed)
     splits["train"].set_transform(train_transform)
     splits["validation"].set_transform(ImageTransform(processor, num_channels, augment=False))

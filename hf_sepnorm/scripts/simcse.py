@@ -289,7 +289,8 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         )
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(
-        simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision
+        simcse_args.tokenizer_name or model_args.model_name_or_path, revision=model_args.revision,
+        cache_dir=model_args.cache_dir,
     )
     if training_args.do_train and not simcse_args.train_file:
         raise InputError("--do_train needs --train_file: the sentences SimCSE trains on (one per line, or plain text).")

@@ -110,7 +110,8 @@ def prepare_model_images(model_args: SepNormModelArguments, data_args, num_chann
     of `image_input_settings`, and the checkpoint's image processor when it has one."""
     num_channels, image_size = image_input_settings(model_args, num_channels, data_args.image_size)
     return prepare_images(dataclasses.replace(data_args, image_size=image_size), num_channels,
-                          model_args.model_name_or_path, seed, augment=augment)  # fmt: skip
+                          model_args.model_name_or_path, seed, augment=augment,
+                          hub_kwargs={"revision": model_args.revision, "cache_dir": model_args.cache_dir})  # fmt: skip
 
 
 def load_or_build_model(
