@@ -12,7 +12,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
 from ..remote_code.configuration_sepnorm import CLS_NORM_KINDS, SEPNORM_SCOPES
-from .checkpoints import checkpoint_folders
+from .checkpoints import checkpoint_folders, resumed_checkpoint
 
 
 @dataclass
@@ -99,6 +99,8 @@ class SepNormTrainingArguments(TrainingArguments):
             )
         if self.do_train and not self.overwrite_output_dir and self.resume_from_checkpoint in (None, False):
             self.check_output_dir_is_free()
+        if self.do_train:  # a checkpoint that is missing or half-saved is refused before data and model are loaded
+            resumed_checkpoint(self.resume_from_checkpoint, self.output_dir)
 
     def check_output_dir_is_free(self) -> None:
         """Training writes its model and checkpoints into output_dir: refuse, before anything runs, a folder holding

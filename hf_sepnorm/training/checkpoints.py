@@ -37,8 +37,13 @@ def resumed_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: st
             )
         logger.info("Resuming from %s, the last complete checkpoint", checkpoint)
         return str(checkpoint)
+    last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
+    if not Path(resume_from_checkpoint).is_dir():
+        raise MissingInputError(
+            f"--resume_from_checkpoint {resume_from_checkpoint}: no such folder. The last complete checkpoint beside "
+            f"it is {last}; --resume_from_checkpoint true takes the last complete one of --output_dir."
+        )
     if not checkpoint_is_complete(Path(resume_from_checkpoint)):
-        last = last_complete_checkpoint(str(Path(resume_from_checkpoint).parent))
         raise InputError(
             f"--resume_from_checkpoint {resume_from_checkpoint} is not a complete checkpoint (no readable "
             f"trainer_state.json or weights: its save was interrupted). The last complete one is {last}."

@@ -27,9 +27,26 @@ def test_a_folder_with_a_saved_model_or_checkpoints_is_refused_unless_told(tmp_p
         SepNormTrainingArguments(output_dir=str(run_dir), do_train=True)
     # what is allowed: told to overwrite, resuming, evaluating a saved model in its own folder, a new folder
     SepNormTrainingArguments(output_dir=str(model_dir), do_train=True, overwrite_output_dir=True)
+    with pytest.raises(FileNotFoundError, match="--resume_from_checkpoint true: no complete checkpoint in"):
+        SepNormTrainingArguments(output_dir=str(run_dir), do_train=True, resume_from_checkpoint="true")
+    (run_dir / "checkpoint-10" / "trainer_state.json").write_text("{}")  # complete: its state and its weights
+    SepNormBertForSequenceClassification(tiny_bert_config()).save_pretrained(run_dir / "checkpoint-10")
     SepNormTrainingArguments(output_dir=str(run_dir), do_train=True, resume_from_checkpoint="true")
     SepNormTrainingArguments(output_dir=str(model_dir), do_eval=True)
     SepNormTrainingArguments(output_dir=str(tmp_path / "new"), do_train=True)
+
+
+def test_a_missing_or_half_saved_checkpoint_is_refused_before_the_data_is_read(tmp_path):
+    """The checkpoint is checked as the arguments are parsed: the data folder below does not exist, and the error
+    names the checkpoint, not the data."""
+    half_saved = tmp_path / "run" / "checkpoint-4"
+    half_saved.mkdir(parents=True)
+    arguments = ["--task_name", "sst2", "--data_dir", str(tmp_path / "no-such-folder"), "--output_dir",
+                 str(tmp_path / "run"), "--do_train", "--config_overrides", TINY_BERT_OVERRIDES]  # fmt: skip
+    with pytest.raises(ValueError, match=r"checkpoint-4 is not a complete checkpoint"):
+        run_glue.main([*arguments, "--resume_from_checkpoint", str(half_saved)])
+    with pytest.raises(FileNotFoundError, match=r"checkpoint-9: no such folder"):
+        run_glue.main([*arguments, "--resume_from_checkpoint", str(tmp_path / "run" / "checkpoint-9")])
 
 
 @pytest.mark.slow
