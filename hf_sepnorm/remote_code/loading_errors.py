@@ -6,6 +6,8 @@ dependency of transformers.
 
 from safetensors import SafetensorError
 
+HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "subfolder", "force_download", "proxies")
+
 
 class ClearLoadingErrorsMixin:
     """Mixed into a `PreTrainedModel` subclass: its `from_pretrained` re-raises two errors with their cause named."""
@@ -19,7 +21,9 @@ class ClearLoadingErrorsMixin:
                 raise
             # transformers' message (recognized by the option it names) only points at a report it logged: say
             # which requested field caused it
-            saved, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path)
+            # read where the weights came from: the same revision, cache, token and subfolder
+            where = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+            saved, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path, **where)
             changed = {key: value for key, value in kwargs.items() if key in saved and saved[key] != value}
             changes = ", ".join(f"{key}={value} (checkpoint: {saved[key]})" for key, value in changed.items())
             raise RuntimeError(

@@ -5,6 +5,7 @@ import warnings
 import pytest
 import torch
 from conftest import bert_inputs, tiny_bert_config, tiny_vit_mae_config
+from hub_server import TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import BertConfig
 
@@ -106,6 +107,14 @@ def test_hidden_size_the_checkpoint_does_not_have_is_named(tmp_path):
     SepNormBertModel(tiny_bert_config()).save_pretrained(tmp_path)
     with pytest.raises(RuntimeError, match=r"do not fit .*: hidden_size=64 \(checkpoint: 32\).*ignore_mismatched"):
         SepNormBertModel.from_pretrained(tmp_path, hidden_size=64, num_attention_heads=2)
+
+
+def test_the_named_cause_reads_the_checkpoint_at_the_revision_asked_for(hub_server):  # noqa: F811
+    repo_id = f"{TEST_USER}/tiny-sepnorm-bert-revisions"
+    first = SepNormBertModel(tiny_bert_config()).push_to_hub(repo_id).oid  # hidden_size 32
+    SepNormBertModel(tiny_bert_config(hidden_size=48)).push_to_hub(repo_id)  # main moves on
+    with pytest.raises(RuntimeError, match=r"do not fit .*: hidden_size=64 \(checkpoint: 32\)"):
+        SepNormBertModel.from_pretrained(repo_id, revision=first, hidden_size=64, num_attention_heads=2)
 
 
 def test_batch_of_one_in_training_warns_instead_of_crashing(monkeypatch):
