@@ -428,6 +428,9 @@ def plot(runs_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     untrained, trained = load_runs(runs_dir)
+    control = control_runs()
+    # shared's standardized [CLS] (the control) from its re-runs with BatchNorm's epsilon once they cover its seeds
+    standardized = control if BASELINE in trained and set(trained[BASELINE]) <= set(control) else trained.get(BASELINE, {})
     zoomed = "batch-all" in trained  # its scale would flatten the others: a second row without it
     figure, grid = plt.subplots(2 if zoomed else 1, 2, figsize=(12, 8.4 if zoomed else 4.2), squeeze=False)
     panels = [(axis, split, True) for axis, split in zip(grid[0], ("stsb_train", "stsb_dev"))]
@@ -441,7 +444,7 @@ def plot(runs_dir: Path) -> None:
             if arm not in trained:
                 continue
             curves = {}
-            for record in trained[arm].values():
+            for record in (standardized if pooling else trained[arm]).values():
                 points = {entry["step"]: entry[key_of(split, pooling)] for entry in record["curve"]}
                 if arm in untrained:
                     points[0] = untrained[arm]["metrics"][key_of(split, pooling)]
@@ -474,7 +477,8 @@ def plot(runs_dir: Path) -> None:
     for axis, arm in zip(axes[0], arms):
         seeds = sorted(set(trained[arm]) & set(trained[BASELINE]))
         for j, (label, (own, base, colour)) in enumerate(series.items()):
-            differences = [trained[arm][s]["metrics"][own] - trained[BASELINE][s]["metrics"][base] for s in seeds]
+            shared = standardized if "_standardized_cls" in base else trained[BASELINE]
+            differences = [trained[arm][s]["metrics"][own] - shared[s]["metrics"][base] for s in seeds]
             axis.scatter([j] * len(differences), differences, color=colour, s=22, label=label)
         axis.axhline(0, color="gray", linewidth=0.8)
         axis.set_xticks(range(len(series)), ["train", "train\nvs std.", "dev", "dev\nvs std."])
