@@ -41,14 +41,18 @@ with 95 % intervals, paired t and exact Wilcoxon p-values, Holm-adjusted p-value
 difference at 80 % power, and per-seed values. This page and the reports are rendered from the `results.json` files
 (`python docs/results/render.py`).
 
-The SimCSE experiment from the pretrained MiniLM (the paper's text protocol, the primary text experiment: 200 steps,
-5 paired seeds of `shared` and `batch-final`, `batch-all` at fewer; its report says how many finished) is in
-[simcse-minilm/](simcse-minilm/report.md); its earlier 25-step run, which moved too little to answer anything, stays
-in [simcse-minilm-25-steps/](simcse-minilm-25-steps/report.md). GLUE fine-tuning from the same MiniLM at a budget
-that converges, with the standardized-[CLS] control arm `shared-standardized`, is in
-[glue-minilm-converging/](glue-minilm-converging/report.md) (its report says which tasks and seeds finished); it
-replaces the 40-step [glue-minilm/](glue-minilm/report.md) below as the GLUE answer, where STS-B and CoLA did not
-converge. Each of these three folders has its own `run_experiment.py` and `render_report.py`.
+SimCSE from the pretrained MiniLM (200 steps, 5 paired seeds of every arm; `batch-all` is BatchNorms inserted into
+that LayerNorm model, not the paper's setting) is in [simcse-minilm/](simcse-minilm/report.md); its earlier 25-step
+run, which moved too little to answer anything, stays in [simcse-minilm-25-steps/](simcse-minilm-25-steps/report.md).
+The paper's text protocol at a small scale (a BERT pretrained here with ShareNorm masked LM, SepNorm inserted, then
+SimCSE) is [simcse-mlm-start/](simcse-mlm-start/report.md): its plan, fixed before running, and how far it got.
+GLUE fine-tuning from the same MiniLM at a budget that converges is in
+[glue-minilm-converging/](glue-minilm-converging/report.md); its re-run with the recipe corrected (a regression head
+starting at the label mean, the sound standardization control) is
+[report-label-mean-head.md](glue-minilm-converging/report-label-mean-head.md), and whether a classification head
+starting at the class prior matters, [report-class-prior-head.md](glue-minilm-converging/report-class-prior-head.md).
+These replace the 40-step [glue-minilm/](glue-minilm/report.md) below as the GLUE answer, where STS-B and CoLA did not
+converge. Each of these folders has its own runners and renderers.
 """
 
 
