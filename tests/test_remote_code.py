@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import bert_inputs, image_inputs, tiny_bert_config, tiny_vit_mae_config
 from family_checkpoints import inputs_for, sepnorm_config
+from hub_server import TEST_USER, hub_server  # noqa: F401 - `hub_server` is a fixture
 from without_package import BLOCK_HF_SEPNORM
 from safetensors.torch import save_file
 
@@ -112,3 +113,19 @@ def test_remote_code_gives_bit_identical_outputs(tmp_path, model_class, make_con
     assert loaded["module"].startswith("transformers_modules.")
     assert loaded["backbone"] == type(model.base_model).__name__
     assert torch.equal(output, expected)
+
+
+def test_with_the_package_installed_a_pushed_checkpoint_loads_as_the_packages_classes(hub_server):  # noqa: F811
+    """What docs/models.md says of several processes: loaded by repo id with trust_remote_code=True while hf_sepnorm
+    is installed, a checkpoint's classes are the package's, so SepNormTrainer finds its [CLS] BatchNorms (and
+    synchronizes them) as it does for a model the package built."""
+    from transformers import AutoModelForSequenceClassification
+
+    from hf_sepnorm.cls_norms import cls_batchnorms
+    from hf_sepnorm.training import convert_cls_batchnorm_to_sync
+
+    repo_id = f"{TEST_USER}/tiny-sepnorm-bert-package-classes"
+    sha = SepNormBertForSequenceClassification(tiny_bert_config(cls_norm="batch")).push_to_hub(repo_id).oid
+    loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, revision=sha, trust_remote_code=True)
+    assert type(loaded) is SepNormBertForSequenceClassification
+    assert len(cls_batchnorms(loaded)) == 4 and convert_cls_batchnorm_to_sync(loaded) == 4
