@@ -58,7 +58,7 @@ def verdict(result, holm_p: float | None = None) -> str:
     return result.verdict if holm_p is None else holm_verdict({**result.__dict__, "holm_p": holm_p}, True)
 
 
-def diagnostics(folder: Path, start: dict | None) -> list[str]:
+def diagnostics(folder: Path, start: dict | None, planned_pilot: dict | None, mlm: dict) -> list[str]:
     """README.md's "After the pilot": what the records of diagnose_pilot.py say (no verdict on SepNorm)."""
     baselines = read(folder / "baselines.json")
     pilots = [read(path) for path in sorted(folder.glob("pilot-lr*.json"))]
@@ -85,10 +85,55 @@ def diagnostics(folder: Path, start: dict | None) -> list[str]:
                   f"{best[PILOT_KEY]:.2f} at step {best['step']}"
                   + ("" if gain is None else f"; best mean of three {gain:.2f}, "
                      f"{gain - start['metrics'][PILOT_KEY]:+.2f} from the start (5 needed)") + ".", "",
-                  "| step | " + " | ".join(str(entry["step"]) for entry in curve[::2]) + " |",
-                  "|---|" + "---|" * len(curve[::2]),
-                  "| dev [CLS] | " + " | ".join(f"{entry[PILOT_KEY]:.2f}" for entry in curve[::2]) + " |", ""]  # fmt: skip
+                  "| step | " + " | ".join(str(entry["step"]) for entry in curve[1::2]) + " |",
+                  "|---|" + "---|" * len(curve[1::2]),
+                  "| dev [CLS] | " + " | ".join(f"{entry[PILOT_KEY]:.2f}" for entry in curve[1::2]) + " |", ""]  # fmt: skip
+    every = [pilot for pilot in (planned_pilot, *pilots) if pilot]
+    if start and baselines and pilots and not any(step_count(pilot, start) for pilot in every):
+        below = start["metrics"][PILOT_KEY] < baselines["stsb_dev_spearman"]
+        fell = all(pilot["curve"][0][PILOT_KEY] < start["metrics"][PILOT_KEY] for pilot in every)
+        rates = ", ".join(f"{pilot['recipe']['learning_rate']:g}" for pilot in every)
+        climbing = all(pilot["curve"][-1][PILOT_KEY] > pilot["curve"][len(pilot["curve"]) // 2][PILOT_KEY] for pilot in every)
+        lines += [f"**Reading.** At none of the learning rates tried ({rates}) does SimCSE lift `shared`'s [CLS] the "
+                  f"{REQUIRED_GAIN:g} points the plan needs within {PILOT_MAX_STEPS:,} steps"
+                  + ("; each falls below the start by its first evaluation" if fell else "")
+                  + ("; each is still climbing at the end, so a longer run might pass the start" if climbing else "")
+                  + ". The rate is therefore not what stopped it"
+                  + (f". The start is weak: its [CLS] scores below the bag-of-words baseline (a masked-LM model "
+                     f"pretrained for {mlm['seconds'] / 3600:.1f} CPU-hours)" if below else "")
+                  + ". The experiment has no verdict on SepNorm, and this budget cannot reproduce the paper's protocol "
+                  "(a masked-LM start that SimCSE moves far and fast); that needs a stronger masked-LM start, such as "
+                  "`bert-base-uncased` in the paper's full-scale command.", ""]  # fmt: skip
+    if start and every:
+        plot_pilots(every, start["metrics"][PILOT_KEY], baselines)
+        lines += ["![the pilots](pilots.png)", "",
+                  "*Figure 1. `shared`'s [CLS] on the 1,500 STS-B dev pairs (Spearman x 100) during SimCSE from the "
+                  "masked-LM start, one line per learning rate (seed 0). Dotted: the start (step 0); dashed: the start "
+                  "plus the 5 points the plan needs; grey: the bag-of-words baseline (no model).*", ""]  # fmt: skip
     return lines
+
+
+def plot_pilots(pilots: list[dict], start: float, baselines: dict | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for pilot in pilots:
+        steps = [0] + [entry["step"] for entry in pilot["curve"]]
+        values = [start] + [entry[PILOT_KEY] for entry in pilot["curve"]]
+        axis.plot(steps, values, marker="o", markersize=3, label=f"lr {pilot['recipe']['learning_rate']:g}")
+    axis.axhline(start, color="black", linestyle=":", label="start")
+    axis.axhline(start + REQUIRED_GAIN, color="black", linestyle="--", label=f"start + {REQUIRED_GAIN:g} (needed)")
+    if baselines:
+        axis.axhline(baselines["stsb_dev_spearman"], color="grey", label="bag of words")
+    axis.set_xlabel("SimCSE step")
+    axis.set_ylabel("STS-B dev Spearman x 100, [CLS]")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(HERE / "pilots.png", dpi=110)
+    plt.close(figure)
 
 
 def render(runs: Path) -> str:
@@ -145,7 +190,7 @@ def render(runs: Path) -> str:
     if not finished:
         stopped = pilot is not None and starts["shared"] is not None and steps is None
         lines += ["Not run: the pilot's rule stopped the experiment (README.md)." if stopped else "Not run yet.", ""]
-        return "\n".join(lines + diagnostics(runs / "diagnostics", starts["shared"]))
+        return "\n".join(lines + diagnostics(runs / "diagnostics", starts["shared"], pilot, mlm))
     if finished < len(ARMS) * len(SEEDS):
         lines += [f"**PARTIAL RESULTS: {finished} of {len(ARMS) * len(SEEDS)} runs** ("
                   + ", ".join(f"`{arm}` {len(trained[arm])}" for arm in ARMS) + ").", ""]  # fmt: skip
