@@ -6,8 +6,8 @@ labels' offset only through its own bias; under a short AdamW schedule no parame
 learning rate (about 0.005 for 189 steps at 5e-5), and a head whose bias starts at 0 then predicts scores centred
 near 0 however well it learns their spread. Starting the bias at the label mean is arm-neutral: the same start for
 every norm, what the constant predictor would say. A classification head at the log class frequencies starts at
-the class prior; whether that matters is measured (docs/results/glue-minilm-converging/report-class-prior-head.md),
-so it is an option, off by default.
+the class prior; measured not to matter on SST-2 (docs/results/glue-minilm-converging/report-class-prior-head.md),
+it is an option, off by default.
 """
 
 from __future__ import annotations
