@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
@@ -151,9 +152,14 @@ def unknown_flag_message(flag: str, valid: list[str], prefix: str = "--") -> str
 def run_main(main) -> None:
     """Run a script's `main()`. A mistake in the user's input (`InputError`) ends it with its one-line message and
     exit code 2, as argparse does; Ctrl-C with exit code 130 (the shell's for SIGINT): an interrupted training says
-    in one line where it stopped and how to resume (`SepNormTrainer.train`). Neither prints a traceback."""
+    in one line where it stopped and how to resume (`SepNormTrainer.train`). Neither prints a traceback. A run that
+    ends well ends its process group."""
     try:
         main()
+        # each process of a distributed run ends its process group, as torch asks: left to the interpreter's exit,
+        # gloo's worker threads can abort it ("terminate called without an active exception", SIGABRT)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     except InputError as error:
         print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -93,6 +93,7 @@ def _run_glue(data_dir, output_dir, *options):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_glue_starts_a_new_classifier_at_the_class_prior_and_leaves_a_fine_tuned_one_as_trained(data_dir, tmp_path):
     """The flag sets a new head's bias (the card says so); continuing from a fine-tuned classifier keeps the bias it
     learned (a zero learning rate: the saved bias comes back unchanged), whatever the flags."""
