@@ -280,7 +280,13 @@ def render(runs_dir: Path) -> str:
                 key = key_of(split, pooling)
                 start = untrained.get(arm, {}).get("metrics", {}).get(key)
                 values = [trained[arm][seed]["metrics"][key] for seed in seeds_by_arm[arm]]
-                lines.append(f"| {LABELS[arm]}, {pooling_label} | {'–' if start is None else f'{start:.2f}'} | "
+                old = pooling == "_standardized_cls" and not all(
+                    STANDARDIZATION in trained[arm][seed] for seed in seeds_by_arm[arm])  # fmt: skip
+                lines.append(f"| {LABELS[arm]}, {pooling_label}{' (std + 1e-12)' if old else ''} | "
+                             f"{'–' if start is None else f'{start:.2f}'} | {mean_sd(values)} | {len(values)} |")  # fmt: skip
+            if arm == BASELINE and (control := control_runs()):
+                values = [record["metrics"][key_of(split, "_standardized_cls")] for record in control.values()]
+                lines.append(f"| {LABELS[arm]}, [CLS] standardized (control), re-run with BatchNorm's epsilon | – | "
                              f"{mean_sd(values)} | {len(values)} |")  # fmt: skip
             if arm in RECALIBRATED_ARMS:
                 values = [trained[arm][seed]["reestimated_metrics"][key_of(split)] for seed in seeds_by_arm[arm]]
