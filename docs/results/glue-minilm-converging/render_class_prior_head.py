@@ -30,7 +30,7 @@ def records(folder: Path, arm: str) -> dict[int, dict]:
     return {seed: json.loads(path.read_text()) for seed in SEEDS if (path := folder / TASK / arm / f"seed{seed}.json").exists()}
 
 
-def row(label: str, reference: dict, treatment: dict, key: str) -> str | None:
+def row(label: str, reference: dict, treatment: dict, key: str, descriptive: bool = False) -> str | None:
     seeds = sorted(set(reference) & set(treatment))
     if len(seeds) < 2:
         return None
@@ -38,6 +38,7 @@ def row(label: str, reference: dict, treatment: dict, key: str) -> str | None:
     result = paired_comparison([reference[s]["metrics"][key] for s in seeds], [treatment[s]["metrics"][key] for s in seeds],
                                higher_is_better)  # fmt: skip
     verdict = result.verdict if result.n == len(SEEDS) else f"preliminary (n = {result.n} of {len(SEEDS)}, no verdict)"
+    verdict = "(descriptive: no verdict)" if descriptive else verdict
     return (f"| {label} | {name} | {result.n} | {result.mean_difference:+.4f} | [{result.ci_low:+.4f}, "
             f"{result.ci_high:+.4f}] | {result.t_p:.3g} | {wilcoxon_cell(result.__dict__)} | {verdict} |")
 
@@ -79,7 +80,7 @@ def render() -> str:
                  if (line := row(f"`batch-final` − `shared`, {label}", group["shared"], group["batch-final"], key))]  # fmt: skip
     lines += ["## Secondary: does the SepNorm comparison move?", "", *(header + secondary if secondary else ["Not run yet."]), ""]
     descriptive = [line for key in METRICS if (line := row("`batch-all`: prior head − as built", built["batch-all"],
-                                                              prior["batch-all"], key))]  # fmt: skip
+                                                              prior["batch-all"], key, descriptive=True))]  # fmt: skip
     lines += ["## Descriptive: `batch-all`", ""]
     lines += ([*header, *descriptive] if descriptive else
               [f"{len(prior['batch-all'])} of {len(SEEDS)} runs recorded: no row (last in the plan, and not needed "
