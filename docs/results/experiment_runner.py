@@ -20,11 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_options(description: str, results_dir: Path, data_needed: str) -> argparse.Namespace:
-    """The runner's options (--data_dir, default $SEPNORM_DATA_DIR; --results_dir; --threads, which it sets)."""
+    """The runner's options (--data_dir, default $SEPNORM_DATA_DIR; --results_dir; --threads, which it sets;
+    --one)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data_dir", default=os.environ.get("SEPNORM_DATA_DIR"), help="the shared data folder")
     parser.add_argument("--results_dir", default=str(results_dir))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--one", action="store_true",
+                        help="(runners that loop over processes) run only the first run neither recorded nor claimed")
     options = parser.parse_args()
     if not options.data_dir:
         raise SystemExit(f"Give --data_dir or set SEPNORM_DATA_DIR (the folder holding {data_needed}).")

@@ -45,10 +45,8 @@ def record_path(results_dir: Path, kind: str, task: str, arm: str, seed: int) ->
 
 
 def main() -> None:
-    one = "--one" in sys.argv
-    if one:
-        sys.argv.remove("--one")
     options = parse_options(__doc__.splitlines()[0], RUNS, "glue/")
+    one = options.one
     data_dir, results_dir = Path(options.data_dir), Path(options.results_dir)
     runs = {f"{kind} {task} {arm} seed{seed}": (kind, task, arm, seed) for kind, task, arm, seed in plan()}
     todo = [(name, record_path(results_dir, *runs[name])) for name in runs]

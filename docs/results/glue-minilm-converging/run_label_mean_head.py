@@ -42,10 +42,8 @@ def plan() -> list[tuple[str, int, str]]:
 
 
 def main() -> None:
-    one = "--one" in sys.argv
-    if one:
-        sys.argv.remove("--one")
     options = parse_options(__doc__.splitlines()[0], RUNS, "glue/")
+    one = options.one
     data_dir, results_dir = Path(options.data_dir), Path(options.results_dir)
     write_baselines(data_dir, HERE / "baselines.json")
     runs = {f"{task} {arm} seed{seed}": (task, arm, seed) for task, seed, arm in plan()}
